@@ -1,0 +1,231 @@
+"""A run's folder: file names, atomic writes and the manifest that ties the files together.
+
+Every step records in ``manifest.json`` the key of its inputs (config + upstream checksums), the
+files it wrote with their checksums, and how long it took. A step whose key and files are
+unchanged is skipped; ``load_manifest(verify=True)`` refuses a folder whose files do not match
+their checksums or whose steps were built from different upstream files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gallery_core.config import SCHEMA_VERSION
+
+MANIFEST = "manifest.json"
+
+# One source of truth for the files of a run, by step. Each step's files are what its record lists.
+STEP_FILES: dict[str, dict[str, str]] = {
+    "train": {"checkpoint": "model.pt", "train_log": "train_log.jsonl", "catalogue_report": "catalogue_report.json"},
+    "embed": {"photo_table": "photos.parquet", "photo_embeddings": "photo_embeddings.npy",
+              "listing_table": "listings.parquet", "listing_embeddings": "listing_embeddings.npy"},
+    "index": {"index": "index.ann"},
+    "project": {"umap": "umap.parquet"},
+    "predict": {"predictions": "predictions.parquet", "metrics": "metrics.json"},
+}
+STEPS: tuple[str, ...] = tuple(STEP_FILES)
+# Which earlier files each step reads: their checksums are part of the step's input key.
+STEP_INPUTS: dict[str, tuple[str, ...]] = {
+    "train": (),
+    "embed": ("checkpoint",),
+    "index": ("listing_embeddings",),
+    "project": ("listing_embeddings",),
+    "predict": ("checkpoint", "listing_table", "listing_embeddings", "photo_table", "photo_embeddings"),
+}
+FILE_NAMES: dict[str, str] = {k: v for files in STEP_FILES.values() for k, v in files.items()}
+PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "scikit-learn", "umap-learn", "annoy")
+
+
+class ArtifactError(RuntimeError):
+    """A run folder is missing, incomplete or inconsistent; the message says which file and why."""
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    root: Path
+
+    def __getattr__(self, name: str) -> Path:
+        if name in FILE_NAMES:
+            return self.root / FILE_NAMES[name]
+        raise AttributeError(name)
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / MANIFEST
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def resume_checkpoint(self) -> Path:
+        return self.root / "last.pt"
+
+
+# --- atomic writes: a temp file in the same folder, then os.replace ---
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def write_json(path: str | Path, data: Any) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
+
+
+def write_parquet(path: str | Path, table: pd.DataFrame) -> None:
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+def write_npy(path: str | Path, array: np.ndarray) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.save(f, array)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Path):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"not JSON serialisable: {type(value)}")
+
+
+# --- checksums and the manifest ---
+
+def file_checksum(path: str | Path) -> str:
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def hash_key(*parts: Any) -> str:
+    """A short stable key of JSON-able parts (configs, fingerprints, checksums)."""
+    text = json.dumps(parts, sort_keys=True, default=_json_default)
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+def package_versions() -> dict[str, str]:
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = "not installed"
+    return versions
+
+
+def read_manifest(root: str | Path) -> dict[str, Any] | None:
+    path = Path(root) / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+    if manifest.get("schema_version") != SCHEMA_VERSION:
+        raise ArtifactError(f"{path}: schema version {manifest.get('schema_version')} is not "
+                            f"{SCHEMA_VERSION}; rebuild the run with this version of gallery-core")
+    return manifest
+
+
+def step_input_key(root: str | Path, step: str, config_part: Any, extra: Any = None) -> str:
+    """Key of a step's inputs: its config, extra facts, and the recorded checksums of upstream files."""
+    manifest = read_manifest(root) or {}
+    checksums = manifest.get("files", {})
+    upstream = {name: checksums.get(FILE_NAMES[name], {}).get("checksum") for name in STEP_INPUTS[step]}
+    return hash_key(step, config_part, extra, upstream)
+
+
+def step_is_done(root: str | Path, step: str, key: str) -> bool:
+    """True when the manifest records ``step`` with this input key and its files are intact."""
+    manifest = read_manifest(root)
+    if manifest is None or manifest.get("steps", {}).get(step, {}).get("key") != key:
+        return False
+    for file_name in STEP_FILES[step].values():
+        path = Path(root) / file_name
+        record = manifest["files"].get(file_name)
+        if record is None or not path.is_file() or path.stat().st_size != record["bytes"]:
+            return False
+    return True
+
+
+def record_step(root: str | Path, step: str, key: str, seconds: float, info: dict[str, Any],
+                base: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the step's files' checksums into the manifest (atomically) and drop later steps' records
+    whose inputs this step just changed."""
+    root = Path(root)
+    manifest = read_manifest(root) or {"schema_version": SCHEMA_VERSION, "steps": {}, "files": {}}
+    if base:
+        manifest.update(base)
+    manifest["schema_version"] = SCHEMA_VERSION
+    manifest["packages"] = package_versions()
+    manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    for file_name in STEP_FILES[step].values():
+        path = root / file_name
+        manifest["files"][file_name] = {"step": step, "checksum": file_checksum(path), "bytes": path.stat().st_size}
+    inputs = {FILE_NAMES[n]: manifest["files"].get(FILE_NAMES[n], {}).get("checksum") for n in STEP_INPUTS[step]}
+    manifest["steps"][step] = {"key": key, "seconds": round(seconds, 2), "inputs": inputs,
+                               "finished_at": manifest["updated_at"], **info}
+    write_json(root / MANIFEST, manifest)
+    return manifest
+
+
+def load_manifest(root: str | Path, verify: bool = True, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
+    """Read a run's manifest and check that the named steps' files exist and belong together.
+
+    With ``verify``, every file's checksum is recomputed, and every step's recorded inputs must be
+    the files now present: an embedding table from one build next to an index from another is refused.
+    """
+    root = Path(root)
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise ArtifactError(f"{root}: no {MANIFEST}; build the run with "
+                            f"`python -m gallery_core build --catalogue DIR --out {root}`")
+    for step in steps:
+        if step not in manifest.get("steps", {}):
+            raise ArtifactError(f"{root}: step {step!r} has not been run (run `python -m gallery_core {step} ...` "
+                                "or `build`)")
+        for file_name in STEP_FILES[step].values():
+            path = root / file_name
+            record = manifest["files"].get(file_name)
+            if record is None or not path.is_file():
+                raise ArtifactError(f"{path}: missing (written by step {step!r})")
+            if verify and file_checksum(path) != record["checksum"]:
+                raise ArtifactError(f"{path}: checksum differs from {MANIFEST}; the file was changed or comes "
+                                    "from another run. Rebuild this step.")
+        for file_name, checksum in manifest["steps"][step].get("inputs", {}).items():
+            current = manifest["files"].get(file_name, {}).get("checksum")
+            if current != checksum:
+                raise ArtifactError(f"{root}: step {step!r} was built from a different {file_name} than the one "
+                                    "present; the artifacts do not belong together. Rebuild it.")
+    return manifest

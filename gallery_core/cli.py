@@ -1,0 +1,200 @@
+"""Command line: ``python -m gallery_core <command>`` (or the ``gallery-core`` script)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import yaml
+
+from gallery_core.artifacts import STEPS, ArtifactError
+from gallery_core.config import ARTIFACTS_ROOT, DEMO_CATALOGUE_DIR, DEMO_RUN_NAME, WEIGHTINGS, BuildConfig
+
+# CLI flag -> (config section, field). One table, so flags and config files cannot drift apart.
+CONFIG_FLAGS: dict[str, tuple[str, str, type]] = {
+    "backbone": ("model", "backbone", str),
+    "weights_path": ("model", "weights_path", str),
+    "trainable_stages": ("model", "trainable_stages", int),
+    "image_size": ("model", "image_size", int),
+    "embed_dim": ("model", "embed_dim", int),
+    "weighting": ("train", "weighting", str),
+    "lr": ("train", "lr", float),
+    "batch_size": ("train", "batch_size", int),
+    "epochs": ("train", "max_epochs", int),
+    "patience": ("train", "patience", int),
+    "seed": ("train", "seed", int),
+    "n_trees": ("index", "n_trees", int),
+    "umap_neighbors": ("projection", "n_neighbors", int),
+    "oof_folds": ("predict", "oof_folds", int),
+}
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("configuration (overrides --config and the run's saved config)")
+    group.add_argument("--config", type=Path, help="YAML file with sections model/train/index/projection/predict")
+    for flag, (section, name, kind) in CONFIG_FLAGS.items():
+        default = getattr(BuildConfig(), section).__dict__[name]
+        extra = {"choices": WEIGHTINGS} if flag == "weighting" else {}
+        group.add_argument(f"--{flag.replace('_', '-')}", type=kind, default=None,
+                           help=f"{section}.{name} (default {default})", **extra)
+    group.add_argument("--no-trunk-cache", action="store_true", help="decode photos every epoch instead of "
+                       "caching the frozen trunk's output")
+
+
+def _config_from_args(args: argparse.Namespace, out: Path) -> BuildConfig:
+    from gallery_core.build import config_for_run
+
+    data = config_for_run(out).to_dict()
+    if args.config is not None:
+        try:
+            loaded = yaml.safe_load(args.config.read_text()) or {}
+        except (OSError, yaml.YAMLError) as err:
+            raise ValueError(f"{args.config}: cannot read config: {err}") from None
+        for section, values in loaded.items():
+            if section not in data or not isinstance(values, dict):
+                raise ValueError(f"{args.config}: unknown section {section!r}; sections are {list(data)}")
+            data[section].update(values)
+    for flag, (section, name, _) in CONFIG_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            data[section][name] = value
+    if getattr(args, "no_trunk_cache", False):
+        data["train"]["cache_trunk"] = False
+    return BuildConfig.from_dict(data)
+
+
+def _log_quietly(quiet: bool):
+    return (lambda _msg: None) if quiet else (lambda msg: print(msg, flush=True))
+
+
+# --- commands ---
+
+def cmd_demo_catalogue(args: argparse.Namespace) -> int:
+    from gallery_core.demo import generate_demo_catalogue
+
+    started = time.perf_counter()
+    out = generate_demo_catalogue(args.out, n_listings=args.listings, seed=args.seed, image_size=args.image_size,
+                                  workers=args.workers, progress=not args.quiet)
+    print(f"demo catalogue written to {out} in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def cmd_steps(args: argparse.Namespace) -> int:
+    from gallery_core.build import run_steps
+
+    steps = STEPS if args.command == "build" else (args.command,)
+    if args.command == "build" and args.steps:
+        steps = tuple(args.steps)
+    config = _config_from_args(args, args.out)
+    started = time.perf_counter()
+    manifest = run_steps(args.out, steps, catalogue_dir=args.catalogue, config=config, force=args.force,
+                         device=args.device, progress=not args.quiet, log=_log_quietly(args.quiet))
+    shares = ", ".join(f"{s} {manifest['steps'][s]['seconds']:.0f}s" for s in STEPS if s in manifest["steps"])
+    print(f"run {args.out} ready in {time.perf_counter() - started:.1f}s (last build of each step: {shares})")
+    return 0
+
+
+def cmd_retrieve(args: argparse.Namespace) -> int:
+    from gallery_core.run import open_run
+
+    run = open_run(args.artifacts)
+    seed = run.seed_vector(uploaded=run.embed_uploads(args.photos))
+    results = run.retrieve(seed, k=args.k)
+    columns = ["listing_id", *[c for c in args.show if c in run.listings.columns]]
+    results = results.merge(run.listings[columns], on="listing_id", how="left")
+    if args.json:
+        print(json.dumps({"seed_photos": [str(p) for p in args.photos],
+                          "results": results.to_dict(orient="records")}, indent=2, default=str))
+    else:
+        print(f"top {len(results)} listings for {len(args.photos)} seed photo(s) in run {run.name}:")
+        print(results.to_string(index=False, float_format="%.4f"))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from gallery_core.predict import metrics_table
+    from gallery_core.run import open_run
+
+    run = open_run(args.artifacts)
+    m = run.manifest
+    print(f"run {run.name}: {m['catalogue']['n_listings']} listings, {m['catalogue']['n_photos']} photos, "
+          f"backbone {m['backbone']['name']}, weighting {run.config.train.weighting}")
+    for step in STEPS:
+        print(f"  {step:8s} {m['steps'][step]['seconds']:7.1f}s  finished {m['steps'][step]['finished_at']}")
+    print(metrics_table(run.metrics["tasks"]).to_string(index=False, float_format="%.4f"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gallery-core",
+        description="Learn, explore and audit photo-gallery embeddings of a catalogue.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo-catalogue", help="generate the synthetic demo catalogue")
+    p.add_argument("--out", type=Path, default=DEMO_CATALOGUE_DIR, help=f"output folder (default {DEMO_CATALOGUE_DIR})")
+    p.add_argument("--listings", type=int, default=2000, help="number of listings (default 2000)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--image-size", type=int, default=128, help="photo size in pixels (default 128)")
+    p.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_demo_catalogue)
+
+    step_help = {
+        "build": "run every step: train -> embed -> index -> project -> predict",
+        "train": "train the gallery encoder and task heads (writes model.pt)",
+        "embed": "embed every photo and listing with the trained encoder",
+        "index": "build the Annoy index over listing embeddings",
+        "project": "fit the UMAP 2-D map of the listings",
+        "predict": "per-task predictions, out-of-fold probes and validation metrics",
+    }
+    default_out = ARTIFACTS_ROOT / DEMO_RUN_NAME
+    for name, text in step_help.items():
+        p = sub.add_parser(name, help=text, description=text + ". Skips work already done for the same inputs.")
+        p.add_argument("--catalogue", type=Path, default=None if name not in ("build", "train", "embed")
+                       else DEMO_CATALOGUE_DIR, help="catalogue folder (train and embed read it)")
+        p.add_argument("--out", type=Path, default=default_out, help=f"run folder (default {default_out})")
+        if name == "build":
+            p.add_argument("--steps", nargs="+", choices=STEPS, help="only these steps")
+        p.add_argument("--force", action="store_true", help="rerun even if up to date")
+        p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+        p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
+        _add_config_flags(p)
+        p.set_defaults(func=cmd_steps)
+
+    p = sub.add_parser("retrieve", help="top-k listings for a set of seed photos")
+    p.add_argument("--artifacts", type=Path, default=default_out, help=f"run folder (default {default_out})")
+    p.add_argument("--photos", type=Path, nargs="+", required=True, help="seed photo files (one seed gallery)")
+    p.add_argument("-k", type=int, default=10, help="number of listings (default 10)")
+    p.add_argument("--show", nargs="*", default=["property_type", "city"], help="listing columns to print")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_retrieve)
+
+    p = sub.add_parser("info", help="summary of a built run: steps, timings, validation metrics")
+    p.add_argument("--artifacts", type=Path, default=default_out, help=f"run folder (default {default_out})")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from gallery_core.backbones import BackboneWeightsError
+    from gallery_core.catalogue import CatalogueError
+    from gallery_core.photos import PhotoError
+
+    try:
+        return args.func(args)
+    except (CatalogueError, ArtifactError, BackboneWeightsError, PhotoError, FileExistsError, ValueError,
+            KeyError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

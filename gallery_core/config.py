@@ -1,0 +1,140 @@
+"""One source of truth for paths and configuration.
+
+Every step reads its settings from these dataclasses; a checkpoint and a run's manifest carry
+them as plain dicts (``BuildConfig.to_dict``), so a run describes itself and can be rebuilt.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Where runs are written and read. The app and the CLI both default to these.
+ARTIFACTS_ROOT = Path(os.environ.get("GALLERY_CORE_ARTIFACTS", REPO_ROOT / "artifacts"))
+DEMO_CATALOGUE_DIR = Path(os.environ.get("GALLERY_CORE_DEMO_CATALOGUE", REPO_ROOT / "data" / "demo"))
+DEMO_RUN_NAME = "demo"
+
+SCHEMA_VERSION = 1
+
+WEIGHTINGS = ("equal", "pseudo_uniform", "uncertainty")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ValueError(message)
+
+
+@dataclass
+class ModelConfig:
+    """The gallery encoder: backbone -> mean pooling -> projection, and one head per task."""
+
+    backbone: str = "efficientnet_lite0"
+    # How many of the backbone's last stages are fine-tuned; the rest are frozen (and cached).
+    trainable_stages: int = 2
+    image_size: int = 128
+    embed_dim: int = 256
+    head_hidden: int = 128
+    # A local weights file for backbones whose weights no package ships (e.g. vgg16).
+    weights_path: str | None = None
+
+    def validate(self) -> None:
+        _check(self.trainable_stages >= 0, f"trainable_stages must be >= 0, got {self.trainable_stages}")
+        _check(32 <= self.image_size <= 1024, f"image_size must be in [32, 1024], got {self.image_size}")
+        _check(self.embed_dim >= 2, f"embed_dim must be >= 2, got {self.embed_dim}")
+        _check(self.head_hidden >= 1, f"head_hidden must be >= 1, got {self.head_hidden}")
+
+
+@dataclass
+class TrainConfig:
+    weighting: str = "pseudo_uniform"
+    lr: float = 1e-4
+    batch_size: int = 16  # galleries per step (the paper used 4 with up to 44 photos each)
+    max_epochs: int = 30
+    patience: int = 3  # epochs without validation improvement before stopping
+    val_fraction: float = 0.1  # the paper's 9:1 split, by listing
+    seed: int = 0
+    # Reuse the frozen trunk's output across epochs (only possible without augmentation).
+    cache_trunk: bool = True
+    amp: bool = True  # mixed precision, used on CUDA only
+
+    def validate(self) -> None:
+        _check(self.weighting in WEIGHTINGS, f"unknown weighting {self.weighting!r}; choose from {WEIGHTINGS}")
+        _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _check(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
+        _check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        _check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+
+
+@dataclass
+class IndexConfig:
+    n_trees: int = 50
+    search_k: int = -1  # Annoy's default: n_trees * k
+
+    def validate(self) -> None:
+        _check(self.n_trees >= 1, f"n_trees must be >= 1, got {self.n_trees}")
+
+
+@dataclass
+class ProjectionConfig:
+    n_neighbors: int = 15
+    min_dist: float = 0.1
+    metric: str = "cosine"
+
+    def validate(self) -> None:
+        _check(self.n_neighbors >= 2, f"n_neighbors must be >= 2, got {self.n_neighbors}")
+        _check(0 <= self.min_dist <= 1, f"min_dist must be in [0, 1], got {self.min_dist}")
+
+
+@dataclass
+class PredictConfig:
+    # Folds of the out-of-fold probes that the audit ranks by.
+    oof_folds: int = 5
+
+    def validate(self) -> None:
+        _check(self.oof_folds >= 2, f"oof_folds must be >= 2, got {self.oof_folds}")
+
+
+@dataclass
+class BuildConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    projection: ProjectionConfig = field(default_factory=ProjectionConfig)
+    predict: PredictConfig = field(default_factory=PredictConfig)
+
+    def validate(self) -> BuildConfig:
+        for section in (self.model, self.train, self.index, self.projection, self.predict):
+            section.validate()
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> BuildConfig:
+        """Rebuild from ``to_dict`` output; unknown keys are an error, missing keys take defaults."""
+        sections = {f.name: f.type for f in fields(cls)}
+        unknown = set(data) - set(sections)
+        _check(not unknown, f"unknown config sections: {sorted(unknown)}")
+        kwargs = {}
+        for name, section_cls in _SECTION_CLASSES.items():
+            values = dict(data.get(name, {}))
+            known = {f.name for f in fields(section_cls)}
+            bad = set(values) - known
+            _check(not bad, f"unknown keys in config section {name!r}: {sorted(bad)}")
+            kwargs[name] = section_cls(**values)
+        return cls(**kwargs).validate()
+
+
+_SECTION_CLASSES = {
+    "model": ModelConfig,
+    "train": TrainConfig,
+    "index": IndexConfig,
+    "projection": ProjectionConfig,
+    "predict": PredictConfig,
+}

@@ -1,0 +1,112 @@
+"""Photo decoding and the cache of frozen-trunk features.
+
+The frozen trunk is deterministic (eval mode, no augmentation), so its output for every photo is
+computed once, stored as float16 under the run's ``cache/`` folder, and reused by every training
+epoch and by the embed step. Undecodable photos are reported, not fatal.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from tqdm.auto import tqdm
+
+from gallery_core.artifacts import atomic_path, hash_key, write_json
+from gallery_core.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone
+
+
+class PhotoError(ValueError):
+    """A photo cannot be decoded."""
+
+
+def load_photo(source: str | Path | bytes, size: int) -> np.ndarray:
+    """Decode a photo file (or its bytes) to RGB uint8 (size, size, 3), resized bilinearly as in the paper."""
+    try:
+        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
+            img = img.convert("RGB")
+            if img.size != (size, size):
+                img = img.resize((size, size), Image.BILINEAR)
+            return np.asarray(img, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as err:
+        name = "uploaded photo" if isinstance(source, bytes) else str(source)
+        raise PhotoError(f"{name}: cannot decode image ({type(err).__name__}: {err})") from None
+
+
+def to_model_input(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 (P, H, W, 3) -> float (P, 3, H, W), ImageNet-normalised, channels-last memory layout."""
+    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
+    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+
+
+def _decode_or_none(path: str, size: int) -> np.ndarray | str:
+    try:
+        return load_photo(path, size)
+    except PhotoError as err:
+        return str(err)
+
+
+def decode_batch(paths: Sequence[str], size: int, pool: ThreadPoolExecutor) -> tuple[np.ndarray, dict[int, str]]:
+    """Decode photos in parallel threads (PIL releases the GIL); returns pixels of the good ones and
+    {position: reason} of the bad ones."""
+    results = list(pool.map(lambda p: _decode_or_none(p, size), paths))
+    bad = {i: r for i, r in enumerate(results) if isinstance(r, str)}
+    good = [r for r in results if not isinstance(r, str)]
+    pixels = np.stack(good) if good else np.zeros((0, size, size, 3), np.uint8)
+    return pixels, bad
+
+
+@torch.no_grad()
+def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, batch_size: int = 64,
+                           device: torch.device | None = None, progress: bool = True,
+                           ) -> tuple[np.ndarray, dict[int, str]]:
+    """Frozen-trunk features of every photo, float16 (N_good, C, h, w), and {row: reason} of the bad ones.
+
+    Rows of the result follow ``paths`` with the bad rows left out.
+    """
+    device = device or torch.device("cpu")
+    trunk = backbone.trunk.to(device).eval().to(memory_format=torch.channels_last)
+    chunks, bad = [], {}
+    with ThreadPoolExecutor(max_workers=2) as pool, \
+            tqdm(total=len(paths), desc="trunk features", unit="photo", disable=not progress) as bar:
+        for start in range(0, len(paths), batch_size):
+            pixels, bad_in_batch = decode_batch(paths[start:start + batch_size], image_size, pool)
+            bad.update({start + i: reason for i, reason in bad_in_batch.items()})
+            if len(pixels):
+                x = to_model_input(pixels).to(device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                    chunks.append(trunk(x).float().cpu().numpy().astype(np.float16))
+            bar.update(len(paths[start:start + batch_size]))
+    features = np.concatenate(chunks) if chunks else np.zeros((0,), np.float16)
+    return features, bad
+
+
+def trunk_cache_key(catalogue_fingerprint: str, backbone: Backbone, image_size: int) -> str:
+    n_trunk_stages = len(backbone.trunk)
+    return hash_key(catalogue_fingerprint, backbone.name, backbone.weight_source.split(" ")[-1],
+                    n_trunk_stages, image_size)
+
+
+def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: Sequence[str], image_size: int,
+                          device: torch.device | None = None, progress: bool = True,
+                          ) -> tuple[np.ndarray, dict[int, str]]:
+    """``compute_trunk_features`` through a file cache keyed on catalogue, backbone split and size."""
+    features_path = cache_dir / f"trunk-{key}.npy"
+    bad_path = cache_dir / f"trunk-{key}.bad.json"
+    if features_path.is_file() and bad_path.is_file():
+        import json
+
+        bad = {int(k): v for k, v in json.loads(bad_path.read_text()).items()}
+        return np.load(features_path, mmap_mode="r"), bad
+    features, bad = compute_trunk_features(backbone, paths, image_size, device=device, progress=progress)
+    write_json(bad_path, {str(k): v for k, v in bad.items()})
+    with atomic_path(features_path) as tmp, open(tmp, "wb") as f:
+        np.save(f, features)
+    return features, bad
