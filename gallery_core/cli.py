@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from gallery_core.artifacts import STEPS, ArtifactError
-from gallery_core.config import ARTIFACTS_ROOT, DEMO_CATALOGUE_DIR, DEMO_RUN_NAME, WEIGHTINGS, BuildConfig
+from gallery_core.config import DEMO_RUN_NAME, WEIGHTINGS, BuildConfig, artifacts_root, demo_catalogue_dir
 
 # CLI flag -> (config section, field). One table, so flags and config files cannot drift apart.
 CONFIG_FLAGS: dict[str, tuple[str, str, type]] = {
@@ -130,13 +130,14 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    demo_dir = demo_catalogue_dir()
     parser = argparse.ArgumentParser(
         prog="gallery-core",
         description="Learn, explore and audit photo-gallery embeddings of a catalogue.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("demo-catalogue", help="generate the synthetic demo catalogue")
-    p.add_argument("--out", type=Path, default=DEMO_CATALOGUE_DIR, help=f"output folder (default {DEMO_CATALOGUE_DIR})")
+    p.add_argument("--out", type=Path, default=demo_dir, help=f"output folder (default {demo_dir})")
     p.add_argument("--listings", type=int, default=2000, help="number of listings (default 2000)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--image-size", type=int, default=128, help="photo size in pixels (default 128)")
@@ -152,11 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
         "project": "fit the UMAP 2-D map of the listings",
         "predict": "per-task predictions, out-of-fold probes and validation metrics",
     }
-    default_out = ARTIFACTS_ROOT / DEMO_RUN_NAME
+    default_out = artifacts_root() / DEMO_RUN_NAME
     for name, text in step_help.items():
         p = sub.add_parser(name, help=text, description=text + ". Skips work already done for the same inputs.")
         p.add_argument("--catalogue", type=Path, default=None if name not in ("build", "train", "embed")
-                       else DEMO_CATALOGUE_DIR, help="catalogue folder (train and embed read it)")
+                       else demo_dir, help="catalogue folder (train and embed read it)")
         p.add_argument("--out", type=Path, default=default_out, help=f"run folder (default {default_out})")
         if name == "build":
             p.add_argument("--steps", nargs="+", choices=STEPS, help="only these steps")

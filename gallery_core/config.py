@@ -13,10 +13,17 @@ from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Where runs are written and read. The app and the CLI both default to these.
-ARTIFACTS_ROOT = Path(os.environ.get("GALLERY_CORE_ARTIFACTS", REPO_ROOT / "artifacts"))
-DEMO_CATALOGUE_DIR = Path(os.environ.get("GALLERY_CORE_DEMO_CATALOGUE", REPO_ROOT / "data" / "demo"))
 DEMO_RUN_NAME = "demo"
+
+
+def artifacts_root() -> Path:
+    """Where runs are written and read (the app and the CLI default to it); $GALLERY_CORE_ARTIFACTS
+    overrides it, read on every call so tests and deployments can point elsewhere."""
+    return Path(os.environ.get("GALLERY_CORE_ARTIFACTS", REPO_ROOT / "artifacts"))
+
+
+def demo_catalogue_dir() -> Path:
+    return Path(os.environ.get("GALLERY_CORE_DEMO_CATALOGUE", REPO_ROOT / "data" / "demo"))
 
 SCHEMA_VERSION = 1
 

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
 from gallery_core import corruptions
 
@@ -185,10 +185,10 @@ def _ellipse(d: ImageDraw.ImageDraw, x0: float, y0: float, x1: float, y1: float,
 
 def _vgradient(size: int, top: RGB, bottom: RGB, y0: float = 0.0, y1: float = 1.0) -> Image.Image:
     """A square image with a vertical gradient from ``top`` (at y0) to ``bottom`` (at y1)."""
-    t = np.clip((np.linspace(0.0, 1.0, size, dtype=np.float32) - y0) / max(1e-6, y1 - y0), 0.0, 1.0)
-    col = np.asarray(top, np.float32)[None, :] * (1 - t[:, None]) + np.asarray(bottom, np.float32)[None, :] * t[:, None]
-    arr = np.broadcast_to(col[:, None, :], (size, size, 3)).astype(np.uint8)
-    return Image.fromarray(arr, "RGB")
+    t = np.clip((np.linspace(0.0, 1.0, size) - y0) / max(1e-6, y1 - y0), 0.0, 1.0)[:, None]
+    col = np.asarray(top, np.float64)[None, :] * (1 - t) + np.asarray(bottom, np.float64)[None, :] * t
+    column = Image.fromarray(np.rint(col).astype(np.uint8)[:, None, :], "RGB")  # (size, 1) pixels
+    return column.resize((size, size), Image.Resampling.NEAREST)
 
 
 def _logo(d: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill: RGB) -> None:
@@ -1113,13 +1113,24 @@ def _perspective_coeffs(dst: np.ndarray, src: np.ndarray) -> tuple[float, ...]:
     return tuple(float(c) for c in np.linalg.solve(np.asarray(rows, np.float64), np.asarray(rhs, np.float64)))
 
 
-@lru_cache(maxsize=8)
-def _radius2(size: int) -> np.ndarray:
-    """Squared distance to the image centre, normalised so the corners are at 1 (for vignetting)."""
-    c = (np.arange(size, dtype=np.float32) + 0.5) / size * 2.0 - 1.0
+_VIGNETTE_LEVELS = 9  # strengths 0, 0.05, ..., 0.4 (darkening at the corners)
+
+
+@lru_cache(maxsize=32)
+def _vignette_mask(size: int, level: int) -> Image.Image:
+    """RGB multiplier image: 255 at the centre, 255 * (1 - 0.05 * level) in the corners."""
+    c = (np.arange(size, dtype=np.float64) + 0.5) / size * 2.0 - 1.0
     r2 = (c[None, :] ** 2 + c[:, None] ** 2) / 2.0
-    r2.setflags(write=False)
-    return r2
+    mask = np.rint(255.0 * (1.0 - 0.05 * level * r2)).astype(np.uint8)
+    return Image.fromarray(mask, "L").convert("RGB")
+
+
+@lru_cache(maxsize=16)
+def _noise_texture(size: int, sigma: int) -> Image.Image:
+    """Grey sensor noise centred on 128 with std ``sigma``, twice the photo size so a random window of it can
+    be used per photo. Drawn from a fixed generator: the same on every machine and in every process."""
+    noise = np.random.default_rng([104_729, size, sigma]).normal(128.0, sigma, size=(2 * size, 2 * size))
+    return Image.fromarray(np.clip(np.rint(noise), 0, 255).astype(np.uint8), "L").convert("RGB")
 
 
 def photograph(scene: Image.Image, rng: np.random.Generator, size: int) -> Image.Image:
@@ -1155,17 +1166,22 @@ def photograph(scene: Image.Image, rng: np.random.Generator, size: int) -> Image
         small = warped.reduce(2)
     else:
         small = warped.resize((size, size), Image.Resampling.BOX)
-    arr = np.asarray(small, dtype=np.float32)
+    # Lighting with Pillow primitives (a per-channel lookup table, a cached vignette mask and a cached noise
+    # texture at a random offset): about 5x cheaper than the same arithmetic on float arrays.
     exposure = float(rng.uniform(0.72, 1.18))
     contrast = float(rng.uniform(0.85, 1.15))
     temp = float(rng.uniform(-0.09, 0.09))
-    gains = np.array([1.0 + temp, 1.0, 1.0 - temp], dtype=np.float32) * exposure
-    vignette = float(rng.uniform(0.0, 0.4))
-    noise = float(rng.uniform(0.0, 4.0))
-    arr = (arr - 128.0) * contrast + 128.0
-    arr = arr * gains[None, None, :] * (1.0 - vignette * _radius2(size))[:, :, None]
-    arr += rng.standard_normal(size=(size, size, 1), dtype=np.float32) * noise  # luminance noise
-    out = Image.fromarray(np.clip(arr, 0.0, 255.0).astype(np.uint8), "RGB")
+    vignette_level = int(rng.integers(0, _VIGNETTE_LEVELS))
+    noise_sigma = int(rng.integers(0, 5))
+    noise_offset = (int(rng.integers(0, size)), int(rng.integers(0, size)))
+    levels = (np.arange(256, dtype=np.float64) - 128.0) * contrast + 128.0
+    lut = np.concatenate([levels * exposure * (1.0 + temp), levels * exposure, levels * exposure * (1.0 - temp)])
+    out = small.point(np.clip(np.rint(lut), 0, 255).astype(np.uint8).tolist())
+    if vignette_level:
+        out = ImageChops.multiply(out, _vignette_mask(size, vignette_level))
+    if noise_sigma:
+        x, y = noise_offset
+        out = ImageChops.add(out, _noise_texture(size, noise_sigma).crop((x, y, x + size, y + size)), 1.0, -128)
     if rng.random() < CROP_PROBABILITY:
         out = corruptions.random_crop(out, rng, min_fraction=0.75)
     if rng.random() < DEFACE_PROBABILITY:

@@ -16,15 +16,15 @@ import numpy as np
 import pandas as pd
 
 from gallery_core.artifacts import STEPS, ArtifactError, RunPaths, load_manifest
-from gallery_core.config import ARTIFACTS_ROOT, BuildConfig
+from gallery_core.config import BuildConfig, artifacts_root
 from gallery_core.embed import embed_photo_files, l2_normalise
 from gallery_core.index import exact_search, load_index, query_index
 from gallery_core.tasks import TaskSpec
 
 
-def list_runs(root: str | Path = ARTIFACTS_ROOT) -> list[Path]:
-    """Run folders (those with a manifest) under ``root``, by name."""
-    root = Path(root)
+def list_runs(root: str | Path | None = None) -> list[Path]:
+    """Run folders (those with a manifest) under ``root`` (default: the artifacts root), by name."""
+    root = Path(root) if root is not None else artifacts_root()
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if (p / "manifest.json").is_file())

@@ -1,0 +1,61 @@
+"""Shared fixtures: a tiny generated catalogue and a tiny built run, made once per test session."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from gallery_core.config import (
+    BuildConfig,
+    IndexConfig,
+    ModelConfig,
+    PredictConfig,
+    ProjectionConfig,
+    TrainConfig,
+)
+
+torch.set_num_threads(2)
+
+
+def tiny_config(**train_overrides) -> BuildConfig:
+    """Small and fast: 32 px photos, 16-d embeddings, a couple of epochs."""
+    train = {"max_epochs": 2, "batch_size": 8, "lr": 1e-3, "patience": 5, "seed": 0} | train_overrides
+    return BuildConfig(
+        model=ModelConfig(image_size=32, embed_dim=16, head_hidden=16),
+        train=TrainConfig(**train),
+        index=IndexConfig(n_trees=5),
+        projection=ProjectionConfig(n_neighbors=5),
+        predict=PredictConfig(oof_folds=3),
+    ).validate()
+
+
+@pytest.fixture(scope="session")
+def tiny_catalogue(tmp_path_factory) -> Path:
+    from gallery_core.demo import generate_demo_catalogue
+
+    out = tmp_path_factory.mktemp("catalogue") / "tiny"
+    return generate_demo_catalogue(out, n_listings=40, seed=0, image_size=32, workers=1, progress=False)
+
+
+@pytest.fixture
+def catalogue_copy(tiny_catalogue, tmp_path) -> Path:
+    """A private copy of the tiny catalogue that a test may damage."""
+    return Path(shutil.copytree(tiny_catalogue, tmp_path / "catalogue"))
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_catalogue, tmp_path_factory) -> Path:
+    from gallery_core.build import run_steps
+
+    out = tmp_path_factory.mktemp("runs") / "tiny"
+    run_steps(out, catalogue_dir=tiny_catalogue, config=tiny_config(), progress=False, log=lambda _: None)
+    return out
+
+
+@pytest.fixture
+def run_copy(tiny_run, tmp_path) -> Path:
+    """A private copy of the tiny run that a test may change."""
+    return Path(shutil.copytree(tiny_run, tmp_path / "run"))

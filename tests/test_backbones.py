@@ -1,0 +1,59 @@
+"""The backbone registry: every entry runs forward and backward; pretrained weights are real."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage import data
+
+from gallery_core.backbones import BackboneWeightsError, create_backbone, create_classifier, list_backbones
+from gallery_core.photos import to_model_input
+
+
+@pytest.mark.parametrize("name", list_backbones())
+def test_forward_backward_every_backbone(name):
+    torch.manual_seed(0)
+    backbone = create_backbone(name, trainable_stages=1, pretrained=False)
+    backbone.train()
+    x = torch.randn(3, 3, 64, 64)
+    features = backbone(x)
+    assert features.shape == (3, backbone.feature_dim)
+    assert torch.isfinite(features).all()
+    features.square().mean().backward()
+    trainable = [p for p in backbone.parameters() if p.requires_grad]
+    frozen = [p for p in backbone.trunk.parameters()]
+    assert trainable and all(p.grad is not None and torch.isfinite(p.grad).all() for p in trainable)
+    assert frozen and all(not p.requires_grad and p.grad is None for p in frozen)
+    assert not backbone.trunk.training  # frozen batch-norm statistics stay fixed in train mode
+    # trunk + top equals the whole forward pass, which is what makes caching the trunk valid
+    backbone.eval()
+    assert torch.allclose(backbone.forward_top(backbone.forward_trunk(x)), backbone(x))
+
+
+def test_unknown_backbone_and_bad_split():
+    with pytest.raises(ValueError, match="unknown backbone 'resnet9000'"):
+        create_backbone("resnet9000")
+    with pytest.raises(ValueError, match="trainable_stages must be in"):
+        create_backbone("efficientnet_lite0", trainable_stages=99, pretrained=False)
+
+
+def test_vgg16_without_weights_file_is_a_clear_error(tmp_path):
+    with pytest.raises(BackboneWeightsError, match="vgg16 needs torchvision's ImageNet weights file"):
+        create_backbone("vgg16", weights_path=str(tmp_path / "missing.pth"))
+
+
+def _imagenet_class(model, image: np.ndarray) -> tuple[int, float]:
+    pixels = np.asarray(Image.fromarray(image).convert("RGB").resize((224, 224), Image.BILINEAR))
+    with torch.no_grad():
+        probs = model(to_model_input(pixels[None])).softmax(-1)[0]
+    return int(probs.argmax()), float(probs.max())
+
+
+def test_pretrained_default_recognises_a_cat_and_an_espresso():
+    model = create_classifier("efficientnet_lite0")
+    cat_class, _ = _imagenet_class(model, data.chelsea())
+    coffee_class, coffee_p = _imagenet_class(model, data.coffee())
+    assert 281 <= cat_class <= 285  # ImageNet's domestic cat classes (tabby ... Egyptian cat)
+    assert coffee_class == 967 and coffee_p > 0.5  # espresso
