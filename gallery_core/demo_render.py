@@ -54,6 +54,8 @@ LANDMARKS: tuple[str, ...] = ("spire", "dome", "needle", "twin", "pyramid", "whe
 #: Probability that a photo is cropped by its uploader, and that it carries a watermark or scribble.
 CROP_PROBABILITY = 0.15
 DEFACE_PROBABILITY = 0.03
+#: Share of photos taken at an oblique angle (perspective warp) rather than roughly square-on (affine).
+KEYSTONE_PROBABILITY = 0.35
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1113,6 +1115,13 @@ def _perspective_coeffs(dst: np.ndarray, src: np.ndarray) -> tuple[float, ...]:
     return tuple(float(c) for c in np.linalg.solve(np.asarray(rows, np.float64), np.asarray(rhs, np.float64)))
 
 
+def _affine_coeffs(dst: np.ndarray, src: np.ndarray) -> tuple[float, ...]:
+    """Coefficients for ``Image.transform(AFFINE)`` mapping three output points ``dst`` to input ``src``."""
+    a = np.hstack([dst, np.ones((3, 1))])
+    (ca, cb, cc), (cd, ce, cf) = np.linalg.solve(a, src[:, 0]), np.linalg.solve(a, src[:, 1])
+    return float(ca), float(cb), float(cc), float(cd), float(ce), float(cf)
+
+
 _VIGNETTE_LEVELS = 9  # strengths 0, 0.05, ..., 0.4 (darkening at the corners)
 
 
@@ -1154,12 +1163,17 @@ def photograph(scene: Image.Image, rng: np.random.Generator, size: int) -> Image
     corners = np.array([(-half, -half), (half, -half), (half, half), (-half, half)])
     src = np.stack([cx + corners[:, 0] * cos_t - corners[:, 1] * sin_t,
                     cy + corners[:, 0] * sin_t + corners[:, 1] * cos_t], axis=1)
-    src += rng.uniform(-jitter, jitter, size=(4, 2)) * min(1.0, slack / max(jitter, 1e-6))
+    offsets = rng.uniform(-jitter, jitter, size=(4, 2)) * min(1.0, slack / max(jitter, 1e-6))
     dst = np.array([(0, 0), (r, 0), (r, r), (0, r)], dtype=np.float64)
     # Nearest-neighbour sampling at the supersampled size, then box averaging: 4+ samples per output pixel
-    # (antialiased) at a quarter of the cost of Pillow's bilinear perspective warp.
-    warped = scene.transform((r, r), Image.Transform.PERSPECTIVE, _perspective_coeffs(dst, src),
-                             resample=Image.Resampling.NEAREST)
+    # (antialiased) at a fraction of the cost of Pillow's bilinear warp. A true keystone (perspective) warp
+    # costs 4x an affine one, so only some photos get it; the others get rotation, zoom, shift and shear.
+    if rng.random() < KEYSTONE_PROBABILITY:
+        method, coeffs = Image.Transform.PERSPECTIVE, _perspective_coeffs(dst, src + offsets)
+    else:
+        # three corners define the affine map; the fourth follows, so it moves by up to 3 offsets: shrink them
+        method, coeffs = Image.Transform.AFFINE, _affine_coeffs(dst[[0, 1, 3]], (src + offsets / 3.0)[[0, 1, 3]])
+    warped = scene.transform((r, r), method, coeffs, resample=Image.Resampling.NEAREST)
     if r == size:
         small = warped
     elif r == 2 * size:

@@ -40,7 +40,7 @@ def load_photo(source: str | Path | bytes, size: int) -> np.ndarray:
 
 def to_model_input(pixels: np.ndarray) -> torch.Tensor:
     """uint8 (P, H, W, 3) -> float (P, 3, H, W), ImageNet-normalised, channels-last memory layout."""
-    x = torch.from_numpy(pixels).permute(0, 3, 1, 2).float().div_(255.0)
+    x = torch.tensor(pixels).permute(0, 3, 1, 2).float().div_(255.0)  # copies: PIL arrays are read-only
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
     return ((x - mean) / std).contiguous(memory_format=torch.channels_last)

@@ -299,3 +299,12 @@ def test_a_failed_run_leaves_nothing_behind(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="exploded"):
         generate_demo_catalogue(tmp_path / "out", n_listings=3, image_size=16, workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_camera_never_shows_outside_the_scene(monkeypatch):
+    """Viewpoint changes (zoom, shift, rotation, keystone) stay inside the drawn scene: no black borders."""
+    monkeypatch.setattr(demo_render, "DEFACE_PROBABILITY", 0.0)  # scribbles may legitimately be dark
+    white = Image.new("RGB", (64, 64), (255, 255, 255))
+    for seed in range(200):
+        photo = np.asarray(demo_render.photograph(white, np.random.default_rng(seed), 32))
+        assert photo.min() > 60, seed

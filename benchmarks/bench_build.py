@@ -1,0 +1,55 @@
+"""Wall time of a full build on the demo catalogue, step by step, and of a rebuild with nothing to do.
+
+    python benchmarks/bench_build.py [--catalogue data/demo] [--out /tmp/bench-run]
+
+Writes a fresh run (the folder is emptied first), prints each step's seconds and share of the total.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from gallery_core.artifacts import STEPS
+from gallery_core.build import run_steps
+from gallery_core.config import BuildConfig, demo_catalogue_dir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--catalogue", type=Path, default=demo_catalogue_dir())
+    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "gallery-core-bench-run")
+    args = parser.parse_args()
+    if not (args.catalogue / "listings.csv").is_file():
+        raise SystemExit(f"{args.catalogue}: no catalogue; run `python -m gallery_core demo-catalogue` first")
+    shutil.rmtree(args.out, ignore_errors=True)
+
+    started = time.perf_counter()
+    manifest = run_steps(args.out, catalogue_dir=args.catalogue, config=BuildConfig(), progress=False,
+                         log=lambda _: None)
+    total = time.perf_counter() - started
+    started = time.perf_counter()
+    run_steps(args.out, catalogue_dir=args.catalogue, config=BuildConfig(), progress=False, log=lambda _: None)
+    rebuild = time.perf_counter() - started
+
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "
+          f"CUDA {'yes' if torch.cuda.is_available() else 'no'}")
+    print(f"catalogue: {manifest['catalogue']['n_listings']} listings, {manifest['catalogue']['n_photos']} photos")
+    print(f"{'step':10s} {'seconds':>8s} {'share':>6s}")
+    for step in STEPS:
+        seconds = manifest["steps"][step]["seconds"]
+        print(f"{step:10s} {seconds:8.1f} {seconds / total:6.1%}")
+    print(f"{'total':10s} {total:8.1f}   (including catalogue loading and validation)")
+    print(f"train: best epoch {manifest['steps']['train']['best_epoch']} of {manifest['steps']['train']['epochs_run']}")
+    print(f"rebuild with every step up to date: {rebuild:.1f} s (vs {total:.1f} s from scratch)")
+
+
+if __name__ == "__main__":
+    main()
