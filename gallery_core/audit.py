@@ -22,6 +22,13 @@ from gallery_core.tasks import TaskSpec, class_labels, encode_labels, observed_m
 # A regression prediction disagrees when it is this many residual stds from the recorded value.
 REGRESSION_DISAGREEMENT_STDS = 2.0
 TOP_CLASSES_SHOWN = 3
+# Above these, a listing counts as suspicious: P(recorded) < 0.2, or 2 residual stds away.
+CLASSIFICATION_SUSPICION_THRESHOLD = 0.8
+REGRESSION_SUSPICION_THRESHOLD = 2.0
+
+
+def suspicion_threshold(task: TaskSpec) -> float:
+    return REGRESSION_SUSPICION_THRESHOLD if task.kind == "regression" else CLASSIFICATION_SUSPICION_THRESHOLD
 
 
 def residual_std(task: TaskSpec, listings: pd.DataFrame, predictions: pd.DataFrame, column: str) -> float:
@@ -80,7 +87,6 @@ def listing_comparison(tasks: Sequence[TaskSpec], listing: pd.Series, prediction
         recorded_code = encode_labels(task, pd.Series([recorded_raw]))[0]
         is_recorded = bool(observed_mask(task, np.array([recorded_code]))[0])
         row = {"task": task.name, "kind": task.kind, "recorded": format_value(recorded_raw) if is_recorded else "—"}
-        oof_p = prediction_row.get(f"{task.name}__oof_p_recorded", np.nan)
         if task.kind == "binary":
             p1 = float(prediction_row[f"{task.name}__prob"])
             row["predicted"] = str(int(p1 >= 0.5))
@@ -97,8 +103,17 @@ def listing_comparison(tasks: Sequence[TaskSpec], listing: pd.Series, prediction
             row["probabilities"] = f"± {std:.3g} (residual std)" if np.isfinite(std) else ""
             disagrees = bool(is_recorded and np.isfinite(std) and std > 0
                              and abs(predicted - float(recorded_code)) > REGRESSION_DISAGREEMENT_STDS * std)
-        row["oof P(recorded)"] = "" if not is_recorded or pd.isna(oof_p) else f"{float(oof_p):.2f}"
+        row["out-of-fold check"] = _out_of_fold_text(task, prediction_row) if is_recorded else ""
         row["disagrees"] = bool(disagrees)
         rows.append(row)
     return pd.DataFrame(rows, columns=["task", "kind", "recorded", "predicted", "probabilities",
-                                       "oof P(recorded)", "disagrees"])
+                                       "out-of-fold check", "disagrees"])
+
+
+def _out_of_fold_text(task: TaskSpec, prediction_row: pd.Series) -> str:
+    """What the photos-only probe (which never saw this listing's label) says."""
+    if task.kind == "regression":
+        value = prediction_row.get(f"{task.name}__oof_pred", np.nan)
+        return "" if pd.isna(value) else f"predicts {float(value):.3g}"
+    p_recorded = prediction_row.get(f"{task.name}__oof_p_recorded", np.nan)
+    return "" if pd.isna(p_recorded) else f"P(recorded) = {float(p_recorded):.2f}"

@@ -1,0 +1,149 @@
+"""Plotly figures of a run: the 2-D map, training curves, validation metrics against baselines.
+
+Plain functions from tables to ``go.Figure``; the app only displays them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from gallery_core.explore import MISSING_LABEL, OTHER_LABEL, category_labels, format_value
+
+MAP_HEIGHT = 620
+GREY = "#bbbbbb"
+PALETTE = px.colors.qualitative.Plotly + px.colors.qualitative.Dark24
+
+
+def _marker_size(n_points: int) -> int:
+    return 7 if n_points <= 2_000 else 5 if n_points <= 20_000 else 3
+
+
+def _hover(listing_ids: np.ndarray, colour: pd.Series, hover_text: pd.DataFrame | None,
+           colour_label: str) -> tuple[np.ndarray, str]:
+    """customdata (listing_id, colour value, hover columns...) and the template that shows it."""
+    columns = list(hover_text.columns) if hover_text is not None else []
+    custom = np.empty((len(listing_ids), 2 + len(columns)), dtype=object)
+    custom[:, 0] = listing_ids
+    custom[:, 1] = colour.map(format_value).to_numpy() if len(colour) else []
+    for j, column in enumerate(columns, start=2):
+        custom[:, j] = hover_text[column].astype(str).to_numpy()
+    lines = [f"<b>%{{customdata[0]}}</b><br>{colour_label}: %{{customdata[1]}}"]
+    lines += [f"{c}: %{{customdata[{j}]}}" for j, c in enumerate(columns, start=2)]
+    return custom, "<br>".join(lines) + "<extra></extra>"
+
+
+def map_figure(x: np.ndarray, y: np.ndarray, listing_ids: Sequence[str], colour: pd.Series, colour_label: str,
+               categorical: bool, hover_text: pd.DataFrame | None = None) -> go.Figure:
+    """WebGL scatter of the listings; each point's customdata[0] is its listing id (for selections).
+
+    ``colour``: one value per point; categorical values get a legend entry each (missing ones grey),
+    continuous ones a colour bar. ``hover_text``: further columns shown on hover, as text.
+    """
+    colour = pd.Series(np.asarray(colour), name=colour_label)
+    custom, template = _hover(np.asarray(listing_ids, dtype=object), colour, hover_text, colour_label)
+    x, y = np.asarray(x), np.asarray(y)
+    size = _marker_size(len(x))
+    fig = go.Figure()
+    if categorical:
+        labels = category_labels(colour)
+        levels = [lv for lv in labels.value_counts().index if lv not in (OTHER_LABEL, MISSING_LABEL)]
+        levels = sorted(levels, key=_natural_key) + [lv for lv in (OTHER_LABEL, MISSING_LABEL) if (labels == lv).any()]
+        for i, level in enumerate(levels):
+            rows = np.flatnonzero((labels == level).to_numpy())
+            colour_of_level = GREY if level in (OTHER_LABEL, MISSING_LABEL) else PALETTE[i % len(PALETTE)]
+            fig.add_trace(go.Scattergl(x=x[rows], y=y[rows], mode="markers", name=level, customdata=custom[rows],
+                                       hovertemplate=template, marker={"size": size, "color": colour_of_level}))
+    else:
+        numeric = pd.to_numeric(colour, errors="coerce").to_numpy(float)
+        known = ~np.isnan(numeric)
+        if (~known).any():
+            rows = np.flatnonzero(~known)
+            fig.add_trace(go.Scattergl(x=x[rows], y=y[rows], mode="markers", name=MISSING_LABEL,
+                                       customdata=custom[rows], hovertemplate=template,
+                                       marker={"size": size, "color": GREY}))
+        rows = np.flatnonzero(known)
+        fig.add_trace(go.Scattergl(x=x[rows], y=y[rows], mode="markers", name=colour_label, customdata=custom[rows],
+                                   hovertemplate=template, showlegend=False,
+                                   marker={"size": size, "color": numeric[rows], "colorscale": "Viridis",
+                                           "showscale": True, "colorbar": {"title": {"text": colour_label}}}))
+    fig.update_layout(height=MAP_HEIGHT, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="select",
+                      legend={"itemsizing": "constant", "title": {"text": colour_label}}, uirevision="map")
+    fig.update_xaxes(showticklabels=False, title_text="UMAP 1", zeroline=False)
+    fig.update_yaxes(showticklabels=False, title_text="UMAP 2", zeroline=False, scaleanchor="x", scaleratio=1)
+    return fig
+
+
+def _natural_key(label: str) -> tuple[int, float | str]:
+    try:
+        return (0, float(label))
+    except ValueError:
+        return (1, label)
+
+
+# --- training history ---
+
+def history_frame(history: Sequence[dict[str, Any]], field: str) -> pd.DataFrame:
+    """Long table (epoch, task, value) of a per-task field of the training log, e.g. "task_weights"."""
+    rows = [{"epoch": entry["epoch"], "task": task, "value": value}
+            for entry in history for task, value in entry.get(field, {}).items()]
+    return pd.DataFrame(rows, columns=["epoch", "task", "value"])
+
+
+def total_loss_figure(history: Sequence[dict[str, Any]]) -> go.Figure:
+    epochs = [entry["epoch"] for entry in history]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=epochs, y=[e.get("train_loss") for e in history], mode="lines+markers",
+                             name="training loss"))
+    fig.add_trace(go.Scatter(x=epochs, y=[e.get("val_objective") for e in history], mode="lines+markers",
+                             name="validation objective"))
+    fig.update_layout(title="Total loss", xaxis_title="epoch", yaxis_title="loss", height=360,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return _whole_epochs(fig, len(epochs))
+
+
+def _whole_epochs(fig: go.Figure, n_epochs: int) -> go.Figure:
+    """Epoch ticks at whole numbers."""
+    fig.update_xaxes(tick0=1, dtick=max(1, round(n_epochs / 10)))
+    return fig
+
+
+def per_task_figure(history: Sequence[dict[str, Any]], field: str, title: str, tasks: Sequence[str] | None = None,
+                    log_y: bool = True) -> go.Figure:
+    """One line per task of a per-task field ("train_task_losses", "val_task_losses", "task_weights")."""
+    frame = history_frame(history, field)
+    if tasks is not None:
+        frame = frame[frame["task"].isin(tasks)]
+    positive = frame["value"] > 0
+    fig = px.line(frame[positive] if log_y else frame, x="epoch", y="value", color="task", markers=True,
+                  log_y=log_y, title=title, color_discrete_sequence=PALETTE)
+    fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title=field.replace("_", " "))
+    return _whole_epochs(fig, len(history))
+
+
+# --- validation metrics ---
+
+def classification_metrics_figure(table: pd.DataFrame) -> go.Figure:
+    """Accuracy of each classification task beside its majority-class baseline."""
+    rows = table[table["kind"] != "regression"]
+    fig = go.Figure([go.Bar(name="model", x=rows["task"], y=rows["model"]),
+                     go.Bar(name="majority-class baseline", x=rows["task"], y=rows["baseline"], marker_color=GREY)])
+    fig.update_layout(barmode="group", title="Validation accuracy (higher is better)", yaxis_range=[0, 1],
+                      height=380, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig
+
+
+def regression_metrics_figure(table: pd.DataFrame) -> go.Figure:
+    """RMSE of each regression task divided by the RMSE of predicting the training mean (< 1 beats it)."""
+    rows = table[table["kind"] == "regression"]
+    ratio = rows["model"] / rows["baseline"].where(rows["baseline"] > 0)
+    fig = go.Figure([go.Bar(name="model RMSE / baseline RMSE", x=rows["task"], y=ratio)])
+    fig.add_hline(y=1.0, line_dash="dash", line_color="grey", annotation_text="mean-prediction baseline")
+    fig.update_layout(title="Validation RMSE relative to the baseline (lower is better)", height=380,
+                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return fig

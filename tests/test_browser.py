@@ -1,0 +1,197 @@
+"""Real-browser test: ``streamlit run app.py`` driven by headless Chromium (Debian's, through Playwright).
+
+Opens every page, selects listings on the map with a box drag, makes a retrieval from a seed photo,
+checks that no page shows an exception, and saves a screenshot of each page.
+
+Run as a script to take the README's screenshots of the demo run::
+
+    python tests/test_browser.py --artifacts artifacts --out docs/screenshots
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["conftest_app"]
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+VIEWPORT = {"width": 1400, "height": 1000}
+MAX_SCREENSHOT_HEIGHT = 5000
+PAGE_TITLES = {"overview": "Overview", "map": "Map", "retrieve": "Retrieve", "listing": "Listing",
+               "audit": "Audit", "model": "Model"}
+SERVER_START_TIMEOUT_S = 60
+PAGE_TIMEOUT_MS = 45_000
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def streamlit_server(artifacts_root: Path, port: int | None = None) -> Iterator[str]:
+    """``streamlit run app.py`` on a free port, reading runs from ``artifacts_root``; yields its URL."""
+    port = port or free_port()
+    env = os.environ | {"GALLERY_CORE_ARTIFACTS": str(artifacts_root), "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"), "--server.headless", "true",
+               "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none"]
+    server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {server.returncode}:\n{server.stdout.read()}")
+            try:
+                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"streamlit did not answer on {url} within {SERVER_START_TIMEOUT_S}s")
+            time.sleep(0.3)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def wait_until_rendered(page, title: str) -> None:
+    """Wait for the page's title and for the script run to finish (the "Running" indicator gone)."""
+    page.get_by_role("heading", name=title, level=1).wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+        " && !document.querySelector('[data-testid=\"stSpinner\"]')", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(500)  # let images and WebGL canvases paint
+
+
+def screenshot_whole_page(page, path: Path) -> None:
+    """Streamlit scrolls inside its main container, so grow the viewport to the content, then shoot."""
+    height = page.evaluate(
+        "() => Math.max(...['[data-testid=\"stMain\"]', '[data-testid=\"stMainBlockContainer\"]']"
+        ".map(s => document.querySelector(s)).filter(Boolean).map(e => e.scrollHeight), 0)")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": int(min(max(height + 40, VIEWPORT["height"]),
+                                                                          MAX_SCREENSHOT_HEIGHT))})
+    page.wait_for_function("() => [...document.images].every(image => image.complete)", timeout=PAGE_TIMEOUT_MS)
+    page.wait_for_timeout(500)
+    page.screenshot(path=str(path))
+    page.set_viewport_size(VIEWPORT)
+
+
+def exceptions_on(page) -> list[str]:
+    return page.locator('[data-testid="stException"]').all_inner_texts()
+
+
+def visit(page, base_url: str, path: str, title: str) -> None:
+    page.goto(f"{base_url}/{path}")
+    wait_until_rendered(page, title)
+
+
+def select_on_map(page) -> None:
+    """Box-select the middle of the map (plotly's drag layer) and wait for the selected galleries."""
+    page.locator(".js-plotly-plot").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    box = page.locator(".nsewdrag").first.bounding_box()
+    assert box is not None, "the map has no drag layer"
+    page.mouse.move(box["x"] + box["width"] * 0.05, box["y"] + box["height"] * 0.05)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.6, box["y"] + box["height"] * 0.6, steps=12)
+    page.mouse.move(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.95, steps=12)
+    page.mouse.up()
+    page.get_by_role("heading", name=re.compile(r"Selected listings: [1-9]")).wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_rendered(page, "Map")
+
+
+def retrieve_from_seed_photo(page) -> int:
+    """Add the first catalogue photo to the seed tray; returns the number of result links shown."""
+    page.get_by_role("button", name="Add", exact=True).first.click()
+    page.get_by_role("heading", name="Most similar listings").wait_for(timeout=PAGE_TIMEOUT_MS)
+    wait_until_rendered(page, "Retrieve")
+    return page.get_by_role("link", name=re.compile(r"^\d+\. ")).count()
+
+
+def capture_app(base_url: str, listing_id: str, out_dir: Path) -> dict[str, list[str]]:
+    """Visit every page (with the map selection and a retrieval), screenshot each into ``out_dir``;
+    returns the exception texts found on each page."""
+    from playwright.sync_api import sync_playwright
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    found: dict[str, list[str]] = {}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            for name, title in PAGE_TITLES.items():
+                path = {"overview": "", "listing": f"listing?listing={listing_id}"}.get(name, name)
+                visit(page, base_url, path, title)
+                if name == "map":
+                    select_on_map(page)
+                if name == "retrieve":
+                    n_results = retrieve_from_seed_photo(page)
+                    assert n_results > 0, "the retrieval showed no listing"
+                found[name] = exceptions_on(page)
+                screenshot_whole_page(page, out_dir / f"{name}.png")
+        finally:
+            browser.close()
+    return found
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
+                                                  "(`make browser` or `apt-get install chromium`)")
+def test_every_page_in_a_real_browser(app_artifacts, tiny_listing_id, tmp_path):
+    with streamlit_server(app_artifacts) as url:
+        found = capture_app(url, tiny_listing_id, tmp_path / "screenshots")
+    assert found.keys() == PAGE_TITLES.keys()
+    assert not {page: texts for page, texts in found.items() if texts}, f"exceptions shown: {found}"
+    for name in PAGE_TITLES:
+        assert (tmp_path / "screenshots" / f"{name}.png").stat().st_size > 10_000
+
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Screenshots of every page of the app on a built run.")
+    parser.add_argument("--artifacts", type=Path, default=REPO_ROOT / "artifacts", help="artifacts root")
+    parser.add_argument("--run", default="demo", help="run folder under the artifacts root (default demo)")
+    parser.add_argument("--listing", default=None, help="listing shown on the Listing page (default: the first)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "screenshots")
+    args = parser.parse_args()
+    sys.path.insert(0, str(REPO_ROOT))
+    from gallery_core.run import Run
+
+    run = Run(args.artifacts / args.run, verify=False)
+    listing_id = args.listing or str(run.listings["listing_id"].iloc[0])
+    staging = args.out / ".staging"
+    with streamlit_server(args.artifacts) as url:
+        found = capture_app(url, listing_id, staging)
+    for shot in staging.glob("*.png"):
+        shutil.move(shot, args.out / shot.name)
+    staging.rmdir()
+    print(f"screenshots in {args.out}; exceptions: {found}")
+
+
+if __name__ == "__main__":
+    main()

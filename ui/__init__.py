@@ -1,0 +1,1 @@
+"""Streamlit-dependent helpers of the app: cached loaders, shared widgets, session state."""

@@ -1,0 +1,121 @@
+"""Streamlit building blocks shared by the pages: run picker, error messages, thumbnail grids,
+links to a listing, attribute filters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from gallery_core.artifacts import ArtifactError
+from gallery_core.config import DEMO_RUN_NAME, artifacts_root
+from gallery_core.explore import Filters, format_value
+from gallery_core.run import Run
+from gallery_core.thumbnails import SMALL_THUMBNAIL
+from ui import loaders
+
+RUN_STATE_KEY = "run_name"
+LISTING_PAGE = "pages/listing.py"
+BUILD_COMMANDS = ("make demo", "python -m gallery_core build --catalogue DIR --out artifacts/NAME")
+
+
+def default_run(runs: Sequence[Path]) -> Path | None:
+    """The demo run when there is one, else the first run by name."""
+    for run in runs:
+        if run.name == DEMO_RUN_NAME:
+            return run
+    return runs[0] if runs else None
+
+
+def current_run_root() -> Path | None:
+    """The run picked in the sidebar (kept across pages), else the default run."""
+    runs = loaders.available_runs()
+    picked = st.session_state.get(RUN_STATE_KEY)
+    for run in runs:
+        if run.name == picked:
+            return run
+    return default_run(runs)
+
+
+def run_picker() -> None:
+    """Sidebar selector of the run every page shows."""
+    runs = loaders.available_runs()
+    if not runs:
+        st.sidebar.caption(f"No runs under `{artifacts_root()}`.")
+        return
+    names = [r.name for r in runs]
+    if st.session_state.get(RUN_STATE_KEY) not in names:
+        st.session_state[RUN_STATE_KEY] = default_run(runs).name
+    st.sidebar.selectbox("Run", names, key=RUN_STATE_KEY, help=f"Runs found under `{artifacts_root()}`")
+
+
+def no_artifacts_message() -> None:
+    st.warning(f"No built run found under `{artifacts_root()}`.")
+    st.markdown("Build the demo run (it generates a synthetic catalogue first), or a run of your own catalogue:")
+    st.code("\n".join(BUILD_COMMANDS), language="bash")
+    st.caption("Set `GALLERY_CORE_ARTIFACTS` to read runs from another folder.")
+
+
+def require_run() -> tuple[Run, loaders.RunKey]:
+    """The current run and its cache key; otherwise an explanation on the page, and the page stops."""
+    root = current_run_root()
+    if root is None:
+        no_artifacts_message()
+        st.stop()
+    key = loaders.run_key(root)
+    try:
+        return loaders.load_run(key), key
+    except ArtifactError as err:
+        st.error(f"Run `{root.name}` cannot be opened: {err}")
+        st.markdown("Finish or repair it with (steps already done are skipped):")
+        st.code(f"python -m gallery_core build --catalogue DIR --out {root}", language="bash")
+        st.stop()
+
+
+def thumbnail_grid(run_root: str | Path, photo_paths: Sequence[str], captions: Sequence[str] | None = None,
+                   size: int = SMALL_THUMBNAIL, width: int | None = None) -> None:
+    """Photos as a wrapping grid of cached thumbnails (one element, however many photos)."""
+    if not len(photo_paths):
+        st.caption("No photos.")
+        return
+    images = [loaders.thumbnail(str(p), size, str(run_root)) for p in photo_paths]
+    st.image(images, caption=list(captions) if captions is not None else None, width=width or size)
+
+
+def listing_link(listing_id: str, label: str | None = None) -> None:
+    st.page_link(LISTING_PAGE, label=label or f"Listing {listing_id}", icon=":material/photo_library:",
+                 query_params={"listing": listing_id})
+
+
+def listing_url(listing_id: str) -> str:
+    """Relative URL of a listing's page (for link columns in tables)."""
+    return f"listing?listing={listing_id}"
+
+
+def table_height(n_rows: int) -> int:
+    """Pixel height at which a dataframe shows ``n_rows`` rows without scrolling (capped for long tables)."""
+    return min(n_rows, 30) * 35 + 38
+
+
+def key_attributes_text(listing: pd.Series, columns: Sequence[str]) -> str:
+    return " · ".join(f"{c}: {format_value(listing[c])}" for c in columns)
+
+
+def attribute_filters(key: loaders.RunKey, columns: Sequence[str], widget_prefix: str) -> Filters:
+    """Pick columns to filter on, then the accepted values (categories) or range (numbers) of each."""
+    chosen = st.multiselect("Filter by attributes", list(columns), key=f"{widget_prefix}_filter_columns",
+                            help="Only listings matching every filter are shown (missing values never match).")
+    filters: dict = {}
+    for column in chosen:
+        summary = loaders.column_summary(key, column)
+        if summary["kind"] == "categorical":
+            filters[column] = st.multiselect(f"{column} is one of", summary["options"],
+                                             key=f"{widget_prefix}_filter_{column}")
+        elif summary["min"] < summary["max"]:
+            filters[column] = st.slider(f"{column} between", summary["min"], summary["max"],
+                                        (summary["min"], summary["max"]), key=f"{widget_prefix}_filter_{column}")
+        else:
+            st.caption(f"{column}: every listing has {format_value(summary['min'])}.")
+    return filters
