@@ -75,6 +75,15 @@ class Catalogue:
         counts = self.photos.groupby("listing_id", sort=False).size()
         return counts.reindex(self.listings["listing_id"]).to_numpy()
 
+    def subset(self, listing_ids: list[str] | np.ndarray | pd.Series) -> Catalogue:
+        """The same catalogue restricted to some listings (e.g. a fraction of the training data).
+
+        It keeps the parent's fingerprint, so the frozen-trunk cache made for the parent serves it."""
+        keep = set(listing_ids)
+        listings = self.listings[self.listings["listing_id"].isin(keep)].reset_index(drop=True)
+        photos = self.photos[self.photos["listing_id"].isin(keep)].reset_index(drop=True)
+        return replace(self, listings=listings, photos=photos)
+
     def without_photos(self, bad: dict[int, str]) -> Catalogue:
         """A copy without the photos at the given row positions ({row: reason}), e.g. undecodable ones."""
         if not bad:

@@ -8,6 +8,7 @@ epoch and by the embed step. Undecodable photos are reported, not fatal.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -63,6 +64,16 @@ def decode_batch(paths: Sequence[str], size: int, pool: ThreadPoolExecutor) -> t
     return pixels, bad
 
 
+def find_undecodable(paths: Sequence[str], size: int, batch_size: int = 256) -> dict[int, str]:
+    """{position: reason} of the photos that cannot be decoded."""
+    bad: dict[int, str] = {}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for start in range(0, len(paths), batch_size):
+            _, bad_in_batch = decode_batch(paths[start:start + batch_size], size, pool)
+            bad.update({start + i: reason for i, reason in bad_in_batch.items()})
+    return bad
+
+
 @torch.no_grad()
 def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, batch_size: int = 64,
                            device: torch.device | None = None, progress: bool = True,
@@ -97,16 +108,26 @@ def trunk_cache_key(catalogue_fingerprint: str, backbone: Backbone, image_size: 
 def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: Sequence[str], image_size: int,
                           device: torch.device | None = None, progress: bool = True,
                           ) -> tuple[np.ndarray, dict[int, str]]:
-    """``compute_trunk_features`` through a file cache keyed on catalogue, backbone split and size."""
-    features_path = cache_dir / f"trunk-{key}.npy"
-    bad_path = cache_dir / f"trunk-{key}.bad.json"
-    if features_path.is_file() and bad_path.is_file():
-        import json
+    """``compute_trunk_features`` through a file cache keyed on catalogue, backbone split and size.
 
-        bad = {int(k): v for k, v in json.loads(bad_path.read_text()).items()}
-        return np.load(features_path, mmap_mode="r"), bad
+    The cache records the photo path of every row, so any subset of the catalogue it was made for
+    (a hold-out fraction, a single-task baseline) reads its rows from it instead of recomputing.
+    Returns features of the good photos in ``paths`` order and {position in paths: reason} of the bad.
+    """
+    features_path = cache_dir / f"trunk-{key}.npy"
+    index_path = cache_dir / f"trunk-{key}.json"
+    if features_path.is_file() and index_path.is_file():
+        index = json.loads(index_path.read_text())
+        row_of = {p: i for i, p in enumerate(index["paths"])}
+        reason_of = index["bad"]
+        if all(p in row_of or p in reason_of for p in paths):
+            bad = {i: reason_of[p] for i, p in enumerate(paths) if p in reason_of}
+            rows = [row_of[p] for p in paths if p not in reason_of]
+            cached = np.load(features_path, mmap_mode="r")
+            return np.asarray(cached[rows]), bad
     features, bad = compute_trunk_features(backbone, paths, image_size, device=device, progress=progress)
-    write_json(bad_path, {str(k): v for k, v in bad.items()})
+    good_paths = [p for i, p in enumerate(paths) if i not in bad]
     with atomic_path(features_path) as tmp, open(tmp, "wb") as f:
         np.save(f, features)
+    write_json(index_path, {"paths": good_paths, "bad": {paths[i]: reason for i, reason in bad.items()}})
     return features, bad

@@ -4,6 +4,10 @@ Adam, a train/validation split by listing, early stopping on the validation loss
 carries its config (``model.pt``, loadable with ``torch.load(weights_only=True)``), and resume from
 ``last.pt`` after an interruption. The frozen trunk's features are computed once and reused by
 every epoch (see ``gallery_core.photos``).
+
+The visual-search objectives (``TrainConfig.triplet_weight``, ``vae_weight``, ``augment``) are optional
+and off by default: ``Objectives`` holds what they need and ``run_epoch`` adds their losses to the
+weighting as further named tasks ("triplet", "vae").
 """
 
 from __future__ import annotations
@@ -21,12 +25,21 @@ import torch
 from tqdm.auto import tqdm
 
 from gallery_core.artifacts import RunPaths, atomic_path, write_json
+from gallery_core.augment import Augmenter
 from gallery_core.backbones import create_backbone
 from gallery_core.catalogue import Catalogue
-from gallery_core.config import SCHEMA_VERSION, BuildConfig, ModelConfig
-from gallery_core.model import GalleryEncoder, GalleryModel, MultiTaskHeads, task_loss
-from gallery_core.photos import cached_trunk_features, load_photo, to_model_input, trunk_cache_key
+from gallery_core.config import SCHEMA_VERSION, BuildConfig, ModelConfig, TrainConfig
+from gallery_core.model import GalleryEncoder, GalleryModel, MultiTaskHeads, segment_mean, task_loss
+from gallery_core.photos import (
+    cached_trunk_features,
+    find_undecodable,
+    load_photo,
+    to_model_input,
+    trunk_cache_key,
+)
 from gallery_core.tasks import TaskSpec, encode_labels, observed_mask
+from gallery_core.triplets import LevelTable, MiningConfig, attribute_codes, mine_levels, triplet_margin_loss
+from gallery_core.vae import VAEDecoder, cached_thumbnails, thumbnails_to_tensor, vae_loss
 from gallery_core.weighting import LossWeighting, PseudoUniformWeighting, create_weighting
 
 CHECKPOINT_FORMAT = "gallery-core-checkpoint"
@@ -38,10 +51,17 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device(name)
 
 
-def build_model(config: ModelConfig, tasks: tuple[TaskSpec, ...], pretrained: bool = True) -> GalleryModel:
+def build_model(config: ModelConfig, tasks: tuple[TaskSpec, ...], pretrained: bool = True,
+                vae_image_size: int | None = None) -> GalleryModel:
+    """``vae_image_size``: add the VAE objective's decoder (its weights then live in the checkpoint)."""
     backbone = create_backbone(config.backbone, config.trainable_stages, config.weights_path, pretrained)
     encoder = GalleryEncoder(backbone, config.embed_dim)
-    return GalleryModel(encoder, MultiTaskHeads(tasks, config.embed_dim, config.head_hidden))
+    decoder = VAEDecoder(config.embed_dim, vae_image_size) if vae_image_size else None
+    return GalleryModel(encoder, MultiTaskHeads(tasks, config.embed_dim, config.head_hidden), decoder)
+
+
+def _vae_image_size(config: BuildConfig) -> int | None:
+    return config.train.vae_image_size if config.train.vae_weight > 0 else None
 
 
 # --- the data a training run (and the embed step) works on ---
@@ -59,11 +79,16 @@ class GalleryData:
     def n_listings(self) -> int:
         return len(self.photo_offsets) - 1
 
-    def batch(self, listing_idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, bool]:
-        """Photos of these listings as one flat batch: (inputs (P, ...), gallery_ids (P,), from_trunk)."""
+    def photo_rows(self, listing_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Photo rows of these listings, in order, and which of them each belongs to: ((P,), (P,))."""
         starts, ends = self.photo_offsets[listing_idx], self.photo_offsets[listing_idx + 1]
         rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
-        gallery_ids = torch.from_numpy(np.repeat(np.arange(len(listing_idx)), ends - starts)).to(device)
+        return rows, np.repeat(np.arange(len(listing_idx)), ends - starts)
+
+    def batch(self, listing_idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Photos of these listings as one flat batch: (inputs (P, ...), gallery_ids (P,), from_trunk)."""
+        rows, owner = self.photo_rows(listing_idx)
+        gallery_ids = torch.from_numpy(owner).to(device)
         if self.trunk_features is not None:
             return self.trunk_features[torch.from_numpy(rows)].to(device).float(), gallery_ids, True
         paths = self.catalogue.photos["path"].to_numpy()[rows]
@@ -81,6 +106,9 @@ def prepare_data(catalogue: Catalogue, model: GalleryModel, config: ModelConfig,
                                               catalogue.photos["path"].tolist(), config.image_size, device, progress)
         catalogue = catalogue.without_photos(bad)
         trunk_features = torch.from_numpy(np.array(features))  # into memory, writable
+    else:
+        # Photos are decoded every epoch: find the undecodable ones once, up front, not mid-epoch.
+        catalogue = catalogue.without_photos(find_undecodable(catalogue.photos["path"].tolist(), config.image_size))
     sizes = catalogue.gallery_sizes()
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
     return GalleryData(catalogue, offsets, trunk_features, config.image_size)
@@ -130,26 +158,43 @@ class EpochStats:
 def run_epoch(model: GalleryModel, weighting: LossWeighting, data: GalleryData, listing_idx: np.ndarray,
               labels: dict[str, torch.Tensor], batch_size: int, device: torch.device,
               optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None,
-              progress: bool = False, desc: str = "") -> EpochStats:
-    """Train (with an optimizer) or evaluate (without) over the given listings."""
+              progress: bool = False, desc: str = "", objectives: Objectives | None = None,
+              epoch: int = 0) -> EpochStats:
+    """Train (with an optimizer) or evaluate (without) over the given listings.
+
+    ``objectives`` adds the triplet / VAE losses (and augmentation when training); ``epoch`` seeds
+    their sampling, so an epoch is reproducible on resume (evaluation always samples alike).
+    """
     training = optimizer is not None
     model.train(training)
     if training:
         listing_idx = listing_idx[torch.randperm(len(listing_idx), generator=generator).numpy()]
-    sums = dict.fromkeys(labels, 0.0)
-    counts = dict.fromkeys(labels, 0)
+    names = list(labels) + (objectives.names if objectives is not None else [])
+    sums = dict.fromkeys(names, 0.0)
+    counts = dict.fromkeys(names, 0)
+    rng = np.random.default_rng([objectives.seed, epoch if training else 0]) if objectives is not None else None
     total, n_batches = 0.0, 0
     use_amp = device.type == "cuda"
     batches = range(0, len(listing_idx), batch_size)
     with torch.set_grad_enabled(training):
         for start in tqdm(batches, desc=desc, leave=False, disable=not progress):
             idx = listing_idx[start:start + batch_size]
-            inputs, gallery_ids, from_trunk = data.batch(idx, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                _, outputs = model(inputs, gallery_ids, len(idx), from_trunk)
+            extra: dict[str, tuple[torch.Tensor, int]] = {}
+            if objectives is None:
+                inputs, gallery_ids, from_trunk = data.batch(idx, device)
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                    _, outputs = model(inputs, gallery_ids, len(idx), from_trunk)
+            else:
+                outputs, extra = _objectives_batch(model, data, idx, objectives, training, epoch, rng, device,
+                                                   use_amp)
             losses = {}
             for name, head_out in outputs.items():
                 loss, n = task_loss(model.heads.heads[name].task, head_out, labels[name][idx].to(device))
+                if n:
+                    losses[name] = loss
+                    sums[name] += float(loss.detach()) * n
+                    counts[name] += n
+            for name, (loss, n) in extra.items():
                 if n:
                     losses[name] = loss
                     sums[name] += float(loss.detach()) * n
@@ -163,8 +208,100 @@ def run_epoch(model: GalleryModel, weighting: LossWeighting, data: GalleryData, 
                 optimizer.step()
             total += float(batch_total.detach())
             n_batches += 1
-    task_losses = {name: sums[name] / counts[name] for name in labels if counts[name]}
+    task_losses = {name: sums[name] / counts[name] for name in names if counts[name]}
     return EpochStats(total / max(n_batches, 1), task_losses)
+
+
+# --- the visual-search objectives: triplet ranking, VAE, augmentation ---
+
+@dataclass
+class Objectives:
+    """What training needs beyond the attribute heads (each part None when its objective is off)."""
+
+    train_levels: LevelTable | None = None  # mined triplet candidates among the training listings
+    val_levels: LevelTable | None = None  # among the validation listings (validation loss only)
+    margin: float = 0.2
+    thumbnails: np.ndarray | None = None  # VAE targets (n_photos, 3, S, S) uint8, rows = data's photo rows
+    augmenter: Augmenter | None = None
+    seed: int = 0
+
+    @property
+    def names(self) -> list[str]:
+        return (["triplet"] if self.train_levels is not None else []) + \
+            (["vae"] if self.thumbnails is not None else [])
+
+
+def objective_weights(config: TrainConfig) -> dict[str, float]:
+    """The extra objectives a config turns on -> their weight in the loss weighting."""
+    weights = {}
+    if config.triplet_weight > 0:
+        weights["triplet"] = config.triplet_weight
+    if config.vae_weight > 0:
+        weights["vae"] = config.vae_weight
+    return weights
+
+
+def prepare_objectives(config: BuildConfig, data: GalleryData, train_idx: np.ndarray, val_idx: np.ndarray,
+                       cache_dir: Path) -> Objectives | None:
+    """Mine triplet levels (offline, training tasks' columns only, each split among itself), decode
+    the VAE's thumbnails (cached) and set up augmentation; None when all are off."""
+    t = config.train
+    if not objective_weights(t) and not t.augment:
+        return None
+    objectives = Objectives(margin=t.triplet_margin, seed=t.seed)
+    if t.triplet_weight > 0:
+        codes = attribute_codes(data.catalogue.listings, data.catalogue.tasks, fit_rows=train_idx)
+        mining = MiningConfig(seed=t.seed)
+        objectives.train_levels = mine_levels(codes, train_idx, mining)
+        objectives.val_levels = mine_levels(codes, val_idx, mining)
+    if t.vae_weight > 0:
+        objectives.thumbnails = cached_thumbnails(cache_dir, data.catalogue.photos["path"].tolist(),
+                                                  t.vae_image_size)
+    if t.augment:
+        objectives.augmenter = Augmenter(config.model.image_size, seed=t.seed)
+    return objectives
+
+
+def _objectives_batch(model: GalleryModel, data: GalleryData, idx: np.ndarray, objectives: Objectives,
+                      training: bool, epoch: int, rng: np.random.Generator, device: torch.device, use_amp: bool,
+                      ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, int]]]:
+    """One batch with the extra objectives -> (head outputs for ``idx``, {objective: (loss, count)}).
+
+    Each listing of ``idx`` anchors one sampled triplet; its positive and negative galleries join the
+    forward pass (the heads still see only ``idx``, so the attribute objective is unchanged). The VAE
+    reconstructs the photos of ``idx``; augmentation corrupts every photo of the pass when training.
+    """
+    levels = objectives.train_levels if training else objectives.val_levels
+    triplet = levels.sample(idx, rng) if levels is not None else None
+    galleries = idx
+    if triplet is not None:
+        extra_rows = np.setdiff1d(np.concatenate([triplet[1], triplet[2]]), idx)
+        galleries = np.concatenate([idx, extra_rows])
+    if training and objectives.augmenter is not None:
+        rows, owner = data.photo_rows(galleries)
+        paths = data.catalogue.photos["path"].to_numpy()[rows]
+        inputs = to_model_input(objectives.augmenter.pixels(paths, rows, epoch)).to(device)
+        gallery_ids, from_trunk = torch.from_numpy(owner).to(device), False
+    else:
+        inputs, gallery_ids, from_trunk = data.batch(galleries, device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        photo_embeddings = model.encoder.embed_photos(inputs, from_trunk)  # (P, D)
+        embedding = segment_mean(photo_embeddings, gallery_ids, len(galleries))  # (G, D)
+        outputs = model.heads(embedding[:len(idx)])
+    extra: dict[str, tuple[torch.Tensor, int]] = {}
+    if triplet is not None:
+        position = {int(r): i for i, r in enumerate(galleries)}
+        a, p, n = (torch.tensor([position[int(r)] for r in rows_], dtype=torch.long, device=device)
+                   for rows_ in triplet[:3])
+        gap = torch.from_numpy(triplet[3]).to(device)
+        extra["triplet"] = (triplet_margin_loss(embedding[a], embedding[p], embedding[n], gap, objectives.margin),
+                            len(a))
+    if objectives.thumbnails is not None:
+        own = gallery_ids < len(idx)  # photos of the batch's own listings come first
+        target = thumbnails_to_tensor(objectives.thumbnails[data.photo_rows(idx)[0]]).to(device)
+        reconstruction, mu, log_var = model.decoder(photo_embeddings[own].float(), sample=training)
+        extra["vae"] = (vae_loss(reconstruction, target, mu, log_var), int(own.sum()))
+    return outputs, extra
 
 
 # --- the training run ---
@@ -179,8 +316,13 @@ class TrainResult:
 
 
 def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume: bool = True,
-          device: str | None = None, progress: bool = True, log: Callable[[str], None] = print) -> TrainResult:
-    """Train the encoder and heads on ``catalogue``; write ``model.pt`` (best epoch) and ``train_log.jsonl``."""
+          device: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
+          cache_dir: str | Path | None = None) -> TrainResult:
+    """Train the encoder and heads on ``catalogue``; write ``model.pt`` (best epoch) and ``train_log.jsonl``.
+
+    ``cache_dir`` (default ``<run_dir>/cache``) holds the frozen-trunk features; pointing it at another
+    run's cache lets a model trained on a subset of the same catalogue reuse them.
+    """
     config.validate()
     paths = RunPaths(Path(run_dir))
     paths.root.mkdir(parents=True, exist_ok=True)
@@ -189,10 +331,12 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
 
-    model = build_model(config.model, catalogue.tasks).to(dev)
+    model = build_model(config.model, catalogue.tasks, vae_image_size=_vae_image_size(config)).to(dev)
     cache_key = trunk_cache_key(catalogue.fingerprint, model.encoder.backbone, config.model.image_size)
-    data = prepare_data(catalogue, model, config.model, paths.cache_dir, cache_key, config.train.cache_trunk,
-                        dev, progress)
+    cache_dir = Path(cache_dir) if cache_dir else paths.cache_dir
+    # Augmentation changes the pixels every epoch, so it cannot reuse the frozen trunk's cached output.
+    data = prepare_data(catalogue, model, config.model, cache_dir, cache_key,
+                        config.train.cache_trunk and not config.train.augment, dev, progress)
     catalogue = data.catalogue
     write_json(paths.catalogue_report, catalogue.report.to_dict())
     if catalogue.report.skipped_photos or catalogue.report.empty_listings:
@@ -205,8 +349,10 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     for name, (mean, var) in stats.items():
         model.heads.set_label_scale(name, mean, math.sqrt(var))
     variances = {name: var for name, (_, var) in stats.items()}
-    weighting = create_weighting(config.train.weighting, catalogue.tasks, variances).to(dev)
-    scale = PseudoUniformWeighting(catalogue.tasks, variances)
+    extra = objective_weights(config.train)
+    objectives = prepare_objectives(config, data, train_idx, val_idx, cache_dir)
+    weighting = create_weighting(config.train.weighting, catalogue.tasks, variances, extra).to(dev)
+    scale = PseudoUniformWeighting(catalogue.tasks, variances, extra)
     trainable = [p for p in model.parameters() if p.requires_grad] + list(weighting.parameters())
     optimizer = torch.optim.Adam(trainable, lr=config.train.lr)
 
@@ -219,6 +365,8 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
         "val_listing_ids": catalogue.listings["listing_id"].to_numpy()[val_idx].tolist(),
         "regression_stats": {k: list(v) for k, v in stats.items()},
     }
+    if objectives is not None and objectives.train_levels is not None:
+        base["triplet_mining"] = objectives.train_levels.summary()
     if resume and paths.resume_checkpoint.is_file():
         saved = torch.load(paths.resume_checkpoint, map_location=dev, weights_only=True)
         if saved["config"] == base["config"] and saved["catalogue_fingerprint"] == catalogue.fingerprint:
@@ -236,10 +384,14 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
                   disable=not progress, initial=state["epoch"], total=config.train.max_epochs)
     for epoch in epochs:
         generator.manual_seed(config.train.seed * 100_003 + epoch)  # resume-safe: the order depends on the epoch
+        if objectives is not None and objectives.thumbnails is not None:
+            torch.manual_seed(config.train.seed * 100_003 + epoch)  # the VAE's latent samples, resume-safe too
         started = time.perf_counter()
         train_stats = run_epoch(model, weighting, data, train_idx, labels, config.train.batch_size, dev,
-                                optimizer, generator, progress, desc=f"epoch {epoch}")
-        val_stats = run_epoch(model, weighting, data, val_idx, labels, config.train.batch_size, dev)
+                                optimizer, generator, progress, desc=f"epoch {epoch}", objectives=objectives,
+                                epoch=epoch)
+        val_stats = run_epoch(model, weighting, data, val_idx, labels, config.train.batch_size, dev,
+                              objectives=objectives)
         val_objective = val_stats.objective(scale)
         entry = {
             "epoch": epoch, "seconds": round(time.perf_counter() - started, 2),
@@ -292,7 +444,7 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> tuple[Galler
     config = BuildConfig.from_dict(checkpoint["config"])
     tasks = tuple(TaskSpec.from_dict(t) for t in checkpoint["tasks"])
     # Every weight, the frozen trunk's included, comes from the checkpoint itself.
-    model = build_model(config.model, tasks, pretrained=False)
+    model = build_model(config.model, tasks, pretrained=False, vae_image_size=_vae_image_size(config))
     model.encoder.backbone.weight_source = checkpoint["backbone"]["weight_source"]
     model.load_state_dict(checkpoint["model"])
     return model.to(pick_device(device)).eval(), checkpoint

@@ -100,14 +100,15 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.parquet"]
 
 
-def test_undecodable_photo_is_skipped_and_reported(catalogue_copy, tmp_path):
+@pytest.mark.parametrize("cache_trunk", [True, False])
+def test_undecodable_photo_is_skipped_and_reported(catalogue_copy, tmp_path, cache_trunk):
     photos = pd.read_csv(catalogue_copy / "photos.csv")
     bad = catalogue_copy / photos["path"].iloc[0]
     bad.write_bytes(b"this is not a jpeg")
     truncated = catalogue_copy / photos["path"].iloc[1]
     truncated.write_bytes(truncated.read_bytes()[:40])
     out = tmp_path / "run"
-    run_steps(out, steps=("train", "embed"), catalogue_dir=catalogue_copy, config=tiny_config(max_epochs=1),
+    run_steps(out, steps=("train", "embed"), catalogue_dir=catalogue_copy, config=tiny_config(max_epochs=1, cache_trunk=cache_trunk),
               progress=False, log=lambda _: None)
     report = json.loads((out / "catalogue_report.json").read_text())
     assert report["n_skipped_photos"] == 2

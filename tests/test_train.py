@@ -81,3 +81,19 @@ def test_split_is_by_listing_and_seeded():
     a, b = split_listings(ids, 0.1, seed=3), split_listings(ids, 0.1, seed=3)
     assert a.sum() == 10 and np.array_equal(a, b)
     assert not np.array_equal(a, split_listings(ids, 0.1, seed=4))
+
+
+def test_a_subset_reuses_the_parents_trunk_cache(tiny_catalogue, tmp_path, monkeypatch):
+    import gallery_core.photos as photos_module
+
+    catalogue = load_catalogue(tiny_catalogue)
+    train(catalogue, tiny_config(max_epochs=1), tmp_path / "full", progress=False, log=lambda _: None)
+
+    def no_recompute(*args, **kwargs):
+        raise AssertionError("the trunk was recomputed although the cache covers the subset")
+
+    monkeypatch.setattr(photos_module, "compute_trunk_features", no_recompute)
+    half = catalogue.subset(catalogue.listings["listing_id"].iloc[::2])
+    result = train(half, tiny_config(max_epochs=1), tmp_path / "half", progress=False, log=lambda _: None,
+                   cache_dir=tmp_path / "full" / "cache")
+    assert len(result.catalogue.listings) == 20
