@@ -115,6 +115,29 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_search_photo(args: argparse.Namespace) -> int:
+    """Visual search: one photo -> the most similar catalogue photos and listings (exact search)."""
+    from gallery_core.run import open_run
+    from gallery_core.visual_search import search_photo
+
+    if args.k < 1:
+        raise ValueError(f"-k must be >= 1, got {args.k}")
+    run = open_run(args.artifacts)
+    result = search_photo(run, args.photo, k=args.k)
+    columns = ["listing_id", *[c for c in args.show if c in run.listings.columns and c != "listing_id"]]
+    listings = result.listings.merge(run.listings[columns], on="listing_id", how="left")
+    if args.json:
+        print(json.dumps({"photo": str(args.photo), "run": run.name, "search": result.method, "k": args.k,
+                          "photos": result.photos.to_dict(orient="records"),
+                          "listings": listings.to_dict(orient="records")}, indent=2, default=str))
+    else:
+        print(f"top {len(result.photos)} photos for {args.photo} in run {run.name} ({result.method}):")
+        print(result.photos.to_string(index=False, float_format="%.4f"))
+        print(f"\ntop {len(listings)} listings (score = their best-matching photo):")
+        print(listings.to_string(index=False, float_format="%.4f"))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from gallery_core.predict import metrics_table
     from gallery_core.run import open_run
@@ -174,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", nargs="*", default=["property_type", "city"], help="listing columns to print")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_retrieve)
+
+    p = sub.add_parser("search-photo", help="visual search: the most similar photos and listings for one photo")
+    p.add_argument("--artifacts", type=Path, default=default_out, help=f"run folder (default {default_out})")
+    p.add_argument("--photo", type=Path, required=True, help="the query photo (JPEG or PNG)")
+    p.add_argument("-k", type=int, default=10, help="number of photos and of listings (default 10)")
+    p.add_argument("--show", nargs="*", default=["property_type", "city"], help="listing columns to print")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_search_photo)
 
     p = sub.add_parser("info", help="summary of a built run: steps, timings, validation metrics")
     p.add_argument("--artifacts", type=Path, default=default_out, help=f"run folder (default {default_out})")

@@ -69,6 +69,13 @@ class TrainConfig:
     # Reuse the frozen trunk's output across epochs (only possible without augmentation).
     cache_trunk: bool = True
     amp: bool = True  # mixed precision, used on CUDA only
+    # Visual-search objectives (docs/visual_search_ablation.md). They enter the loss weighting as further
+    # "tasks" named triplet and vae; the defaults (off) train the attribute heads alone, as before.
+    triplet_weight: float = 0.0  # multi-attribute triplet ranking loss (gallery_core.triplets); 0 = off
+    triplet_margin: float = 0.2  # hinge margin per level of gap between positive and negative
+    vae_weight: float = 0.0  # VAE reconstruction + KL of the photos (gallery_core.vae); 0 = off
+    vae_image_size: int = 32  # side of the small photos the VAE decoder reconstructs
+    augment: bool = False  # JPEG/crop/scribble/watermark augmentation (gallery_core.augment); decodes photos
 
     def validate(self) -> None:
         _check(self.weighting in WEIGHTINGS, f"unknown weighting {self.weighting!r}; choose from {WEIGHTINGS}")
@@ -77,6 +84,11 @@ class TrainConfig:
         _check(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
         _check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
         _check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        _check(self.triplet_weight >= 0, f"triplet_weight must be >= 0, got {self.triplet_weight}")
+        _check(self.triplet_margin > 0, f"triplet_margin must be > 0, got {self.triplet_margin}")
+        _check(self.vae_weight >= 0, f"vae_weight must be >= 0, got {self.vae_weight}")
+        _check(self.vae_image_size in (8, 16, 32, 64),
+               f"vae_image_size must be one of 8, 16, 32, 64, got {self.vae_image_size}")
 
 
 @dataclass

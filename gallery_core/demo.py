@@ -37,7 +37,7 @@ import math
 import multiprocessing
 import os
 import shutil
-import tempfile
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -477,9 +477,17 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[list[Any]]:
 # --------------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------------
+def _unique_sibling(path: Path, tag: str) -> Path:
+    return path.with_name(f".{path.name}.{tag}-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
 def _atomic_write_text(path: Path, text: str) -> None:
-    """Write via a temp file in the same folder and ``os.replace``, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write via a temp file in the same folder and ``os.replace``, so readers never see half a file.
+
+    The temp file is created with mode 0o666 minus the umask, like any ordinary file (``tempfile.mkstemp``
+    would make it private, and ``os.replace`` would keep that)."""
+    tmp = _unique_sibling(path, "tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
@@ -580,9 +588,9 @@ def generate_demo_catalogue(
     n_workers = min(int(workers or os.cpu_count() or 1), int(n_listings))
     parent = out.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+    staging = _unique_sibling(parent / out.name, "partial")
+    staging.mkdir(0o777)  # an ordinary folder (umask applies), unlike tempfile.mkdtemp's private one
     try:
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; the catalogue is an ordinary folder
         sampled = [_sample_listing(i, int(seed)) for i in range(int(n_listings))]
         items = [(i, row["listing_id"], look) for i, (row, look) in enumerate(sampled)]
         chunk = max(1, min(16, math.ceil(len(items) / (n_workers * 8))))

@@ -10,14 +10,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import plotly.graph_objects as go
+from plotly.colors import qualitative
 
 from gallery_core.explore import MISSING_LABEL, OTHER_LABEL, category_labels, format_value
 
 MAP_HEIGHT = 620
 GREY = "#bbbbbb"
-PALETTE = px.colors.qualitative.Plotly + px.colors.qualitative.Dark24
+PALETTE = qualitative.Plotly + qualitative.Dark24
 
 
 def _marker_size(n_points: int) -> int:
@@ -95,6 +95,15 @@ def history_frame(history: Sequence[dict[str, Any]], field: str) -> pd.DataFrame
     return pd.DataFrame(rows, columns=["epoch", "task", "value"])
 
 
+def history_series(history: Sequence[dict[str, Any]]) -> list[str]:
+    """Names of everything with a per-task loss or weight in the log (tasks and any extra objectives)."""
+    names: dict[str, None] = {}
+    for entry in history:
+        for field in ("train_task_losses", "val_task_losses", "task_weights"):
+            names.update(dict.fromkeys(entry.get(field, {})))
+    return list(names)
+
+
 def total_loss_figure(history: Sequence[dict[str, Any]]) -> go.Figure:
     epochs = [entry["epoch"] for entry in history]
     fig = go.Figure()
@@ -119,10 +128,15 @@ def per_task_figure(history: Sequence[dict[str, Any]], field: str, title: str, t
     frame = history_frame(history, field)
     if tasks is not None:
         frame = frame[frame["task"].isin(tasks)]
-    positive = frame["value"] > 0
-    fig = px.line(frame[positive] if log_y else frame, x="epoch", y="value", color="task", markers=True,
-                  log_y=log_y, title=title, color_discrete_sequence=PALETTE)
-    fig.update_layout(height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10}, yaxis_title=field.replace("_", " "))
+    if log_y:
+        frame = frame[frame["value"] > 0]
+    fig = go.Figure()
+    for i, (task, rows) in enumerate(frame.groupby("task", sort=False)):
+        fig.add_trace(go.Scatter(x=rows["epoch"], y=rows["value"], mode="lines+markers", name=task,
+                                 line={"color": PALETTE[i % len(PALETTE)]}))
+    fig.update_layout(title=title, height=420, margin={"l": 10, "r": 10, "t": 40, "b": 10}, xaxis_title="epoch",
+                      yaxis_title=field.replace("_", " "), yaxis_type="log" if log_y else "linear",
+                      legend_title_text="task")
     return _whole_epochs(fig, len(history))
 
 

@@ -116,12 +116,17 @@ def task_loss(task: TaskSpec, output: torch.Tensor, labels: torch.Tensor) -> tup
 
 
 class GalleryModel(nn.Module):
-    """Encoder + heads: what training optimises and what a checkpoint stores."""
+    """Encoder + heads: what training optimises and what a checkpoint stores.
 
-    def __init__(self, encoder: GalleryEncoder, heads: MultiTaskHeads):
+    ``decoder`` (optional, ``gallery_core.vae.VAEDecoder``) is the VAE objective's decoder from photo
+    embeddings; it is part of the model so its weights live in the checkpoint. None adds no weights.
+    """
+
+    def __init__(self, encoder: GalleryEncoder, heads: MultiTaskHeads, decoder: nn.Module | None = None):
         super().__init__()
         self.encoder = encoder
         self.heads = heads
+        self.decoder = decoder
 
     def forward(self, photos: torch.Tensor, gallery_ids: torch.Tensor, n_galleries: int,
                 from_trunk: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -369,7 +369,7 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
         base["triplet_mining"] = objectives.train_levels.summary()
     if resume and paths.resume_checkpoint.is_file():
         saved = torch.load(paths.resume_checkpoint, map_location=dev, weights_only=True)
-        if saved["config"] == base["config"] and saved["catalogue_fingerprint"] == catalogue.fingerprint:
+        if _resumable(saved["config"], base["config"]) and saved["catalogue_fingerprint"] == catalogue.fingerprint:
             model.load_state_dict(saved["model"])
             weighting.load_state_dict(saved["weighting"])
             optimizer.load_state_dict(saved["optimizer"])
@@ -428,6 +428,17 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     _save(paths.checkpoint, best)
     paths.resume_checkpoint.unlink(missing_ok=True)
     return TrainResult(paths.checkpoint, state["best_epoch"], state["epoch"], state["history"], catalogue)
+
+
+def _resumable(saved: dict[str, Any], current: dict[str, Any]) -> bool:
+    """A run can resume under the same config, except for the epoch budget and patience, which only
+    say when to stop (so an interrupted run can be given more, or fewer, epochs)."""
+    def without_budget(config: dict[str, Any]) -> dict[str, Any]:
+        return {**config, "train": {k: v for k, v in config["train"].items() if k not in ("max_epochs", "patience")}}
+
+    # Through from_dict, so a checkpoint from before a config field was added compares with its default.
+    saved = BuildConfig.from_dict(saved).to_dict()
+    return without_budget(saved) == without_budget(current)
 
 
 def _save(path: Path, payload: dict[str, Any]) -> None:

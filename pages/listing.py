@@ -8,7 +8,7 @@ import streamlit as st
 from gallery_core import audit, explore
 from gallery_core.thumbnails import LARGE_THUMBNAIL
 from ui import loaders
-from ui.seed_tray import get_tray
+from ui.seed_tray import add_catalogue_photos
 from ui.widgets import require_run, table_height, thumbnail_grid
 
 INPUT_KEY = "listing_input"
@@ -20,10 +20,11 @@ run, key = require_run()
 listings = run.listings
 st.title("Listing")
 
-# The URL's ?listing= fills the input when it changes (links from other pages); typing updates the URL.
+# The URL's ?listing= fills the input when the page opens or the URL changes (links from other pages);
+# typing an id updates the URL.
 requested = st.query_params.get("listing")
-if requested is not None and st.session_state.get(QUERY_SEEN_KEY) != requested:
-    st.session_state[INPUT_KEY] = requested
+if INPUT_KEY not in st.session_state or (requested is not None and requested != st.session_state.get(QUERY_SEEN_KEY)):
+    st.session_state[INPUT_KEY] = requested or ""
     st.session_state[QUERY_SEEN_KEY] = requested
 
 
@@ -59,11 +60,8 @@ elif split == "val":
 thumbnail_grid(run.root, gallery["path"].tolist(), size=LARGE_THUMBNAIL, width=180)
 
 
-def use_as_seeds() -> None:
-    get_tray(str(run.root)).add_photos(gallery["photo_index"].tolist())
-
-
-if st.button("Use this gallery as retrieval seeds", on_click=use_as_seeds, icon=":material/image_search:"):
+if st.button("Use this gallery as retrieval seeds", on_click=add_catalogue_photos, icon=":material/image_search:",
+             args=(str(run.root), gallery["photo_index"].tolist())):
     st.switch_page("pages/retrieve.py")
 
 comparison = audit.listing_comparison(run.tasks, listing, run.predictions.iloc[run.row_of_listing[listing_id]],

@@ -23,7 +23,7 @@ if not history:
     st.info("The training log is empty.")
 else:
     st.plotly_chart(figures.total_loss_figure(history), key="model_total_loss")
-    task_names = [t.name for t in run.tasks]
+    task_names = figures.history_series(history)
     split = st.radio("Per-task losses of", ["training", "validation"], horizontal=True, key="model_loss_split")
     shown = st.multiselect("Tasks", task_names, default=task_names, key="model_tasks")
     field = "train_task_losses" if split == "training" else "val_task_losses"

@@ -12,27 +12,20 @@ from gallery_core.seeds import MAX_SEED_PHOTOS, SeedLimitError, UploadedSeed
 from gallery_core.thumbnails import SMALL_THUMBNAIL, make_thumbnail
 from gallery_core.uploads import MAX_UPLOAD_BYTES, MAX_UPLOAD_COUNT, check_uploads, format_bytes
 from ui import loaders
-from ui.seed_tray import get_tray
+from ui.seed_tray import add_catalogue_photos, get_tray, pop_problems, report_problems
 from ui.widgets import attribute_filters, key_attributes_text, listing_link, require_run
 
 LISTINGS_PER_PAGE = 4
 PHOTOS_PER_ROW = 8
 RESULTS_PER_ROW = 4
 STRIP_PHOTOS = 3
-MESSAGES_KEY = "retrieve_messages"
 UPLOAD_ROUND_KEY = "retrieve_upload_round"
 
 run, key = require_run()
 tray = get_tray(str(run.root))
 listings, photos = run.listings, run.photos
 key_columns = explore.key_attribute_columns(run.tasks, listings, limit=4)
-
-
-def add_photos(photo_indices: list[int]) -> None:
-    try:
-        tray.add_photos(photo_indices)
-    except SeedLimitError as err:
-        st.session_state[MESSAGES_KEY] = [str(err)]
+run_root = str(run.root)
 
 
 st.title("Retrieve")
@@ -58,15 +51,15 @@ with browse_tab:
         gallery = run.listing_photos(listing["listing_id"])
         heading, add_all = st.columns([4, 1])
         heading.markdown(f"**{listing['listing_id']}** · {key_attributes_text(listing, key_columns)}")
-        add_all.button(f"Add all {len(gallery)}", key=f"add_listing_{listing['listing_id']}", on_click=add_photos,
-                       args=(gallery["photo_index"].tolist(),))
+        add_all.button(f"Add all {len(gallery)}", key=f"add_listing_{listing['listing_id']}", on_click=add_catalogue_photos,
+                       args=(run_root, gallery["photo_index"].tolist()))
         for start in range(0, len(gallery), PHOTOS_PER_ROW):
             for column, photo in zip(st.columns(PHOTOS_PER_ROW), gallery.iloc[start:start + PHOTOS_PER_ROW].itertuples(),
                                      strict=False):
                 in_tray = photo.photo_index in tray.photo_indices
                 column.image(loaders.thumbnail(photo.path, SMALL_THUMBNAIL, str(run.root)), width="stretch")
                 column.button("In tray" if in_tray else "Add", key=f"add_photo_{photo.photo_index}", disabled=in_tray,
-                              on_click=add_photos, args=([photo.photo_index],), width="stretch")
+                              on_click=add_catalogue_photos, args=(run_root, [photo.photo_index]), width="stretch")
 
 with upload_tab:
     round_no = st.session_state.setdefault(UPLOAD_ROUND_KEY, 0)
@@ -83,12 +76,12 @@ with upload_tab:
                                                                 embedding))
             except (PhotoError, SeedLimitError) as err:
                 errors.append(str(err))
-        st.session_state[MESSAGES_KEY] = errors
+        report_problems(errors)
         st.session_state[UPLOAD_ROUND_KEY] = round_no + 1  # a fresh, empty uploader
         st.rerun()
 
 with tray_area:
-    for message in st.session_state.pop(MESSAGES_KEY, []):
+    for message in pop_problems():
         st.error(message)
     st.subheader(f"Seed gallery: {len(tray)} photo(s)")
     if tray.is_empty:

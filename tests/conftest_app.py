@@ -15,7 +15,6 @@ if str(REPO_ROOT) not in sys.path:  # app.py imports ui/ and gallery_core/ from 
 
 from gallery_core.config import DEMO_RUN_NAME  # noqa: E402
 
-APP = REPO_ROOT / "app.py"
 APP_TIMEOUT_S = 120  # generous: the 2 shared cores also run the first torch import in upload tests
 
 
@@ -53,33 +52,20 @@ def app_env(app_artifacts, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def new_app(monkeypatch):
-    """``new_app()`` -> an ``AppTest`` of app.py that runs it as ``streamlit run`` does.
+def new_app():
+    """``new_app()`` -> an ``AppTest`` of app.py, which runs app.py before every page as a live server
+    does (see ``ui.testing.navigation_pages``)."""
+    from ui.testing import app_test, navigation_pages
 
-    AppTest (1.67) resets ``PagesManager.uses_pages_directory`` before every run, so with a ``pages/``
-    folder beside app.py it runs a switched-to page file on its own, skipping app.py (no sidebar run
-    picker, its widget state dropped). A live server clears that flag for good on the first call of
-    ``st.navigation``; this fixture clears it for every AppTest run, so app.py always runs first.
-    """
-    from streamlit.runtime.pages_manager import PagesManager
-    from streamlit.testing.v1 import AppTest
-
-    original_init = PagesManager.__init__
-
-    def init_with_navigation(self, *args, **kwargs):
-        original_init(self, *args, **kwargs)
-        PagesManager.uses_pages_directory = False
-
-    monkeypatch.setattr(PagesManager, "__init__", init_with_navigation)
-    return lambda: AppTest.from_file(str(APP), default_timeout=APP_TIMEOUT_S)
+    with navigation_pages():
+        yield lambda: app_test(APP_TIMEOUT_S)
 
 
 @pytest.fixture
 def open_page(app_env, new_app):
     """``open_page("pages/map.py", listing="L000001")`` -> the app run on that page, query params set."""
-    from streamlit.testing.v1 import AppTest
 
-    def _open(page: str | None = None, **query_params: str) -> AppTest:
+    def _open(page: str | None = None, **query_params: str):
         at = new_app()
         at.run()
         if page is not None:

@@ -1,7 +1,8 @@
 """Real-browser test: ``streamlit run app.py`` driven by headless Chromium (Debian's, through Playwright).
 
-Opens every page, selects listings on the map with a box drag, makes a retrieval from a seed photo,
-checks that no page shows an exception, and saves a screenshot of each page.
+Walks through every page as a user would: selects listings on the map with a box drag, follows a
+listing's link, seeds a retrieval with its gallery and a clicked catalogue photo; checks that no page
+shows an exception, and saves a screenshot of each page.
 
 Run as a script to take the README's screenshots of the demo run::
 
@@ -33,8 +34,7 @@ CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-back
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1400, "height": 1000}
 MAX_SCREENSHOT_HEIGHT = 5000
-PAGE_TITLES = {"overview": "Overview", "map": "Map", "retrieve": "Retrieve", "listing": "Listing",
-               "audit": "Audit", "model": "Model"}
+PAGES = ("overview", "map", "listing", "retrieve", "audit", "model")
 SERVER_START_TIMEOUT_S = 60
 PAGE_TIMEOUT_MS = 45_000
 
@@ -106,13 +106,13 @@ def exceptions_on(page) -> list[str]:
     return page.locator('[data-testid="stException"]').all_inner_texts()
 
 
-def visit(page, base_url: str, path: str, title: str) -> None:
-    page.goto(f"{base_url}/{path}")
+def open_from_sidebar(page, title: str) -> None:
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
     wait_until_rendered(page, title)
 
 
 def select_on_map(page) -> None:
-    """Box-select the middle of the map (plotly's drag layer) and wait for the selected galleries."""
+    """Box-select most of the map (plotly's drag layer) and wait for the selected galleries."""
     page.locator(".js-plotly-plot").first.wait_for(timeout=PAGE_TIMEOUT_MS)
     box = page.locator(".nsewdrag").first.bounding_box()
     assert box is not None, "the map has no drag layer"
@@ -125,35 +125,61 @@ def select_on_map(page) -> None:
     wait_until_rendered(page, "Map")
 
 
-def retrieve_from_seed_photo(page) -> int:
-    """Add the first catalogue photo to the seed tray; returns the number of result links shown."""
+def seed_count(page) -> int:
+    heading = page.get_by_role("heading", name=re.compile(r"^Seed gallery: \d+ photo")).inner_text()
+    return int(re.search(r"(\d+) photo", heading).group(1))
+
+
+def add_a_catalogue_photo(page) -> int:
+    """Click "Add" under the first browsable catalogue photo; returns the result links shown after it."""
+    before = seed_count(page)
     page.get_by_role("button", name="Add", exact=True).first.click()
+    page.get_by_role("heading", name=f"Seed gallery: {before + 1} photo(s)").wait_for(timeout=PAGE_TIMEOUT_MS)
     page.get_by_role("heading", name="Most similar listings").wait_for(timeout=PAGE_TIMEOUT_MS)
     wait_until_rendered(page, "Retrieve")
     return page.get_by_role("link", name=re.compile(r"^\d+\. ")).count()
 
 
-def capture_app(base_url: str, listing_id: str, out_dir: Path) -> dict[str, list[str]]:
-    """Visit every page (with the map selection and a retrieval), screenshot each into ``out_dir``;
-    returns the exception texts found on each page."""
+def capture_app(base_url: str, out_dir: Path) -> dict[str, list[str]]:
+    """Walk through the app as a user would, screenshot each page into ``out_dir``; returns the
+    exception texts found on each page.
+
+    Overview -> Map (box selection) -> a selected listing's page (by its link) -> Retrieve (seeded with
+    that gallery, then one more catalogue photo clicked) -> Audit -> Model.
+    """
     from playwright.sync_api import sync_playwright
 
     out_dir.mkdir(parents=True, exist_ok=True)
     found: dict[str, list[str]] = {}
+
+    def record(page, name: str) -> None:
+        found[name] = exceptions_on(page)
+        screenshot_whole_page(page, out_dir / f"{name}.png")
+
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
         try:
             page = browser.new_page(viewport=VIEWPORT)
-            for name, title in PAGE_TITLES.items():
-                path = {"overview": "", "listing": f"listing?listing={listing_id}"}.get(name, name)
-                visit(page, base_url, path, title)
-                if name == "map":
-                    select_on_map(page)
-                if name == "retrieve":
-                    n_results = retrieve_from_seed_photo(page)
-                    assert n_results > 0, "the retrieval showed no listing"
-                found[name] = exceptions_on(page)
-                screenshot_whole_page(page, out_dir / f"{name}.png")
+            page.goto(base_url)
+            wait_until_rendered(page, "Overview")
+            record(page, "overview")
+            open_from_sidebar(page, "Map")
+            select_on_map(page)
+            record(page, "map")
+            page.get_by_role("link", name=re.compile(r"^Listing ")).first.click()
+            wait_until_rendered(page, "Listing")
+            assert "?listing=" in page.url, page.url
+            record(page, "listing")
+            page.get_by_role("button", name="Use this gallery as retrieval seeds").click()
+            page.get_by_role("heading", name="Most similar listings").wait_for(timeout=PAGE_TIMEOUT_MS)
+            wait_until_rendered(page, "Retrieve")
+            n_results = add_a_catalogue_photo(page)
+            assert n_results > 0, "the retrieval showed no listing"
+            record(page, "retrieve")
+            open_from_sidebar(page, "Audit")
+            record(page, "audit")
+            open_from_sidebar(page, "Model")
+            record(page, "model")
         finally:
             browser.close()
     return found
@@ -162,12 +188,12 @@ def capture_app(base_url: str, listing_id: str, out_dir: Path) -> dict[str, list
 @pytest.mark.browser
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
                                                   "(`make browser` or `apt-get install chromium`)")
-def test_every_page_in_a_real_browser(app_artifacts, tiny_listing_id, tmp_path):
+def test_every_page_in_a_real_browser(app_artifacts, tmp_path):
     with streamlit_server(app_artifacts) as url:
-        found = capture_app(url, tiny_listing_id, tmp_path / "screenshots")
-    assert found.keys() == PAGE_TITLES.keys()
+        found = capture_app(url, tmp_path / "screenshots")
+    assert set(found) == set(PAGES)
     assert not {page: texts for page, texts in found.items() if texts}, f"exceptions shown: {found}"
-    for name in PAGE_TITLES:
+    for name in PAGES:
         assert (tmp_path / "screenshots" / f"{name}.png").stat().st_size > 10_000
 
 
@@ -175,18 +201,11 @@ def test_every_page_in_a_real_browser(app_artifacts, tiny_listing_id, tmp_path):
 def main() -> None:
     parser = argparse.ArgumentParser(description="Screenshots of every page of the app on a built run.")
     parser.add_argument("--artifacts", type=Path, default=REPO_ROOT / "artifacts", help="artifacts root")
-    parser.add_argument("--run", default="demo", help="run folder under the artifacts root (default demo)")
-    parser.add_argument("--listing", default=None, help="listing shown on the Listing page (default: the first)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "screenshots")
     args = parser.parse_args()
-    sys.path.insert(0, str(REPO_ROOT))
-    from gallery_core.run import Run
-
-    run = Run(args.artifacts / args.run, verify=False)
-    listing_id = args.listing or str(run.listings["listing_id"].iloc[0])
     staging = args.out / ".staging"
-    with streamlit_server(args.artifacts) as url:
-        found = capture_app(url, listing_id, staging)
+    with streamlit_server(args.artifacts) as url:  # the app opens the demo run by default
+        found = capture_app(url, staging)
     for shot in staging.glob("*.png"):
         shutil.move(shot, args.out / shot.name)
     staging.rmdir()

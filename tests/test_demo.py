@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import filecmp
+import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -147,7 +149,17 @@ def test_readme_and_no_leftovers(catalogues):
     assert sorted(p.name for p in cat.iterdir()) == ["README.md", "listings.csv", "photos", "photos.csv",
                                                      "tasks.yaml", "truth"]
     assert not [p for p in cat.parent.iterdir() if ".partial-" in p.name]
-    assert not list(cat.rglob("*.tmp"))
+    assert not [p for p in cat.rglob(".*")]  # no temp files left
+
+
+def test_files_get_ordinary_permissions(catalogues):
+    """Temp-file-and-rename must not leave the catalogue private (mkstemp's 0o600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    cat = catalogues["a"]
+    for name in TEXT_FILES:
+        assert stat.S_IMODE((cat / name).stat().st_mode) == 0o666 & ~umask, name
+    assert stat.S_IMODE(cat.stat().st_mode) == 0o777 & ~umask
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,0 +1,389 @@
+"""Ablation of the visual-search objectives on the demo catalogue (issue 5).
+
+Four models that differ only in their objectives: attributes only; + triplet ranking; + VAE; all
+three. Each is scored on the hold-out column (star_rating, a probe on its listing embeddings, the
+evaluation's ``fit_probe``), gallery-completion recall and attribute precision@k, with clean and with
+corrupted (JPEG, crop, scribble, watermark) query photos (``gallery_core.robustness``).
+
+Budget (2 CPU cores shared with other jobs): the backbone is frozen entirely (``trainable_stages=0``),
+so each model trains its projection, heads and (VAE) decoder on the frozen EfficientNet-Lite0 features
+of every photo, computed once. They are derived from the demo run's trunk cache (read only) by running
+the two top stages once with their ImageNet weights, pooled to (1280,): a frozen top is deterministic,
+so the result equals what the backbone gives on the pixels (checked on a few photos). The corrupted
+query photos also go through the frozen backbone once and serve every arm. The product trains the last
+two stages too; that costs ~5 min an epoch here under load and would not fit four arms.
+
+    .venv/bin/python benchmarks/ablation_visual_search.py            # ~15-30 min on the shared 2 cores
+    .venv/bin/python benchmarks/ablation_visual_search.py --quick    # a smoke run: 2 epochs, 60 queries
+
+Writes docs/visual_search_ablation.json and docs/visual_search_ablation.md (tables; the prose reading
+of them in the .md is kept between the READING markers when the script rewrites the file).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from gallery_core.artifacts import write_json  # noqa: E402
+from gallery_core.backbones import create_backbone  # noqa: E402
+from gallery_core.catalogue import Catalogue, load_catalogue  # noqa: E402
+from gallery_core.config import BuildConfig, ModelConfig, TrainConfig  # noqa: E402
+from gallery_core.evaluation.holdout import holdout_task  # noqa: E402
+from gallery_core.evaluation.metrics import (  # noqa: E402
+    attribute_precision_at_k,
+    gallery_completion_ranks,
+    hit_rate_at_k,
+    l2_normalise_rows,
+    neighbours,
+    split_galleries,
+    wilson_interval,
+)
+from gallery_core.evaluation.models import ProbeConfig, fit_probe  # noqa: E402
+from gallery_core.photos import to_model_input, trunk_cache_key  # noqa: E402
+from gallery_core.robustness import (  # noqa: E402
+    CORRUPTION_KINDS,
+    corrupted_pixels,
+    query_photo_rows,
+    robustness_metrics,
+)
+from gallery_core.tasks import encode_labels  # noqa: E402
+from gallery_core.train import load_checkpoint, split_listings, train  # noqa: E402
+
+ARMS: dict[str, dict[str, float]] = {
+    "attributes": {},
+    "attributes+triplet": {"triplet_weight": 10.0},
+    "attributes+vae": {"vae_weight": 10.0},
+    "attributes+triplet+vae": {"triplet_weight": 10.0, "vae_weight": 10.0},
+}
+READING_START, READING_END = "<!-- READING -->", "<!-- /READING -->"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- frozen features, derived once from the demo run's trunk cache ---
+
+def frozen_backbone(config: ModelConfig):
+    return create_backbone(config.backbone, 0, config.weights_path, pretrained=True).eval()
+
+
+@torch.no_grad()
+def derive_frozen_cache(catalogue: Catalogue, source_cache: Path, out_cache: Path, image_size: int) -> None:
+    """Write the trainable_stages=0 trunk cache (pooled to (1280, 1, 1)) from the 2-stage cache."""
+    source_backbone = create_backbone("efficientnet_lite0", 2, None, pretrained=True).eval()
+    frozen = frozen_backbone(ModelConfig(trainable_stages=0, image_size=image_size))
+    source_key = trunk_cache_key(catalogue.fingerprint, source_backbone, image_size)
+    target_key = trunk_cache_key(catalogue.fingerprint, frozen, image_size)
+    target = out_cache / f"trunk-{target_key}.npy"
+    if target.is_file():
+        return
+    index = json.loads((source_cache / f"trunk-{source_key}.json").read_text())
+    features = np.load(source_cache / f"trunk-{source_key}.npy", mmap_mode="r")
+    log(f"deriving frozen features of {len(features)} photos from {source_cache}")
+    out = np.zeros((len(features), source_backbone.feature_dim, 1, 1), dtype=np.float16)
+    for start in range(0, len(features), 512):
+        x = torch.from_numpy(np.asarray(features[start:start + 512], dtype=np.float32))
+        out[start:start + 512, :, 0, 0] = source_backbone.forward_top(x).numpy().astype(np.float16)
+    # Check against the backbone on pixels for a few photos.
+    from gallery_core.photos import load_photo
+
+    sample = [0, len(features) // 2, len(features) - 1]
+    pixels = np.stack([load_photo(index["paths"][i], image_size) for i in sample])
+    direct = frozen(to_model_input(pixels)).numpy()
+    error = np.abs(direct - out[sample, :, 0, 0].astype(np.float32)).max() / np.abs(direct).max()
+    if error > 0.02:
+        raise RuntimeError(f"derived features differ from the backbone's by {error:.3f} (relative)")
+    out_cache.mkdir(parents=True, exist_ok=True)
+    np.save(target, out)
+    write_json(out_cache / f"trunk-{target_key}.json", index)
+    log(f"frozen features written ({out.nbytes / 1e6:.0f} MB, max relative error on 3 photos {error:.1e})")
+
+
+@torch.no_grad()
+def corrupted_frozen_features(paths: np.ndarray, rows: np.ndarray, image_size: int, kind: str, seed: int,
+                              backbone, cache: Path) -> np.ndarray:
+    """Pooled frozen features (n, 1280, 1, 1) of the query photos under one corruption, cached."""
+    path = cache / f"corrupted-{kind}-{seed}-{len(rows)}-{int(rows.sum())}.npy"
+    if path.is_file():
+        return np.load(path)
+    started = time.perf_counter()
+    chunks = []
+    for start in range(0, len(rows), 64):
+        pixels = corrupted_pixels(paths[start:start + 64], rows[start:start + 64], image_size, kind, seed)
+        chunks.append(backbone(to_model_input(pixels)).numpy()[:, :, None, None])
+    out = np.concatenate(chunks).astype(np.float32)
+    np.save(path, out)
+    log(f"corrupted features '{kind}': {len(rows)} photos in {time.perf_counter() - started:.0f}s")
+    return out
+
+
+# --- one arm ---
+
+def arm_config(base: BuildConfig, extra: dict[str, float]) -> BuildConfig:
+    return replace(base, train=replace(base.train, **extra)).validate()
+
+
+@torch.no_grad()
+def photo_embeddings_of(model, features: np.ndarray) -> np.ndarray:
+    out = []
+    for start in range(0, len(features), 4096):
+        x = torch.from_numpy(np.asarray(features[start:start + 4096], dtype=np.float32))
+        out.append(model.encoder.embed_photos(x, from_trunk=True).numpy())
+    return np.concatenate(out)
+
+
+def evaluate_arm(model, checkpoint: dict[str, Any], catalogue: Catalogue, clean_features: np.ndarray,
+                 corrupted: dict[str, np.ndarray], listing_index: np.ndarray, in_query: np.ndarray,
+                 queries: np.ndarray, attributes: list[str], holdout_column: str, k: int, seed: int,
+                 ) -> dict[str, Any]:
+    listings = catalogue.listings
+    n = len(listings)
+    photos = photo_embeddings_of(model, clean_features)  # (P, D)
+    gallery = np.zeros((n, photos.shape[1]))
+    np.add.at(gallery, listing_index, photos)
+    gallery /= np.bincount(listing_index, minlength=n)[:, None]  # the heads' input (L, D)
+
+    # Hold-out column: a probe on the training listings' embeddings, accuracy on the validation listings.
+    is_val = listings["listing_id"].isin(set(checkpoint["val_listing_ids"])).to_numpy()
+    task = holdout_task(listings, holdout_column)
+    labels = encode_labels(task, listings[holdout_column])
+    train_rows = np.flatnonzero((labels >= 0) & ~is_val)
+    test_rows = np.flatnonzero((labels >= 0) & is_val)
+    probe = fit_probe(task, gallery[train_rows], labels[train_rows], ProbeConfig(), seed=seed)
+    correct = probe.predict_proba(gallery[test_rows]).argmax(axis=1) == labels[test_rows]
+    low, high = wilson_interval(int(correct.sum()), len(correct))
+    holdout = {"column": holdout_column, "accuracy": float(correct.mean()), "ci_low": low, "ci_high": high,
+               "n_test": int(len(test_rows)), "n_train": int(len(train_rows))}
+
+    # Clean retrieval over every listing (the evaluation's protocol and functions).
+    ranks = gallery_completion_ranks(photos, listing_index, n, in_query)
+    unit = l2_normalise_rows(gallery)
+    near = neighbours(unit, k)
+    precision = {col: attribute_precision_at_k(listings[col].to_numpy(dtype=object), near) for col in attributes}
+    clean_all = {"n_queries": int(len(ranks)), "recall_at_1": hit_rate_at_k(ranks, 1),
+                 f"recall_at_{k}": hit_rate_at_k(ranks, k),
+                 f"attribute_precision_at_{k}": {c: v["precision"] for c, v in precision.items()},
+                 f"attribute_chance_at_{k}": {c: v["chance"] for c, v in precision.items()},
+                 f"mean_attribute_precision_at_{k}": float(np.mean([v["precision"] for v in precision.values()]))}
+
+    # Clean vs corrupted query photos on a seeded sample of listings.
+    rows = query_photo_rows(listing_index, in_query, queries)
+    corrupted_embeddings = {kind: photo_embeddings_of(model, feats) for kind, feats in corrupted.items()}
+    values = {col: listings[col].to_numpy(dtype=object) for col in attributes}
+    robust = robustness_metrics(photos, listing_index, n, in_query, queries, corrupted_embeddings, values,
+                                ks=(1, k), precision_k=k)
+    assert robust["n_query_photos"] == len(rows)
+    return {"holdout": holdout, "clean_all_listings": clean_all, "robustness": robust}
+
+
+# --- the report ---
+
+def fmt(x: float) -> str:
+    return f"{x:.3f}"
+
+
+def markdown(report: dict[str, Any]) -> str:
+    k = report["setup"]["k"]
+    arms = report["arms"]
+    lines = ["# Visual-search objectives: ablation on the demo catalogue", "",
+             "Generated by `benchmarks/ablation_visual_search.py` (numbers in `visual_search_ablation.json`). "
+             "Timings are wall-clock seconds on 2 CPU cores shared with 4 other jobs: noisy.", "",
+             "## Setup", ""]
+    s = report["setup"]
+    lines += [f"- Catalogue: {s['catalogue']} ({s['n_listings']} listings, {s['n_photos']} photos); "
+              f"validation split {s['n_val']} listings (seed {s['seed']}), never trained on.",
+              f"- Model: {s['backbone']} **frozen entirely** (`trainable_stages=0`); each arm trains the "
+              f"projection to {s['embed_dim']}-d, the 21 attribute heads and its extra objectives. "
+              f"Weighting {s['weighting']}, lr {s['lr']}, batch {s['batch_size']}, at most {s['max_epochs']} "
+              f"epochs with early stopping (patience {s['patience']}): a reduced budget, see below.",
+              f"- Extra objectives: triplet weight {s['triplet_weight']} (margin {s['triplet_margin']} per "
+              f"level, levels {s['level_edges']} of shared attributes), VAE weight {s['vae_weight']} "
+              f"({s['vae_image_size']} px reconstructions). Weights set so each extra objective starts "
+              "at roughly a tenth to a fifth of the attribute objective; not tuned.",
+              f"- Hold-out: `{s['holdout_column']}` (never a training task) predicted by the evaluation's "
+              "2-layer probe on each arm's listing embeddings; accuracy on the validation listings, 95% "
+              "Wilson interval.",
+              f"- Gallery completion (the evaluation's protocol): half of a listing's photos query for "
+              f"the other half among all {s['n_listings']} listings. *All listings*: every listing with "
+              f">= 2 photos, clean. *Clean vs corrupted*: {s['n_queries']} seeded listings "
+              f"({s['n_query_photos']} query photos), their query halves corrupted by each corruption of "
+              "`gallery_core.corruptions` (catalogue photos stay clean).",
+              f"- Attribute precision@{k}: share of a listing's {k} nearest listings with its recorded value, "
+              f"mean over {', '.join(s['attributes'])}.", ""]
+    lines += ["## Hold-out accuracy and clean retrieval (all listings)", "",
+              f"| arm | {s['holdout_column']} accuracy [95% CI] | completion recall@1 | recall@{k} | "
+              f"attribute precision@{k} | epochs (best) | train s (epochs) |",
+              "|---|---|---|---|---|---|---|"]
+    for name, arm in arms.items():
+        h, c = arm["holdout"], arm["clean_all_listings"]
+        lines.append(f"| {name} | {fmt(h['accuracy'])} [{fmt(h['ci_low'])}, {fmt(h['ci_high'])}] | "
+                     f"{fmt(c['recall_at_1'])} | {fmt(c[f'recall_at_{k}'])} | "
+                     f"{fmt(c[f'mean_attribute_precision_at_{k}'])} | {arm['epochs_run']} ({arm['best_epoch']}) | "
+                     f"{arm['train_seconds']:.0f} |")
+    majority = report["setup"]["holdout_majority_accuracy"]
+    lines += ["", f"Majority-class accuracy of `{s['holdout_column']}` on the same test listings: {fmt(majority)}.",
+              ""]
+    conditions = ["clean", *report["setup"]["corruptions"]]
+    lines += ["## Clean vs corrupted query photos", "",
+              f"Gallery-completion recall@{k} ({s['n_queries']} query listings):", "",
+              "| arm | " + " | ".join(conditions) + " |", "|---|" + "---|" * len(conditions)]
+    for name, arm in arms.items():
+        cond = arm["robustness"]["conditions"]
+        lines.append(f"| {name} | " + " | ".join(fmt(cond[c][f"recall_at_{k}"]) for c in conditions) + " |")
+    lines += ["", f"Attribute precision@{k} of the same queries (mean over attributes):", "",
+              "| arm | " + " | ".join(conditions) + " |", "|---|" + "---|" * len(conditions)]
+    for name, arm in arms.items():
+        cond = arm["robustness"]["conditions"]
+        lines.append(f"| {name} | " + " | ".join(fmt(cond[c][f"mean_attribute_precision_at_{k}"])
+                                               for c in conditions) + " |")
+    corrupted = report["setup"]["corruptions"]
+    lines += ["", "Single-photo search with a corrupted catalogue photo: its clean original found first "
+              f"(recall@1) / its listing among the top {k} listings:", "",
+              "| arm | " + " | ".join(corrupted) + " |", "|---|" + "---|" * len(corrupted)]
+    for name, arm in arms.items():
+        cond = arm["robustness"]["conditions"]
+        lines.append(f"| {name} | " + " | ".join(
+            f"{fmt(cond[c]['photo_search']['photo_recall_at_1'])} / "
+            f"{fmt(cond[c]['photo_search'][f'listing_hit_at_{k}'])}" for c in corrupted) + " |")
+    lines += ["", "## Wall time", "",
+              f"- Frozen features of all photos (derived from the demo run's trunk cache): "
+              f"{report['timings']['frozen_features_s']:.0f} s; corrupted query features: "
+              f"{report['timings']['corrupted_features_s']:.0f} s.",
+              f"- Training per arm: see the table above; evaluation of all arms "
+              f"{report['timings']['evaluation_s']:.0f} s; whole script {report['timings']['total_s']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+def write_report(report: dict[str, Any], docs: Path) -> None:
+    docs.mkdir(parents=True, exist_ok=True)
+    write_json(docs / "visual_search_ablation.json", report)
+    md_path = docs / "visual_search_ablation.md"
+    reading = f"{READING_START}\n## Reading\n\n(to be written by hand)\n{READING_END}\n"
+    if md_path.is_file():
+        old = md_path.read_text()
+        if READING_START in old and READING_END in old:
+            reading = old[old.index(READING_START):old.index(READING_END) + len(READING_END)] + "\n"
+    md_path.write_text(markdown(report) + "\n" + reading)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--catalogue", type=Path, default=REPO / "data" / "demo")
+    parser.add_argument("--source-cache", type=Path, default=REPO / "artifacts" / "demo" / "cache",
+                        help="a run's trunk cache for this catalogue (read only)")
+    parser.add_argument("--work", type=Path, default=Path("/tmp/visual_search_ablation"))
+    parser.add_argument("--docs", type=Path, default=REPO / "docs")
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--queries", type=int, default=400, help="listings queried with corrupted photos")
+    parser.add_argument("--arms", nargs="+", choices=list(ARMS), default=list(ARMS))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1: small ops on a shared machine "
+                        "run ~10x faster than with 2 oversubscribed threads)")
+    parser.add_argument("--quick", action="store_true", help="2 epochs, 60 queries, into WORK/quick")
+    parser.add_argument("--fresh", action="store_true", help="retrain arms already trained in WORK")
+    args = parser.parse_args()
+    cache = args.work / "cache"  # shared by --quick and full runs
+    if args.quick:
+        args.epochs, args.queries, args.work = 2, 60, args.work / "quick"
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    seed, k = 0, 10
+
+    catalogue = load_catalogue(args.catalogue)
+    base = BuildConfig(model=ModelConfig(trainable_stages=0),
+                       train=TrainConfig(lr=args.lr, max_epochs=args.epochs, seed=seed)).validate()
+    t0 = time.perf_counter()
+    derive_frozen_cache(catalogue, args.source_cache, cache, base.model.image_size)
+    frozen_s = time.perf_counter() - t0
+
+    # Rows of the clean features follow the catalogue's photos (the cache index says which path is which).
+    backbone = frozen_backbone(base.model)
+    key = trunk_cache_key(catalogue.fingerprint, backbone, base.model.image_size)
+    index = json.loads((cache / f"trunk-{key}.json").read_text())
+    row_of = {p: i for i, p in enumerate(index["paths"])}
+    clean_features = np.load(cache / f"trunk-{key}.npy")[[row_of[p] for p in catalogue.photos["path"]]]
+    sizes = catalogue.gallery_sizes()
+    listing_index = np.repeat(np.arange(len(sizes)), sizes)
+    n = len(catalogue.listings)
+    in_query = split_galleries(listing_index, n, seed=seed)
+    eligible = np.flatnonzero(np.bincount(listing_index[in_query], minlength=n) > 0)
+    queries = np.sort(np.random.default_rng(seed).choice(eligible, size=min(args.queries, len(eligible)),
+                                                         replace=False))
+    rows = query_photo_rows(listing_index, in_query, queries)
+    paths = catalogue.photos["path"].to_numpy()[rows]
+    t0 = time.perf_counter()
+    corrupted = {kind: corrupted_frozen_features(paths, rows, base.model.image_size, kind, seed, backbone, cache)
+                 for kind in CORRUPTION_KINDS}
+    corrupted_s = time.perf_counter() - t0
+
+    attributes = [t.column for t in catalogue.tasks if t.kind == "multiclass"]
+    holdout_column = catalogue.holdout[0]
+    report: dict[str, Any] = {"arms": {}}
+    evaluation_s = 0.0
+    for name in args.arms:
+        config = arm_config(base, ARMS[name])
+        run_dir = args.work / name
+        if args.fresh and run_dir.exists():
+            shutil.rmtree(run_dir)
+        if not (run_dir / "model.pt").is_file():
+            log(f"training {name}")
+            train(catalogue, config, run_dir, progress=False, log=lambda m: log(f"  {m}"), cache_dir=cache)
+        model, checkpoint = load_checkpoint(run_dir / "model.pt", device="cpu")
+        history = checkpoint["history"]
+        train_s = sum(h["seconds"] for h in history)  # the epochs' own wall time, also when trained earlier
+        t0 = time.perf_counter()
+        log(f"evaluating {name}")
+        result = evaluate_arm(model, checkpoint, catalogue, clean_features, corrupted, listing_index, in_query,
+                              queries, attributes, holdout_column, k, seed)
+        evaluation_s += time.perf_counter() - t0
+        first, best = history[0], history[checkpoint["best_epoch"] - 1]
+        report["arms"][name] = {
+            "objectives": ARMS[name], "train_seconds": round(train_s, 1), "epochs_run": len(history),
+            "best_epoch": checkpoint["best_epoch"], "seconds_per_epoch": [h["seconds"] for h in history],
+            "first_epoch_train_losses": first["train_task_losses"], "best_epoch_val_losses": best["val_task_losses"],
+            "triplet_mining": checkpoint.get("triplet_mining"), **result}
+        log(f"{name}: hold-out {result['holdout']['accuracy']:.3f}, recall@{k} "
+            f"{result['clean_all_listings'][f'recall_at_{k}']:.3f}")
+
+    is_val = split_listings(catalogue.listings["listing_id"].tolist(), base.train.val_fraction, seed)
+    task = holdout_task(catalogue.listings, holdout_column)
+    labels = encode_labels(task, catalogue.listings[holdout_column])
+    majority = np.bincount(labels[(labels >= 0) & ~is_val]).argmax()
+    test = labels[(labels >= 0) & is_val]
+    one = next(iter(report["arms"].values()))
+    report["setup"] = {
+        "catalogue": str(args.catalogue), "n_listings": n, "n_photos": int(len(listing_index)),
+        "n_val": int(is_val.sum()), "seed": seed, "backbone": base.model.backbone, "embed_dim": base.model.embed_dim,
+        "trainable_stages": 0, "weighting": base.train.weighting, "lr": base.train.lr,
+        "batch_size": base.train.batch_size, "max_epochs": base.train.max_epochs, "patience": base.train.patience,
+        "triplet_weight": ARMS["attributes+triplet+vae"]["triplet_weight"], "triplet_margin": base.train.triplet_margin,
+        "level_edges": list((one.get("triplet_mining") or {}).get("level_edges", [0.7, 0.55, 0.4])),
+        "vae_weight": ARMS["attributes+triplet+vae"]["vae_weight"], "vae_image_size": base.train.vae_image_size,
+        "holdout_column": holdout_column, "holdout_majority_accuracy": float((test == majority).mean()),
+        "attributes": attributes, "k": k, "n_queries": int(len(queries)), "n_query_photos": int(len(rows)),
+        "corruptions": list(CORRUPTION_KINDS), "quick": args.quick, "threads": args.threads,
+    }
+    report["timings"] = {"frozen_features_s": round(frozen_s, 1), "corrupted_features_s": round(corrupted_s, 1),
+                         "evaluation_s": round(evaluation_s, 1), "total_s": round(time.perf_counter() - started, 1)}
+    docs = args.docs if not args.quick else args.work / "docs"
+    write_report(report, docs)
+    log(f"report written to {docs}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""Server-side time of each page of the app, first and cached render, on the demo run and a 100k run.
+
+    python benchmarks/bench_app.py [--artifacts artifacts] [--run demo] [--listings 100000]
+                                   [--large-dir /tmp/gallery-core-bench-app] [--out docs/benchmarks/app.md]
+
+Renders go through ``streamlit.testing.v1.AppTest`` (the script run and its element tree, not the
+browser). Per page and run:
+
+* cold:   Streamlit's caches cleared and the run's disk thumbnail cache emptied (first visit after a build),
+* first:  Streamlit's caches cleared, thumbnails on disk (first visit after a server restart); this is
+          also what every render would cost without ``st.cache_data`` / ``st.cache_resource``,
+* cached: a rerun of the same page (median of ``--repeats``), the common case.
+
+The 100k run is synthetic: the demo run's listings repeated with new ids, its photos reused (same
+files), photo embeddings jittered, listing embeddings their normalised means, UMAP coordinates
+jittered, predictions copied; it reuses the demo checkpoint and gets a valid manifest through
+``gallery_core.artifacts.record_step``. It is made once and reused while the demo run is unchanged.
+Further comparisons: the map with and without downsampling, and thumbnails made from the photos vs
+read from the disk and memory caches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO_ROOT))
+
+from gallery_core import thumbnails  # noqa: E402
+from gallery_core.artifacts import STEPS, RunPaths, atomic_path, hash_key, record_step, write_parquet  # noqa: E402
+from gallery_core.config import BuildConfig  # noqa: E402
+from gallery_core.embed import l2_normalise  # noqa: E402
+from gallery_core.index import build_index, save_index  # noqa: E402
+from gallery_core.run import Run  # noqa: E402
+from gallery_core.seeds import SeedGallery  # noqa: E402
+
+PAGES = ("overview", "map", "retrieve", "listing", "audit", "model")
+SYNTHETIC_INDEX_TREES = 10
+CHUNK_ROWS = 100_000
+CACHED_BUDGET_S = 1.0
+
+
+# --- the synthetic large run ---
+
+def _source_signature(source: Run) -> str:
+    return hash_key({name: record["checksum"] for name, record in source.manifest["files"].items()})
+
+
+def make_synthetic_run(source_dir: Path, out: Path, n_listings: int, seed: int = 0) -> Path:
+    """A run of ``n_listings`` listings made from a built run (see the module docstring); reused if up to date."""
+    source = Run(source_dir, verify=False)
+    marker = {"source": str(source_dir.resolve()), "source_signature": _source_signature(source),
+              "n_listings": n_listings, "seed": seed}
+    existing = out / "manifest.json"
+    if existing.is_file():
+        import json
+
+        if json.loads(existing.read_text()).get("synthetic") == marker:
+            return out
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    paths, rng = RunPaths(out), np.random.default_rng(seed)
+    started = time.perf_counter()
+
+    # listings: the source's, repeated with new ids; photos: each copy points at the source's photo files
+    src_rows = np.arange(n_listings) % len(source.listings)
+    listings = source.listings.iloc[src_rows].reset_index(drop=True)
+    listings["listing_id"] = [f"S{i + 1:07d}" for i in range(n_listings)]
+    sizes = listings["n_photos"].to_numpy(np.int64)
+    first_photo = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    n_photos = int(sizes.sum())
+    within = np.arange(n_photos) - np.repeat(first_photo, sizes)
+    src_photo_rows = np.repeat(source.listings["first_photo"].to_numpy(np.int64)[src_rows], sizes) + within
+    listings["first_photo"] = first_photo
+    listing_index = np.repeat(np.arange(n_listings), sizes)
+    photos = pd.DataFrame({"photo_index": np.arange(n_photos),
+                           "listing_id": np.repeat(listings["listing_id"].to_numpy(), sizes),
+                           "path": source.photos["path"].to_numpy()[src_photo_rows],
+                           "listing_index": listing_index})
+    write_parquet(paths.listing_table, listings)
+    write_parquet(paths.photo_table, photos)
+
+    # photo embeddings jittered (5% of their spread), listing embeddings = normalised mean of its photos
+    src_photo_embeddings = source.photo_embeddings
+    dim = src_photo_embeddings.shape[1]
+    noise_scale = 0.05 * float(np.asarray(src_photo_embeddings[:10_000]).std())
+    listing_embeddings = np.empty((n_listings, dim), np.float32)
+    with atomic_path(paths.photo_embeddings) as tmp:
+        photo_embeddings = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_photos, dim))
+        for start in range(0, n_listings, CHUNK_ROWS):
+            stop = min(start + CHUNK_ROWS, n_listings)
+            lo, hi = first_photo[start], first_photo[stop - 1] + sizes[stop - 1]
+            chunk = np.asarray(src_photo_embeddings[src_photo_rows[lo:hi]], dtype=np.float32)
+            chunk += rng.standard_normal(chunk.shape, dtype=np.float32) * noise_scale
+            photo_embeddings[lo:hi] = chunk
+            sums = np.add.reduceat(chunk, first_photo[start:stop] - lo, axis=0)
+            listing_embeddings[start:stop] = l2_normalise(sums / sizes[start:stop, None])
+        photo_embeddings.flush()
+        del photo_embeddings
+    with atomic_path(paths.listing_embeddings) as tmp, open(tmp, "wb") as f:
+        np.save(f, listing_embeddings)
+
+    coordinates = source.coordinates.iloc[src_rows].reset_index(drop=True)
+    spread = coordinates[["x", "y"]].std().to_numpy()
+    xy = coordinates[["x", "y"]].to_numpy() + rng.normal(0, 1, (n_listings, 2)) * spread * 0.03
+    write_parquet(paths.umap, pd.DataFrame({"listing_id": listings["listing_id"], "x": xy[:, 0].astype(np.float32),
+                                            "y": xy[:, 1].astype(np.float32)}))
+    predictions = source.predictions.iloc[src_rows].reset_index(drop=True)
+    predictions["listing_id"] = listings["listing_id"]
+    write_parquet(paths.predictions, predictions)
+    for name in ("checkpoint", "train_log", "catalogue_report", "metrics"):
+        shutil.copyfile(getattr(source.paths, name), getattr(paths, name))
+
+    config = source.config.to_dict()
+    config["index"]["n_trees"] = SYNTHETIC_INDEX_TREES
+    save_index(build_index(listing_embeddings, BuildConfig.from_dict(config).index, seed=seed), paths.index)
+
+    base = {key: source.manifest[key] for key in ("tasks", "holdout", "backbone") if key in source.manifest}
+    base |= {"config": config, "synthetic": marker,
+             "catalogue": {"root": f"synthetic, from {source_dir}", "n_listings": n_listings, "n_photos": n_photos}}
+    for step in STEPS:
+        record_step(out, step, hash_key("synthetic", step, marker), 0.0, {"synthetic": True},
+                    base=base if step == STEPS[0] else None)
+    print(f"made the synthetic run {out}: {n_listings:,} listings, {n_photos:,} photos "
+          f"in {time.perf_counter() - started:.0f} s")
+    return out
+
+
+# --- page renders ---
+
+def quiet_streamlit() -> None:
+    """No notes about cached functions used outside a script run (AppTest runs reset the level)."""
+    from streamlit import logger
+
+    logger.set_log_level("error")
+
+
+def clear_streamlit_caches() -> None:
+    import streamlit as st
+
+    quiet_streamlit()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def _prepare_page(at, page: str, run: Run) -> None:
+    """Put the page in its typical state: a selection on the map, a seed gallery, a listing id."""
+    ids = run.listings["listing_id"]
+    if page == "map":
+        at.session_state["map_selection"] = ids.iloc[:12].tolist()
+    if page == "retrieve":
+        first = run.listings.iloc[0]
+        at.session_state["seed_tray"] = SeedGallery(str(run.root), photo_indices=list(
+            range(int(first["first_photo"]), int(first["first_photo"]) + int(first["n_photos"]))))
+    if page == "listing":
+        at.query_params["listing"] = str(ids.iloc[0])
+
+
+def time_page(page: str, run: Run, run_name: str, repeats: int, cold: bool) -> dict[str, float]:
+    """First and cached render times of one page (a fresh session, Streamlit's caches cleared)."""
+    from ui.testing import app_test
+
+    clear_streamlit_caches()
+    if cold:
+        shutil.rmtree(thumbnails.thumbnail_dir(run.root), ignore_errors=True)
+    at = app_test(timeout_s=600)
+    at.session_state["run_name"] = run_name
+    _prepare_page(at, page, run)
+    if page != "overview":
+        at.run()  # registers the pages, so switch_page can resolve them (Overview renders here, uncached)
+        clear_streamlit_caches()
+        at.switch_page(f"pages/{page}.py")
+    started = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - started
+    if at.exception:
+        raise RuntimeError(f"{page} on {run_name}: {at.exception[0].value}")
+    cached = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        at.run()
+        cached.append(time.perf_counter() - started)
+    return {"first": first, "cached": statistics.median(cached)}
+
+
+def time_map_points(run: Run, run_name: str, max_points: int, repeats: int) -> tuple[float, int]:
+    """Cached render time of the map with a point limit, and the size of the figure sent to the browser."""
+    import json
+
+    from ui.testing import app_test
+
+    at = app_test(timeout_s=600)
+    at.session_state["run_name"] = run_name
+    at.run()
+    at.switch_page("pages/map.py").run()
+    at.number_input(key="map_max_points").set_value(max_points).run()
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        at.run()
+        times.append(time.perf_counter() - started)
+    spec = at.get("plotly_chart")[0].proto.spec
+    n_drawn = sum(len(t["customdata"]) for t in json.loads(spec)["data"])
+    assert n_drawn == min(max_points, len(run.listings)), n_drawn
+    return statistics.median(times), len(spec)
+
+
+def time_thumbnails(run: Run, n: int = 200, repeats: int = 5) -> dict[str, float]:
+    """Milliseconds per thumbnail: made from the photo, read from the disk cache (what the app does),
+    and the alternatives of an in-memory Streamlit cache in front of the disk cache."""
+    import streamlit as st
+
+    quiet_streamlit()
+    paths = run.photos["path"].iloc[:n].tolist()
+    cache = Path(tempfile.mkdtemp(prefix="thumbs-"))
+
+    def from_disk(path: str) -> bytes:
+        return thumbnails.thumbnail_bytes(path, thumbnails.SMALL_THUMBNAIL, cache)
+
+    def per_photo_ms(read) -> float:
+        started = time.perf_counter()
+        for _ in range(repeats):
+            for p in paths:
+                read(p)
+        return (time.perf_counter() - started) / (repeats * n) * 1e3
+
+    try:
+        started = time.perf_counter()
+        for p in paths:
+            from_disk(p)
+        made = (time.perf_counter() - started) / n * 1e3
+        timings = {"made from the photo (first view)": made, "disk cache (what the app does)": per_photo_ms(from_disk)}
+        for name, decorator in (("st.cache_data", st.cache_data), ("st.cache_resource", st.cache_resource)):
+            cached = decorator(max_entries=10_000, show_spinner=False)(from_disk)
+            for p in paths:
+                cached(p)
+            timings[f"{name} in front of the disk cache"] = per_photo_ms(cached)
+    finally:
+        shutil.rmtree(cache)
+    return timings
+
+
+# --- report ---
+
+def markdown_report(machine: str, runs: dict[str, Run], timings: dict[str, dict[str, dict[str, float]]],
+                    map_points: dict[int, tuple[float, int]], thumbs: dict[str, float], large_name: str) -> str:
+    lines = ["# App benchmark: server-side render time per page", "",
+             "Made by `python benchmarks/bench_app.py`. Times are the script run of each page through "
+             "`streamlit.testing.v1.AppTest` (server side: loading, computing, building elements; not the "
+             "browser's drawing). " + machine, "",
+             "- **cold**: Streamlit's caches cleared and the run's disk thumbnail cache emptied (first visit "
+             "after a build);",
+             "- **first**: Streamlit's caches cleared, thumbnails on disk (first visit after a server restart); "
+             "this is also what every rerun would cost without `st.cache_data` / `st.cache_resource` "
+             "(the obvious alternative);",
+             "- **cached**: a rerun of the same page (median), what a user waits for on every interaction.", "",
+             "Pages in their typical state: the map with 12 selected listings' galleries, Retrieve with a "
+             "one-listing seed gallery (browse grid + 12 results), a listing page, the audit of the first task.", ""]
+    for name, run in runs.items():
+        n_photos = int(run.photo_embeddings.shape[0])
+        lines += [f"## Run `{name}`: {len(run.listings):,} listings, {n_photos:,} photos", "",
+                  "| page | cold (s) | first (s) | cached (s) | first / cached |", "|---|---:|---:|---:|---:|"]
+        for page in PAGES:
+            t = timings[name][page]
+            lines.append(f"| {page} | {t['cold']:.2f} | {t['first']:.2f} | {t['cached']:.3f} | "
+                         f"{t['first'] / t['cached']:.0f}x |")
+        lines.append("")
+    lines += [f"## Map of `{large_name}`: downsampling", "",
+              "| points drawn | cached render (s) | figure sent to the browser |", "|---:|---:|---:|"]
+    for points, (seconds, size) in map_points.items():
+        lines.append(f"| {points:,} | {seconds:.2f} | {size / 1e6:.1f} MB |")
+    lines += ["", "## Thumbnails (ms per photo)", "", "| source | ms |", "|---|---:|"]
+    lines += [f"| {source} | {ms:.2f} |" for source, ms in thumbs.items()]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--artifacts", type=Path, default=REPO_ROOT / "artifacts", help="where the demo run is")
+    parser.add_argument("--run", default="demo", help="the run to measure and to make the large run from")
+    parser.add_argument("--listings", type=int, default=100_000, help="listings of the synthetic large run")
+    parser.add_argument("--large-dir", type=Path, default=Path(tempfile.gettempdir()) / "gallery-core-bench-app")
+    parser.add_argument("--repeats", type=int, default=5, help="cached renders per page (median)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks" / "app.md")
+    args = parser.parse_args()
+    source_dir = args.artifacts / args.run
+    Run(source_dir, verify=True)  # refuse a broken or unfinished run early
+    large_name = f"synthetic-{args.listings // 1000}k"
+    make_synthetic_run(source_dir, args.large_dir / "runs" / large_name, args.listings)
+
+    # an artifacts root holding both runs, so the app's run picker can switch between them
+    root = args.large_dir / "artifacts"
+    root.mkdir(parents=True, exist_ok=True)
+    for name, target in ((args.run, source_dir.resolve()), (large_name, args.large_dir / "runs" / large_name)):
+        link = root / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(target, target_is_directory=True)
+    os.environ["GALLERY_CORE_ARTIFACTS"] = str(root)
+
+    import streamlit  # noqa: F401  (imported before timing: the first import takes seconds)
+    import torch
+
+    from ui.testing import navigation_pages
+
+    machine = (f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs while "
+               f"measuring), {torch.get_num_threads()} torch threads, no GPU used; Python {platform.python_version()}.")
+    runs = {args.run: Run(root / args.run, verify=False), large_name: Run(root / large_name, verify=False)}
+    timings: dict[str, dict[str, dict[str, float]]] = {}
+    with navigation_pages():
+        for name, run in runs.items():
+            timings[name] = {}
+            for page in PAGES:
+                cold = time_page(page, run, name, repeats=1, cold=True)
+                warm = time_page(page, run, name, repeats=args.repeats, cold=False)
+                timings[name][page] = {"cold": cold["first"], "first": warm["first"], "cached": warm["cached"]}
+                t = timings[name][page]
+                print(f"{name:>16s} {page:9s} cold {t['cold']:6.2f} s  first {t['first']:6.2f} s  "
+                      f"cached {t['cached']:6.3f} s", flush=True)
+        map_points = {points: time_map_points(runs[large_name], large_name, points, args.repeats)
+                      for points in (20_000, args.listings)}
+        for points, (seconds, size) in map_points.items():
+            print(f"map of {large_name} drawing {points:,} points: cached render {seconds:.2f} s, "
+                  f"figure {size / 1e6:.1f} MB", flush=True)
+    thumbs = time_thumbnails(runs[args.run])
+    print("thumbnails, ms per photo: " + ", ".join(f"{k} {v:.2f}" for k, v in thumbs.items()))
+
+    slow = [page for page, t in timings[args.run].items() if t["cached"] >= CACHED_BUDGET_S]
+    print(f"cached renders of {args.run} under {CACHED_BUDGET_S:.0f} s: {'yes' if not slow else 'no: ' + ', '.join(slow)}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(markdown_report(machine, runs, timings, map_points, thumbs, large_name))
+    print(f"written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()

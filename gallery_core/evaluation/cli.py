@@ -1,0 +1,108 @@
+"""The ``evaluate`` subcommand: ``add_parser(subparsers)`` registers it on the main CLI's parser.
+
+Usage: ``python -m gallery_core evaluate --artifacts DIR [--fractions F ...] [--single-task-tasks T ...]
+[--epochs N] [--skip SECTION ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from gallery_core.config import DEMO_RUN_NAME, artifacts_root
+from gallery_core.evaluation.config import DEFAULT_MAX_EPOCHS, SECTIONS, EvaluationConfig
+from gallery_core.evaluation.models import ProbeConfig
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    default_run = artifacts_root() / DEMO_RUN_NAME
+    defaults = EvaluationConfig()
+    p = subparsers.add_parser(
+        "evaluate", help="evaluate a built run as the gallery-encoder paper does (report in <run>/evaluation)",
+        description="Hold-out task (MTL embeddings vs ImageNet transfer vs end-to-end), per-task quality against "
+                    "trivial baselines and single-task models for both MTL weightings, class balance, retrieval "
+                    "and the audit. Writes report.md, report.json and PNG figures to <run>/evaluation.")
+    p.add_argument("--artifacts", type=Path, default=default_run, help=f"run folder (default {default_run})")
+    p.add_argument("--out", type=Path, default=None, help="report folder (default <run>/evaluation)")
+    p.add_argument("--copy-to", type=Path, default=None, help="also copy the report and figures here (e.g. docs/evaluation)")
+    p.add_argument("--catalogue", type=Path, default=None, help="catalogue folder (default: the one the run was built from)")
+    p.add_argument("--fractions", type=float, nargs="+", default=list(defaults.fractions), metavar="F",
+                   help="fractions of the labelled training listings for the hold-out task "
+                        f"(default {' '.join(map(str, defaults.fractions))})")
+    p.add_argument("--holdout-column", default=None, help="hold-out column (default: the run's first)")
+    p.add_argument("--single-task-tasks", nargs="*", default=None, metavar="TASK",
+                   help="tasks that get a single-task model (default: a spread of --n-single-task binary tasks over "
+                        "class balance, the largest multiclass task and one regression task; none: pass no names)")
+    p.add_argument("--n-single-task", type=int, default=defaults.n_single_task,
+                   help=f"binary tasks in the default single-task selection (default {defaults.n_single_task})")
+    p.add_argument("--epochs", type=int, default=defaults.epochs,
+                   help="epoch budget of every model evaluate trains (default: the run's max_epochs, at most "
+                        f"{DEFAULT_MAX_EPOCHS})")
+    p.add_argument("--probe-epochs", type=int, default=ProbeConfig().max_epochs,
+                   help=f"epoch budget of the shallow probes (default {ProbeConfig().max_epochs})")
+    p.add_argument("--completion-queries", type=int, default=defaults.completion_queries,
+                   help="listings queried for gallery completion (default 0 = all)")
+    p.add_argument("--precision-k", type=int, default=defaults.precision_k,
+                   help=f"k of attribute precision@k (default {defaults.precision_k})")
+    p.add_argument("--ann-queries", type=int, default=defaults.ann_queries,
+                   help=f"queries for Annoy recall and latency (default {defaults.ann_queries})")
+    p.add_argument("--audit-k", type=int, nargs="+", default=list(defaults.audit_ks), metavar="K",
+                   help=f"k of the audit's precision/recall@k (default {' '.join(map(str, defaults.audit_ks))})")
+    p.add_argument("--truth", type=Path, default=None,
+                   help="folder with flipped_flags.csv for the audit (default <catalogue>/truth)")
+    p.add_argument("--skip", nargs="+", default=[], choices=SECTIONS, metavar="SECTION",
+                   help=f"sections to leave out: {', '.join(SECTIONS)}")
+    p.add_argument("--seed", type=int, default=defaults.seed, help="seed of every split and model (default 0)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
+    p.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
+    return EvaluationConfig(
+        fractions=tuple(args.fractions), holdout_column=args.holdout_column,
+        single_task_tasks=tuple(args.single_task_tasks) if args.single_task_tasks is not None else None,
+        n_single_task=args.n_single_task, epochs=args.epochs, completion_queries=args.completion_queries,
+        precision_k=args.precision_k, ann_queries=args.ann_queries, audit_ks=tuple(args.audit_k),
+        truth_dir=str(args.truth) if args.truth is not None else None, skip=tuple(args.skip), seed=args.seed,
+        probe=ProbeConfig(max_epochs=args.probe_epochs)).validate()
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from gallery_core.evaluation.evaluate import evaluate
+
+    config = config_from_args(args)
+    log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    argv = getattr(args, "argv", None)
+    if argv is None:  # called through the main CLI: sys.argv is [prog, "evaluate", ...]
+        argv = sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else []
+    command = "python -m gallery_core evaluate " + " ".join(shlex.quote(a) for a in argv)
+    result = evaluate(args.artifacts, config, out_dir=args.out, catalogue_dir=args.catalogue, device=args.device,
+                      progress=not args.quiet, log=log, copy_to=args.copy_to, command=command.strip())
+    if result.failed:
+        print(f"error: sections failed: {', '.join(result.failed)} (details in {result.markdown_path.parent}/"
+              "report.json)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``evaluate`` alone (``python -m gallery_core.evaluation.cli ...``) until the main CLI has it."""
+    parser = argparse.ArgumentParser(prog="gallery-core")
+    add_parser(parser.add_subparsers(dest="command", required=True))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv[1:]
+    try:
+        return args.func(args)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

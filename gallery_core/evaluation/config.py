@@ -1,0 +1,68 @@
+"""Settings of ``evaluate``: one dataclass, validated, recorded in ``report.json``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from gallery_core.evaluation.models import ProbeConfig
+
+SECTIONS: tuple[str, ...] = ("holdout", "quality", "retrieval", "audit")
+MTL_WEIGHTINGS: tuple[str, ...] = ("pseudo_uniform", "uncertainty")  # the two the paper compares
+DEFAULT_MAX_EPOCHS = 5
+
+
+@dataclass
+class EvaluationConfig:
+    # Hold-out task (the paper's Table 2): fractions of the labelled training listings.
+    fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
+    holdout_column: str | None = None  # default: the run's first hold-out column
+    # Per-task quality (Figures 5 and 6): which tasks get a single-task model. None = a default spread:
+    # ``n_single_task`` binary tasks evenly over class balance, plus one multiclass and one regression task.
+    single_task_tasks: tuple[str, ...] | None = None
+    n_single_task: int = 6
+    # Epoch budget of every model evaluate trains (end-to-end, single-task, MTL with each weighting); None =
+    # the run's own max_epochs, at most DEFAULT_MAX_EPOCHS (on the 2-core CPU an epoch of the demo costs
+    # ~20 s and evaluate trains about a dozen models). Early stopping (the run's patience) may end each sooner.
+    epochs: int | None = None
+    # Retrieval.
+    completion_queries: int = 0  # listings queried in gallery completion; 0 = every listing with >= 2 photos
+    precision_k: int = 10
+    ann_queries: int = 500
+    # Audit: k of precision / recall at k.
+    audit_ks: tuple[int, ...] = (10, 25, 50, 100)
+    truth_dir: str | None = None  # default: <catalogue>/truth
+    skip: tuple[str, ...] = ()
+    seed: int = 0
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+
+    def validate(self) -> EvaluationConfig:
+        if not self.fractions:
+            raise ValueError("fractions: give at least one")
+        if any(not 0 < f <= 1 for f in self.fractions):
+            raise ValueError(f"fractions must be in (0, 1], got {list(self.fractions)}")
+        if len(set(self.fractions)) != len(self.fractions):
+            raise ValueError(f"fractions must be distinct, got {list(self.fractions)}")
+        if self.n_single_task < 0:
+            raise ValueError(f"n_single_task must be >= 0, got {self.n_single_task}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+        if self.completion_queries < 0:
+            raise ValueError(f"completion_queries must be >= 0, got {self.completion_queries}")
+        if self.precision_k < 1:
+            raise ValueError(f"precision_k must be >= 1, got {self.precision_k}")
+        if self.ann_queries < 1:
+            raise ValueError(f"ann_queries must be >= 1, got {self.ann_queries}")
+        if not self.audit_ks or any(k < 1 for k in self.audit_ks):
+            raise ValueError(f"audit_ks must be >= 1, got {list(self.audit_ks)}")
+        unknown = sorted(set(self.skip) - set(SECTIONS))
+        if unknown:
+            raise ValueError(f"unknown sections to skip {unknown}; the sections are {list(SECTIONS)}")
+        self.probe.validate()
+        return self
+
+    def epoch_budget(self, run_max_epochs: int) -> int:
+        """The epochs every model evaluate trains may run."""
+        return self.epochs if self.epochs is not None else min(run_max_epochs, DEFAULT_MAX_EPOCHS)
+
+    def to_dict(self) -> dict:
+        return asdict(self)

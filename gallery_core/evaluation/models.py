@@ -1,0 +1,243 @@
+"""Models the evaluation trains or reads: baselines through the core ``train``, a shallow probe, and
+gallery embeddings computed from the run's frozen-trunk cache.
+
+Every model here reads the trunk features the run already cached (``<run>/cache``), so a baseline
+trained on any subset of the catalogue costs only its trainable top.
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gallery_core.backbones import create_backbone
+from gallery_core.catalogue import Catalogue, load_catalogue
+from gallery_core.config import BuildConfig
+from gallery_core.model import GalleryModel, TaskHead, segment_mean
+from gallery_core.photos import cached_trunk_features
+from gallery_core.run import Run
+from gallery_core.tasks import TaskSpec
+from gallery_core.train import load_checkpoint, pick_device, prepare_data, train
+
+Log = Callable[[str], None]
+
+
+def load_run_catalogue(run: Run, catalogue_dir: str | Path | None = None) -> Catalogue:
+    """The catalogue the run was trained on; refused if it changed since (the trunk cache and the
+    split would no longer describe it)."""
+    root = Path(catalogue_dir) if catalogue_dir is not None else Path(run.manifest["catalogue"]["root"])
+    catalogue = load_catalogue(root)
+    expected = run.manifest["catalogue"]["fingerprint"]
+    if catalogue.fingerprint != expected:
+        raise ValueError(f"{root}: the catalogue changed since run {run.name} was built (fingerprint "
+                         f"{catalogue.fingerprint} != {expected}); rebuild the run before evaluating it")
+    return catalogue
+
+
+# --- baselines trained through the core training loop ---
+
+
+@dataclass
+class TrainedModel:
+    model: GalleryModel
+    checkpoint: dict[str, Any]
+    seconds: float  # wall time of training (noisy on a shared machine)
+    best_epoch: int
+    epochs_run: int
+    max_epochs: int
+    n_listings: int  # listings given to training (train + its own early-stopping split)
+
+    @property
+    def still_improving(self) -> bool:
+        """Its best epoch was its last allowed one: more epochs might have helped it."""
+        return self.best_epoch == self.max_epochs
+
+    def summary(self) -> dict[str, Any]:
+        return {"seconds": round(self.seconds, 2), "best_epoch": self.best_epoch, "epochs_run": self.epochs_run,
+                "max_epochs": self.max_epochs, "n_listings": self.n_listings,
+                "still_improving": self.still_improving}
+
+
+def train_baseline(catalogue: Catalogue, tasks: tuple[TaskSpec, ...], config: BuildConfig, work_dir: Path,
+                   cache_dir: Path, device: str | None = None, progress: bool = True,
+                   keep: bool = False) -> TrainedModel:
+    """Train a GalleryModel of the run's architecture on ``tasks`` alone, reusing the run's trunk cache.
+
+    ``work_dir`` is scratch (checkpoints of a few tens of MB each); it is removed afterwards unless
+    ``keep``. The core loop splits off its own early-stopping set from the listings it is given.
+    """
+    if not tasks:
+        raise ValueError("a baseline needs at least one task")
+    if work_dir.exists():
+        shutil.rmtree(work_dir)  # never resume from a stale scratch run
+    started = time.perf_counter()
+    result = train(replace(catalogue, tasks=tasks), config, work_dir, resume=False, device=device,
+                   progress=progress, log=lambda _msg: None, cache_dir=cache_dir)
+    seconds = time.perf_counter() - started
+    model, checkpoint = load_checkpoint(result.checkpoint_path, device=device)
+    if not keep:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    return TrainedModel(model, checkpoint, seconds, result.best_epoch, result.epochs_run, config.train.max_epochs,
+                        len(result.catalogue.listings))
+
+
+@torch.no_grad()
+def model_gallery_embeddings(model: GalleryModel, catalogue: Catalogue, config: BuildConfig, cache_dir: Path,
+                             cache_key: str, device: str | None = None, batch_size: int = 64,
+                             ) -> tuple[list[str], np.ndarray]:
+    """The model's gallery embeddings (the heads' input, not normalised) of a catalogue's listings.
+
+    Returns (listing ids, (L, D)); listings whose photos all fail to decode are left out.
+    """
+    dev = pick_device(device)
+    model = model.to(dev).eval()
+    data = prepare_data(catalogue, model, config.model, cache_dir, cache_key, use_cache=True, device=dev,
+                        progress=False)
+    chunks = []
+    for start in range(0, data.n_listings, batch_size):
+        idx = np.arange(start, min(start + batch_size, data.n_listings))
+        inputs, gallery_ids, from_trunk = data.batch(idx, dev)
+        chunks.append(model.encoder(inputs, gallery_ids, len(idx), from_trunk).float().cpu().numpy())
+    embeddings = np.concatenate(chunks) if chunks else np.zeros((0, model.encoder.embed_dim), np.float32)
+    return data.catalogue.listings["listing_id"].tolist(), embeddings
+
+
+@torch.no_grad()
+def head_outputs(model: GalleryModel, embeddings: np.ndarray) -> dict[str, np.ndarray]:
+    """Each head's prediction: P(1) (binary), class probabilities (multiclass) or values (regression)."""
+    model.eval()
+    device = next(model.parameters()).device
+    x = torch.from_numpy(np.asarray(embeddings, dtype=np.float32)).to(device)
+    return {name: head.predict(x).float().cpu().numpy() for name, head in model.heads.heads.items()}
+
+
+# --- ImageNet transfer: the pretrained backbone's features, mean-pooled per gallery ---
+
+
+@torch.no_grad()
+def imagenet_gallery_features(run: Run, cache_dir: Path, cache_key: str,
+                              device: str | None = None, batch_size: int = 512, progress: bool = True,
+                              ) -> tuple[np.ndarray, np.ndarray]:
+    """Photo features of the pretrained backbone alone: (listing means (L, F), photos (P, F)).
+
+    The trunk is frozen ImageNet weights in every model, so its cached output serves here too; only
+    the top stages run, with their ImageNet weights (no MTL training). Rows follow ``run.listings``
+    and ``run.photos``.
+    """
+    config = run.config
+    dev = pick_device(device)
+    backbone = create_backbone(config.model.backbone, config.model.trainable_stages, config.model.weights_path,
+                               pretrained=True).to(dev).eval()
+    paths = run.photos["path"].tolist()
+    features, bad = cached_trunk_features(cache_dir, cache_key, backbone, paths, config.model.image_size, dev,
+                                          progress)
+    if bad:  # the run's photo table already lists only decodable photos
+        raise ValueError(f"{len(bad)} of the run's photos are not in its trunk cache as decodable")
+    chunks = []
+    for start in tqdm(range(0, len(features), batch_size), desc="ImageNet features", leave=False,
+                      disable=not progress):
+        x = torch.from_numpy(np.asarray(features[start:start + batch_size], dtype=np.float32)).to(dev)
+        chunks.append(backbone.forward_top(x).float().cpu())
+    photo_features = torch.cat(chunks)  # (P, feature_dim)
+    listing_index = torch.from_numpy(np.array(run.photos["listing_index"], dtype=np.int64))
+    return segment_mean(photo_features, listing_index, len(run.listings)).numpy(), photo_features.numpy()
+
+
+# --- the shallow probe on frozen features (the paper's 2-layer head) ---
+
+
+@dataclass
+class ProbeConfig:
+    hidden: int = 128
+    lr: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 200
+    patience: int = 20
+    val_fraction: float = 0.1
+    weight_decay: float = 1e-4
+
+    def validate(self) -> ProbeConfig:
+        checks = [(self.hidden >= 1, "hidden must be >= 1"), (self.lr > 0, "lr must be > 0"),
+                  (self.batch_size >= 1, "batch_size must be >= 1"), (self.max_epochs >= 1, "max_epochs must be >= 1"),
+                  (self.patience >= 1, "patience must be >= 1"),
+                  (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
+                  (self.weight_decay >= 0, "weight_decay must be >= 0")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"probe: {message}")
+        return self
+
+
+@dataclass
+class FittedProbe:
+    head: TaskHead
+    mean_: np.ndarray
+    std_: np.ndarray
+    best_epoch_: int
+    seconds_: float
+
+    @torch.no_grad()
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        self.head.eval()
+        z = torch.from_numpy(((np.asarray(x, np.float32) - self.mean_) / self.std_).astype(np.float32))
+        return self.head.predict(z).numpy()
+
+
+def fit_probe(task: TaskSpec, x: np.ndarray, y: np.ndarray, config: ProbeConfig, seed: int = 0) -> FittedProbe:
+    """Train a 2-layer head (Linear -> ReLU -> Linear, as on the MTL model) on frozen features.
+
+    Features are standardised with the training rows' statistics; a seeded tenth of the training rows
+    decides when to stop (validation loss), so the test split is never looked at. Classification only.
+    """
+    config.validate()
+    if task.kind != "multiclass":
+        raise ValueError(f"the probe is for multiclass tasks, got {task.kind!r}")
+    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)
+    if len(x) != len(y) or len(x) < 2:
+        raise ValueError(f"need >= 2 rows with one label each, got {len(x)} rows and {len(y)} labels")
+    started = time.perf_counter()
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(x))
+    n_val = max(1, round(config.val_fraction * len(x)))
+    val_rows, fit_rows = order[:n_val], order[n_val:]
+    mean = x[fit_rows].mean(axis=0)
+    std = x[fit_rows].std(axis=0) + 1e-6
+    z = torch.from_numpy((x - mean) / std)
+    labels = torch.from_numpy(y)
+    head = TaskHead(task, x.shape[1], config.hidden)
+    optimizer = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    generator = torch.Generator().manual_seed(seed)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    best_loss, best_epoch, best_state, bad = float("inf"), 0, copy.deepcopy(head.state_dict()), 0
+    fit_t, val_t = torch.from_numpy(fit_rows), torch.from_numpy(val_rows)
+    for epoch in range(1, config.max_epochs + 1):
+        head.train()
+        shuffled = fit_t[torch.randperm(len(fit_t), generator=generator)]
+        for start in range(0, len(shuffled), config.batch_size):
+            rows = shuffled[start:start + config.batch_size]
+            loss = loss_fn(head(z[rows]), labels[rows])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        head.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(head(z[val_t]), labels[val_t]))
+        if val_loss < best_loss - 1e-6:
+            best_loss, best_epoch, best_state, bad = val_loss, epoch, copy.deepcopy(head.state_dict()), 0
+        else:
+            bad += 1
+            if bad >= config.patience:
+                break
+    head.load_state_dict(best_state)
+    head.eval()
+    return FittedProbe(head, mean, std, best_epoch, time.perf_counter() - started)

@@ -1,0 +1,175 @@
+"""Sentences that compare this run's results with the paper's, generated from the numbers.
+
+Nothing here knows in advance which way a result goes: each function reads the section's numbers and
+says whether they agree with the paper's claim, disagree, or cannot tell (too little data, a gap
+inside the test set's noise). The paper's own numbers are the only constants.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from gallery_core.evaluation.holdout import METHODS
+
+# The gallery-encoder paper: Table 2 (hold-out star rating at 250k listings), section 4.2, Figure 6.
+PAPER_TABLE2_FULL = {"mtl": 0.623, "end_to_end": 0.583, "imagenet": 0.534}
+PAPER_PU_BETTER = (22, 31)
+SIGNIFICANCE = 0.05
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def _finite(x: Any) -> bool:
+    return isinstance(x, int | float) and math.isfinite(x)
+
+
+def holdout_verdicts(h: dict[str, Any]) -> list[str]:
+    if "skipped" in h:
+        return []
+    rows = h["rows"]
+    largest, smallest = max(h["fractions"]), min(h["fractions"])
+    acc = {(r["method"], r["fraction"]): r["accuracy"] for r in rows}
+    at_full = {m: acc[m, largest] for m in METHODS}
+    order = sorted(METHODS, key=lambda m: -at_full[m])
+    ranking = " > ".join(f"{METHODS[m]} {at_full[m]:.3f}" for m in order)
+    paper_order = ["mtl", "end_to_end", "imagenet"]
+    out = []
+    where = f"with {100 * largest:.0f}% of the labelled training data ({h['n_test']} test listings)"
+    if order == paper_order:
+        out.append(f"Hold-out `{h['column']}`: the ordering agrees with the paper's Table 2 (MTL 0.623 > end-to-end "
+                   f"0.583 > ImageNet 0.534) {where}: {ranking}.")
+    else:
+        out.append(f"Hold-out `{h['column']}`: the ordering differs from the paper's Table 2 (MTL 0.623 > end-to-end "
+                   f"0.583 > ImageNet 0.534) {where}: {ranking}.")
+    for key, (a, b) in {"mtl_vs_end_to_end": ("mtl", "end_to_end"), "mtl_vs_imagenet": ("mtl", "imagenet")}.items():
+        c = h["comparisons_at_largest_fraction"][key]
+        if c["low"] > 0 or c["high"] < 0:
+            strength = "a gap larger than the test set's noise"
+        else:
+            strength = "a gap within the test set's noise"
+        out.append(f"{METHODS[a]} minus {METHODS[b]}: {c['difference']:+.3f} (95% paired bootstrap interval "
+                   f"{c['low']:+.3f} to {c['high']:+.3f}), {strength}.")
+    small = {m: acc[m, smallest] for m in METHODS}
+    best_small = max(small, key=small.get)
+    if len(h["fractions"]) > 1:
+        claim = "agrees with" if best_small == "mtl" else "does not agree with"
+        out.append(f"With the least data ({100 * smallest:.0f}%), {METHODS[best_small]} is best "
+                   f"({', '.join(f'{METHODS[m]} {small[m]:.3f}' for m in METHODS)}); this {claim} the paper's "
+                   "finding that MTL embeddings are better with little data.")
+        catch_up = [f for f in h["fractions"] if acc["end_to_end", f] >= small["mtl"]]
+        if catch_up:
+            out.append(f"The end-to-end model first matches the MTL embeddings' accuracy at {100 * smallest:.0f}% "
+                       f"when it has {100 * min(catch_up):.0f}% of the data (paper: 60% vs 20%).")
+        else:
+            out.append(f"The end-to-end model never reaches the MTL embeddings' accuracy at {100 * smallest:.0f}% of the "
+                       "data, even with all of it (paper: it catches up at 60%).")
+    still = [r for r in rows if r["method"] == "end_to_end" and r.get("still_improving")]
+    if still:
+        fractions = ", ".join(f"{100 * r['fraction']:.0f}%" for r in still)
+        out.append(f"Caveat: the end-to-end model had its best epoch at the last of {h['epoch_budget']} at "
+                   f"{fractions} of the data; a larger --epochs budget "
+                   "might improve it, so the comparison may flatter the probes there.")
+    majority = h["majority_baseline"]["accuracy"]
+    if at_full["mtl"] <= majority:
+        out.append(f"The MTL probe does not beat predicting the majority class ({majority:.3f}).")
+    return out
+
+
+def quality_verdicts(q: dict[str, Any]) -> list[str]:
+    if "skipped" in q:
+        return []
+    out = []
+    rows = q["rows"]
+    beats = sum(bool(r.get("run_beats_baseline")) for r in rows)
+    claim = "as in the paper" if beats == len(rows) else "unlike the paper, where MTL beat it on every task"
+    out.append(f"The run's MTL model ({q['run_weighting']}) beats the trivial baseline (majority class / mean) on "
+               f"{beats} of {len(rows)} tasks, {claim}.")
+    better = q["pseudo_uniform_better"]
+    if better["n_tasks"]:
+        n_better, n_worse, n_tied = better["n_better"], better["n_worse"], better["n_tied"]
+        if n_better > better["n_tasks"] / 2:
+            claim = "agrees with the paper's 22 of 31 (71%)"
+        elif n_better > n_worse:
+            claim = "points the paper's way (22 of 31, 71%) but is no majority of the tasks"
+        else:
+            claim = "does not agree with the paper, where pseudo-uniform was better on 22 of 31 tasks (71%)"
+        out.append(f"Pseudo-uniform weighting has the better validation metric than uncertainty weighting on "
+                   f"{n_better} of {better['n_tasks']} tasks ({_pct(n_better / better['n_tasks'])}; worse on "
+                   f"{n_worse}, tied on {n_tied}), with the same {q['epoch_budget']}-epoch budget; this {claim}.")
+    compared = [r for r in rows if "single_task" in r]
+    for weighting in q["weightings"]:
+        values = [r[f"rel_error_{weighting}"] for r in compared if _finite(r.get(f"rel_error_{weighting}"))]
+        if not values:
+            continue
+        n_better = sum(v < 0 for v in values)
+        within = sum(abs(v) <= 0.05 for v in values)
+        out.append(f"Against single-task models ({weighting}): MTL has fewer errors on {n_better} of {len(values)} "
+                   f"tasks and is within 5% relative error on {within}; median relative error increase "
+                   f"{_median(values):+.1%} (paper: most tasks somewhat worse, most binary tasks within 5%, "
+                   "a few better).")
+    for weighting, c in q["class_balance_correlation"].items():
+        if not _finite(c.get("r")):
+            out.append(f"Class balance vs relative error increase ({weighting}): Pearson's r is undefined with "
+                       f"{c['n']} binary tasks (it needs at least 3, with differing values).")
+            continue
+        paper = c.get("paper_r")
+        reference = f" (paper: r = {paper:.2f}, p < .001)" if paper is not None else ""
+        if c["r"] > 0 and c["p"] < SIGNIFICANCE:
+            claim = "agrees with the paper: MTL loses least where the classes are most imbalanced"
+        elif c["r"] > 0:
+            claim = f"points the paper's way but is not significant at {SIGNIFICANCE} with {c['n']} tasks"
+        else:
+            claim = "does not agree with the paper's positive relationship"
+        out.append(f"Class balance vs relative error increase ({weighting}): r = {c['r']:.2f}, p = {c['p']:.3g}, "
+                   f"n = {c['n']}{reference}; this {claim}.")
+    single = [n.removeprefix("single_") for n, i in q["models"].items() if n.startswith("single_") and i["still_improving"]]
+    mtl = [n.removeprefix("mtl_") for n, i in q["models"].items() if n.startswith("mtl_") and i["still_improving"]]
+    if single:
+        out.append(f"Caveat: the single-task models of {', '.join(single)} had their best epoch at the last of "
+                   f"{q['epoch_budget']}; more epochs might improve them, so the comparison may flatter MTL there.")
+    if mtl:
+        out.append(f"Caveat: the MTL model(s) ({', '.join(mtl)}) had their best epoch at the last of "
+                   f"{q['epoch_budget']}; more epochs might improve them.")
+    return out
+
+
+def retrieval_verdicts(r: dict[str, Any]) -> list[str]:
+    if "skipped" in r:
+        return []
+    out = []
+    c = r["gallery_completion"]
+    if "mtl" in c:
+        out.append(f"Gallery completion: half a gallery finds its other half first in {_pct(c['mtl']['top1'])} of "
+                   f"{c['n_queries']} queries and in the top 10 in {_pct(c['mtl']['top10'])} with MTL embeddings, "
+                   f"vs {_pct(c['imagenet']['top1'])} / {_pct(c['imagenet']['top10'])} with ImageNet features "
+                   f"(chance {_pct(c['chance']['top1'])} / {_pct(c['chance']['top10'])}).")
+    attributes = r["attribute_agreement"]["attributes"]
+    if attributes:
+        wins = [a for a, v in attributes.items() if _finite(v["precision_mtl"]) and _finite(v["precision_imagenet"])
+                and v["precision_mtl"] > v["precision_imagenet"]]
+        out.append(f"Attribute agreement@{r['attribute_agreement']['k']}: MTL neighbours agree more often than "
+                   f"ImageNet neighbours on {len(wins)} of {len(attributes)} attributes.")
+    a = r["ann"]
+    out.append(f"Annoy recall@{a['k']} against exact search: {a['recall']:.3f} over {a['n_queries']} queries; median "
+               f"query {a['annoy_ms_median']:.2f} ms (exact {a['exact_ms_median']:.2f} ms over {a['n_items']} items).")
+    return out
+
+
+def audit_verdicts(a: dict[str, Any]) -> list[str]:
+    if "skipped" in a:
+        return []
+    p = a["pooled"]
+    first = p["at_k"][0]
+    lift = first["precision"] / p["base_rate"] if p["base_rate"] else float("nan")
+    return [f"Audit: over all binary tasks, {first['hits']} of the {first['k']} most suspicious labels are known flips "
+            f"(precision {first['precision']:.2f}, {lift:.1f}x the base rate {p['base_rate']:.3f}); R-precision "
+            f"{p['r_precision']:.2f}, average precision {p['average_precision']:.2f}."]
+
+
+def _median(values: list[float]) -> float:
+    s = sorted(values)
+    mid = len(s) // 2
+    return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2

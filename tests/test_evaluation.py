@@ -1,0 +1,125 @@
+"""``evaluate`` end to end on the tiny run (a minimal configuration), its CLI, and its generated verdicts."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from gallery_core.evaluation import EvaluationConfig, evaluate
+from gallery_core.evaluation.cli import add_parser, config_from_args, main
+from gallery_core.evaluation.models import ProbeConfig
+from gallery_core.evaluation.verdicts import holdout_verdicts, quality_verdicts
+from gallery_core.reports import load_evaluation_report
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    return parser.parse_args(["evaluate", *argv])
+
+
+def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
+    # Minimal: 2 fractions, 3 single-task models, 1 epoch each; about 20 s on 2 free cores (no time limit
+    # asserted: the machine is shared and its timings are noisy).
+    config = EvaluationConfig(fractions=(0.5, 1.0), single_task_tasks=("balcony", "kitchen", "pool"), epochs=1,
+                              ann_queries=20, probe=ProbeConfig(max_epochs=10, patience=3))
+    result = evaluate(tiny_run, config, out_dir=tmp_path / "evaluation", progress=False, log=lambda _: None,
+                      copy_to=tmp_path / "docs")
+    assert result.failed == []
+    report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
+    sections = report["sections"]
+    assert set(sections) == {"holdout", "quality", "retrieval", "audit"}
+
+    holdout = sections["holdout"]
+    assert holdout["column"] == "star_rating"
+    assert {(r["method"], r["fraction"]) for r in holdout["rows"]} == {
+        (m, f) for m in ("mtl", "imagenet", "end_to_end") for f in (0.5, 1.0)}
+    assert all(0 <= r["ci_low"] <= r["accuracy"] <= r["ci_high"] <= 1 for r in holdout["rows"])
+
+    quality = sections["quality"]
+    assert quality["weightings"] == ["pseudo_uniform", "uncertainty"]
+    assert quality["reused_run_model"] is None  # a budget of 1 epoch is not the run's 2: both retrained
+    compared = [r for r in quality["rows"] if "single_task" in r]
+    assert sorted(r["task"] for r in compared) == ["balcony", "kitchen", "pool"]
+    assert quality["class_balance_correlation"]["pseudo_uniform"]["n"] == 3
+
+    retrieval = sections["retrieval"]
+    assert 0 <= retrieval["gallery_completion"]["mtl"]["top1"] <= retrieval["gallery_completion"]["mtl"]["top10"]
+    assert 0 <= retrieval["ann"]["recall"] <= 1
+    assert sections["audit"]["pooled"]["n_flipped"] >= 0
+
+    # The Markdown's figures resolve both in the run's folder and in the copy.
+    for folder in (tmp_path / "evaluation", tmp_path / "docs"):
+        markdown = (folder / "report.md").read_text()
+        assert "## 1. Hold-out task" in markdown and "paper" in markdown
+        for name in ("holdout_accuracy.png", "relative_error.png", "class_balance.png", "retrieval.png",
+                     "audit.png"):
+            assert f"]({name})" in markdown and (folder / name).is_file()
+    assert "NaN" not in (tmp_path / "evaluation" / "report.json").read_text()  # strict JSON
+
+
+def test_the_apps_loader_finds_the_report(run_copy):
+    config = EvaluationConfig(skip=("holdout", "quality"), ann_queries=10)
+    evaluate(run_copy, config, progress=False, log=lambda _: None)
+    report = load_evaluation_report(run_copy)
+    assert report is not None and report.json_path is not None
+    assert [p.path.name for p in report.parts if p.kind == "image"] == ["retrieval.png", "audit.png"]
+    assert all(p.path is not None for p in report.parts if p.kind == "image")
+
+
+def test_cli_flags_make_the_config():
+    args = _parse("--fractions", "0.5", "1", "--single-task-tasks", "pool", "--epochs", "2", "--skip", "audit")
+    config = config_from_args(args)
+    assert config.fractions == (0.5, 1.0) and config.single_task_tasks == ("pool",) and config.epochs == 2
+    assert config.skip == ("audit",)
+    assert config_from_args(_parse()).single_task_tasks is None  # the default spread
+    assert config_from_args(_parse("--single-task-tasks")).single_task_tasks == ()  # none at all
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--fractions", "0"], "fractions"),
+    (["--epochs", "0"], "epochs"),
+    (["--audit-k", "0"], "audit_ks"),
+])
+def test_bad_settings_are_clear_errors(argv, message, capsys, tmp_path):
+    assert main(["evaluate", "--artifacts", str(tmp_path), *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unknown_single_task_is_reported(run_copy):
+    config = EvaluationConfig(skip=("holdout", "retrieval", "audit"), single_task_tasks=("no_such_task",))
+    result = evaluate(run_copy, config, progress=False, log=lambda _: None)
+    assert result.failed == ["quality"]
+    assert "no_such_task" in result.report["sections"]["quality"]["error"]
+
+
+# --- the sentences follow the numbers ---
+
+
+def _holdout(acc: dict[str, float]) -> dict:
+    rows = [{"method": m, "fraction": f, "accuracy": a} for m, a in acc.items() for f in (0.2, 1.0)]
+    same = {"difference": 0.0, "low": -0.1, "high": 0.1}
+    return {"column": "stars", "n_test": 100, "fractions": [0.2, 1.0], "rows": rows,
+            "comparisons_at_largest_fraction": {"mtl_vs_end_to_end": same, "mtl_vs_imagenet": same},
+            "majority_baseline": {"accuracy": 0.3}}
+
+
+def test_holdout_verdict_agrees_or_disagrees_with_the_numbers():
+    agree = holdout_verdicts(_holdout({"mtl": 0.6, "end_to_end": 0.55, "imagenet": 0.5}))
+    assert "agrees with the paper's Table 2" in agree[0]
+    differ = holdout_verdicts(_holdout({"mtl": 0.5, "end_to_end": 0.55, "imagenet": 0.6}))
+    assert "differs from the paper's Table 2" in differ[0]
+    assert any("does not agree" in v for v in differ)  # MTL is not best with little data
+
+
+def test_quality_verdict_follows_the_correlation():
+    base = {"run_weighting": "pseudo_uniform", "rows": [], "weightings": ["pseudo_uniform"], "models": {},
+            "epoch_budget": 3, "pseudo_uniform_better": {"n_better": 0, "n_worse": 0, "n_tied": 0, "n_tasks": 0}}
+    positive = quality_verdicts(base | {"class_balance_correlation": {
+        "pseudo_uniform": {"r": 0.9, "p": 0.001, "n": 8, "paper_r": 0.78}}})
+    assert any("agrees with the paper" in v for v in positive)
+    negative = quality_verdicts(base | {"class_balance_correlation": {
+        "pseudo_uniform": {"r": -0.4, "p": 0.3, "n": 8, "paper_r": 0.78}}})
+    assert any("does not agree" in v for v in negative)
