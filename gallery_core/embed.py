@@ -27,11 +27,18 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
     return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
+def mean_per_listing(photo_embeddings: np.ndarray, listing_index: np.ndarray, n_listings: int) -> np.ndarray:
+    """Mean of each listing's photo embeddings: (P, D) + listing index (P,) -> (L, D), not normalised.
+    This is the gallery embedding the task heads were trained on."""
+    pooled = segment_mean(torch.from_numpy(np.array(photo_embeddings, dtype=np.float32)),
+                          torch.from_numpy(np.array(listing_index, dtype=np.int64)), n_listings)
+    return pooled.numpy()
+
+
 def listing_embeddings_from_photos(photo_embeddings: np.ndarray, listing_index: np.ndarray,
                                    n_listings: int) -> np.ndarray:
     """L2-normalised mean of each listing's photo embeddings: (P, D) + (P,) ids -> (L, D)."""
-    pooled = segment_mean(torch.from_numpy(photo_embeddings), torch.from_numpy(listing_index), n_listings)
-    return l2_normalise(pooled.numpy())
+    return l2_normalise(mean_per_listing(photo_embeddings, listing_index, n_listings))
 
 
 @torch.no_grad()

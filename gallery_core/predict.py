@@ -25,7 +25,8 @@ from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
 from gallery_core.config import PredictConfig
-from gallery_core.model import MultiTaskHeads, segment_mean
+from gallery_core.embed import mean_per_listing
+from gallery_core.model import MultiTaskHeads
 from gallery_core.tasks import TaskSpec, encode_labels, observed_mask
 
 
@@ -54,8 +55,7 @@ def head_predictions(heads: MultiTaskHeads, gallery_embeddings: np.ndarray) -> p
 
 def gallery_embeddings(photo_embeddings: np.ndarray, listing_index: np.ndarray, n_listings: int) -> np.ndarray:
     """The heads' input: mean of each listing's raw photo embeddings (L, D), not normalised."""
-    pooled = segment_mean(torch.from_numpy(photo_embeddings), torch.from_numpy(listing_index), n_listings)
-    return pooled.numpy()
+    return mean_per_listing(photo_embeddings, listing_index, n_listings)
 
 
 def out_of_fold_predictions(task: TaskSpec, embeddings: np.ndarray, labels: np.ndarray,
