@@ -209,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="summary of a built run: steps, timings, validation metrics")
     p.add_argument("--artifacts", type=Path, default=default_out, help=f"run folder (default {default_out})")
     p.set_defaults(func=cmd_info)
+
+    from gallery_core.evaluation.cli import add_parser as add_evaluate_parser
+
+    add_evaluate_parser(sub)
     return parser
 
 
