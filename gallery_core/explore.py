@@ -65,6 +65,14 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
+def attribute_lines(listings: pd.DataFrame, columns: Sequence[str], separator: str = "<br>") -> np.ndarray:
+    """Per listing, "column: value" for each column joined by ``separator`` (an object array of str)."""
+    joined = np.full(len(listings), "", dtype=object)
+    for i, column in enumerate(columns):
+        joined = joined + (separator if i else "") + f"{column}: " + listings[column].map(format_value).to_numpy(dtype=object)
+    return joined
+
+
 # --- colouring the map ---
 
 @dataclass(frozen=True)
@@ -74,8 +82,14 @@ class ColourOption:
 
     @property
     def label(self) -> str:
+        """As offered in a list of options: "Prediction error: price"."""
         return {"attribute": "Attribute", "prediction": "Prediction", "error": "Prediction error"}[self.source] \
             + f": {self.name}"
+
+    @property
+    def short_label(self) -> str:
+        """As a legend title or hover line: "price", "predicted price", "error of price"."""
+        return {"attribute": "", "prediction": "predicted ", "error": "error of "}[self.source] + self.name
 
 
 def colour_options(listings: pd.DataFrame, tasks: Sequence[TaskSpec]) -> list[ColourOption]:
@@ -122,6 +136,40 @@ def colour_values(option: ColourOption, listings: pd.DataFrame, predictions: pd.
     if option.source == "prediction":
         return prediction_values(task, predictions)
     return prediction_error(task, listings, predictions)
+
+
+@dataclass(frozen=True)
+class MapColour:
+    """What the map needs to colour its points, prepared once per option for every listing.
+
+    ``categories``: legend label per point (categorical colours), else ``numbers``: value per point
+    (a colour scale, NaN = missing); ``text``: the value as shown on hover.
+    """
+
+    label: str
+    text: np.ndarray
+    categories: np.ndarray | None = None
+    numbers: np.ndarray | None = None
+
+    @property
+    def categorical(self) -> bool:
+        return self.categories is not None
+
+    def subset(self, rows: np.ndarray) -> MapColour:
+        return MapColour(self.label, self.text[rows],
+                         None if self.categories is None else self.categories[rows],
+                         None if self.numbers is None else self.numbers[rows])
+
+
+def map_colour(option: ColourOption, listings: pd.DataFrame, predictions: pd.DataFrame,
+               tasks: Sequence[TaskSpec]) -> MapColour:
+    """Colours of every listing for an option: categories for text and few-valued columns, a colour
+    scale for other numbers (prediction errors always)."""
+    values = colour_values(option, listings, predictions, tasks)
+    text = values.map(format_value).to_numpy(dtype=object)
+    if option.source != "error" and is_categorical(values):
+        return MapColour(option.short_label, text, categories=category_labels(values).to_numpy(dtype=object))
+    return MapColour(option.short_label, text, numbers=pd.to_numeric(values, errors="coerce").to_numpy(float))
 
 
 # --- filters, search, downsampling ---

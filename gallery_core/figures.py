@@ -13,7 +13,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from gallery_core.explore import MISSING_LABEL, OTHER_LABEL, category_labels, format_value
+from gallery_core.explore import MISSING_LABEL, OTHER_LABEL, MapColour
 
 MAP_HEIGHT = 620
 GREY = "#bbbbbb"
@@ -24,56 +24,47 @@ def _marker_size(n_points: int) -> int:
     return 7 if n_points <= 2_000 else 5 if n_points <= 20_000 else 3
 
 
-def _hover(listing_ids: np.ndarray, colour: pd.Series, hover_text: pd.DataFrame | None,
-           colour_label: str) -> tuple[np.ndarray, str]:
-    """customdata (listing_id, colour value, hover columns...) and the template that shows it."""
-    columns = list(hover_text.columns) if hover_text is not None else []
-    custom = np.empty((len(listing_ids), 2 + len(columns)), dtype=object)
-    custom[:, 0] = listing_ids
-    custom[:, 1] = colour.map(format_value).to_numpy() if len(colour) else []
-    for j, column in enumerate(columns, start=2):
-        custom[:, j] = hover_text[column].astype(str).to_numpy()
-    lines = [f"<b>%{{customdata[0]}}</b><br>{colour_label}: %{{customdata[1]}}"]
-    lines += [f"{c}: %{{customdata[{j}]}}" for j, c in enumerate(columns, start=2)]
-    return custom, "<br>".join(lines) + "<extra></extra>"
+def map_figure(x: np.ndarray, y: np.ndarray, listing_ids: Sequence[str], colour: MapColour,
+               hover_text: np.ndarray | None = None) -> go.Figure:
+    """WebGL scatter of the listings; each point's customdata is its listing id (for selections).
 
-
-def map_figure(x: np.ndarray, y: np.ndarray, listing_ids: Sequence[str], colour: pd.Series, colour_label: str,
-               categorical: bool, hover_text: pd.DataFrame | None = None) -> go.Figure:
-    """WebGL scatter of the listings; each point's customdata[0] is its listing id (for selections).
-
-    ``colour``: one value per point; categorical values get a legend entry each (missing ones grey),
-    continuous ones a colour bar. ``hover_text``: further columns shown on hover, as text.
+    ``colour``: the points' colours (``explore.MapColour``): a legend entry per category (missing ones
+    grey) or a colour bar. ``hover_text``: further hover lines per point ("a: 1<br>b: 2").
+    Per-point strings are joined with vectorised object-array additions, not a Python loop: the map
+    draws up to tens of thousands of points on every rerun.
     """
-    colour = pd.Series(np.asarray(colour), name=colour_label)
-    custom, template = _hover(np.asarray(listing_ids, dtype=object), colour, hover_text, colour_label)
+    ids = np.asarray(listing_ids, dtype=object)
+    text = "<b>" + ids + "</b><br>" + colour.label + ": " + np.asarray(colour.text, dtype=object)
+    if hover_text is not None:
+        text = text + "<br>" + np.asarray(hover_text, dtype=object)
+    template = "%{text}<extra></extra>"
     x, y = np.asarray(x), np.asarray(y)
     size = _marker_size(len(x))
+
+    def trace(rows: np.ndarray, name: str, marker: dict, **extra) -> go.Scattergl:
+        return go.Scattergl(x=x[rows], y=y[rows], mode="markers", name=name, customdata=ids[rows], text=text[rows],
+                            hovertemplate=template, marker={"size": size, **marker}, **extra)
+
     fig = go.Figure()
-    if categorical:
-        labels = category_labels(colour)
-        levels = [lv for lv in labels.value_counts().index if lv not in (OTHER_LABEL, MISSING_LABEL)]
-        levels = sorted(levels, key=_natural_key) + [lv for lv in (OTHER_LABEL, MISSING_LABEL) if (labels == lv).any()]
+    if colour.categorical:
+        labels = colour.categories
+        counts = pd.Series(labels).value_counts()
+        levels = [lv for lv in counts.index if lv not in (OTHER_LABEL, MISSING_LABEL)]
+        levels = sorted(levels, key=_natural_key) + [lv for lv in (OTHER_LABEL, MISSING_LABEL) if lv in counts.index]
         for i, level in enumerate(levels):
-            rows = np.flatnonzero((labels == level).to_numpy())
-            colour_of_level = GREY if level in (OTHER_LABEL, MISSING_LABEL) else PALETTE[i % len(PALETTE)]
-            fig.add_trace(go.Scattergl(x=x[rows], y=y[rows], mode="markers", name=level, customdata=custom[rows],
-                                       hovertemplate=template, marker={"size": size, "color": colour_of_level}))
+            grey = level in (OTHER_LABEL, MISSING_LABEL)
+            fig.add_trace(trace(np.flatnonzero(labels == level), level,
+                                {"color": GREY if grey else PALETTE[i % len(PALETTE)]}))
     else:
-        numeric = pd.to_numeric(colour, errors="coerce").to_numpy(float)
-        known = ~np.isnan(numeric)
+        numbers = colour.numbers
+        known = ~np.isnan(numbers)
         if (~known).any():
-            rows = np.flatnonzero(~known)
-            fig.add_trace(go.Scattergl(x=x[rows], y=y[rows], mode="markers", name=MISSING_LABEL,
-                                       customdata=custom[rows], hovertemplate=template,
-                                       marker={"size": size, "color": GREY}))
+            fig.add_trace(trace(np.flatnonzero(~known), MISSING_LABEL, {"color": GREY}))
         rows = np.flatnonzero(known)
-        fig.add_trace(go.Scattergl(x=x[rows], y=y[rows], mode="markers", name=colour_label, customdata=custom[rows],
-                                   hovertemplate=template, showlegend=False,
-                                   marker={"size": size, "color": numeric[rows], "colorscale": "Viridis",
-                                           "showscale": True, "colorbar": {"title": {"text": colour_label}}}))
+        fig.add_trace(trace(rows, colour.label, {"color": numbers[rows], "colorscale": "Viridis", "showscale": True,
+                                                 "colorbar": {"title": {"text": colour.label}}}, showlegend=False))
     fig.update_layout(height=MAP_HEIGHT, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="select",
-                      legend={"itemsizing": "constant", "title": {"text": colour_label}}, uirevision="map")
+                      legend={"itemsizing": "constant", "title": {"text": colour.label}}, uirevision="map")
     fig.update_xaxes(showticklabels=False, title_text="UMAP 1", zeroline=False)
     fig.update_yaxes(showticklabels=False, title_text="UMAP 2", zeroline=False, scaleanchor="x", scaleratio=1)
     return fig

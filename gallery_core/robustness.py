@@ -34,6 +34,7 @@ from gallery_core.evaluation.metrics import (
 )
 from gallery_core.model import GalleryEncoder
 from gallery_core.photos import to_model_input
+from gallery_core.tasks import class_labels
 
 CORRUPTION_KINDS: tuple[str, ...] = AUGMENTATIONS
 
@@ -194,7 +195,8 @@ def evaluate_run_robustness(run: Any, kinds: Sequence[str] = CORRUPTION_KINDS, n
                  for kind in kinds}
     if attributes is None:
         attributes = [t.column for t in run.tasks if t.kind == "multiclass"] + list(run.holdout)
-    values = {col: run.listings[col].to_numpy(dtype=object) for col in attributes if col in run.listings.columns}
+    values = {col: class_labels(run.listings[col]).to_numpy(dtype=object) for col in attributes
+              if col in run.listings.columns}  # as the evaluation compares values: 3.0 and "3" agree
     result = robustness_metrics(np.asarray(run.photo_embeddings), listing_index, n_listings, in_query, queries,
                                 corrupted, values, ks, precision_k)
     result.update({"seed": seed, "split": split, "kinds": list(kinds)})

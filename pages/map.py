@@ -38,7 +38,7 @@ with st.expander("Filters"):
     filters = attribute_filters(key, explore.attribute_columns(listings), "map")
 
 option = options[labels.index(colour_label)]
-colour, categorical = loaders.colour_values(key, option.source, option.name)
+colour = loaders.map_colour(key, option.source, option.name)
 mask = explore.filter_mask(listings, filters)
 rows = explore.sample_rows(mask, int(max_points))
 n_matching = int(mask.sum())
@@ -53,8 +53,7 @@ else:
 
 hover_columns = explore.key_attribute_columns(run.tasks, listings)
 figure = figures.map_figure(coordinates["x"].to_numpy()[rows], coordinates["y"].to_numpy()[rows],
-                            listings["listing_id"].to_numpy()[rows], colour.iloc[rows], colour_label, categorical,
-                            loaders.hover_text(key).iloc[rows])
+                            listings["listing_id"].to_numpy()[rows], colour.subset(rows), loaders.hover_text(key)[rows])
 st.plotly_chart(figure, key=CHART_KEY, on_select=remember_selection, selection_mode=("box", "lasso", "points"),
                 config={"scrollZoom": True, "displaylogo": False})
 

@@ -70,7 +70,7 @@ if check.ok:
 else:
     st.error("Problems with this run's artifacts:\n\n" + "\n".join(f"- {p}" for p in check.problems))
 if not check.files.empty:
-    st.dataframe(check.files, hide_index=True, width="stretch",
+    st.dataframe(check.files, hide_index=True, width="stretch", height=table_height(len(check.files)),
                  column_config={"bytes": st.column_config.NumberColumn("bytes", format="%d")})
 
 if run is not None:

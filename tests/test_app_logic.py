@@ -285,15 +285,30 @@ def test_seed_gallery_limits_and_removal():
     assert tray.is_empty
 
 
+def test_map_colours(small_tables):
+    listings, predictions = small_tables
+    kinds = explore.map_colour(explore.ColourOption("attribute", "kind"), listings, predictions, [MULTICLASS])
+    assert kinds.categorical and kinds.categories.tolist() == ["hotel", "villa", "hostel", "(missing)"]
+    errors = explore.map_colour(explore.ColourOption("error", "price"), listings, predictions, [REGRESSION])
+    assert not errors.categorical and errors.text.tolist() == ["10", "20", "0", "(missing)"]
+    assert errors.subset(np.array([1, 3])).numbers.tolist()[0] == 20.0
+    lines = explore.attribute_lines(listings, ["kind", "price"])
+    assert lines.tolist()[0] == "kind: hotel<br>price: 100"
+
+
 def test_map_figure_keeps_listing_ids_in_customdata(small_tables):
-    listings, _ = small_tables
-    fig = figures.map_figure(np.arange(4.0), np.arange(4.0), listings["listing_id"], listings["kind"], "kind", True,
-                             pd.DataFrame({"price": ["100", "50", "80", "?"]}))
+    listings, predictions = small_tables
+    kinds = explore.map_colour(explore.ColourOption("attribute", "kind"), listings, predictions, [MULTICLASS])
+    fig = figures.map_figure(np.arange(4.0), np.arange(4.0), listings["listing_id"], kinds,
+                             np.array(["price: 100", "price: 50", "price: 80", "price: ?"], dtype=object))
     assert [trace.name for trace in fig.data] == ["hostel", "hotel", "villa", "(missing)"]
-    assert sorted(row[0] for trace in fig.data for row in trace.customdata) == ["A", "B", "C", "D"]
-    continuous = figures.map_figure(np.arange(4.0), np.arange(4.0), listings["listing_id"], listings["price"], "price",
-                                    False)
+    assert sorted(i for trace in fig.data for i in trace.customdata) == ["A", "B", "C", "D"]
+    assert fig.data[1].text[0] == "<b>A</b><br>kind: hotel<br>price: 100"
+    prices = explore.MapColour("price", np.array(["1.5", "?", "2", "3"], dtype=object),
+                               numbers=np.array([1.5, np.nan, 2.0, 3.0]))
+    continuous = figures.map_figure(np.arange(4.0), np.arange(4.0), listings["listing_id"], prices)
     assert [trace.name for trace in continuous.data] == ["(missing)", "price"]
+    assert continuous.data[1].marker.showscale and list(continuous.data[1].marker.color) == [1.5, 2.0, 3.0]
 
 
 def test_headline_metrics_and_task_table():

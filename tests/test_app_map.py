@@ -35,7 +35,7 @@ def test_map_draws_every_listing_with_its_id(open_page, app_artifacts):
     traces = map_points(at)
     assert {trace["type"] for trace in traces} == {"scattergl"}
     assert n_points(traces) == 40
-    ids = {point[0] for trace in traces for point in trace["customdata"]}
+    ids = {listing_id for trace in traces for listing_id in trace["customdata"]}
     listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
     assert ids == set(listings["listing_id"])
     assert at.selectbox(key="map_colour").value == "Attribute: world_region"

@@ -123,3 +123,17 @@ def test_quality_verdict_follows_the_correlation():
     negative = quality_verdicts(base | {"class_balance_correlation": {
         "pseudo_uniform": {"r": -0.4, "p": 0.3, "n": 8, "paper_r": 0.78}}})
     assert any("does not agree" in v for v in negative)
+
+
+def test_threads_follow_the_idle_cores(monkeypatch):
+    import gallery_core.evaluation.runner as module
+
+    monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(module.torch, "get_num_threads", lambda: 2)
+    monkeypatch.setattr(module.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
+    assert module.choose_threads() == 2
+    monkeypatch.setattr(module.os, "getloadavg", lambda: (6.0, 0.0, 0.0))  # a busy shared machine
+    assert module.choose_threads() == 1
+    assert module.choose_threads(3) == 3
+    with pytest.raises(ValueError, match="threads"):
+        module.choose_threads(0)

@@ -65,21 +65,21 @@ def validation_metrics(key: RunKey) -> pd.DataFrame:
     return metrics_table(load_run(key).metrics["tasks"])
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
-def colour_values(key: RunKey, source: str, name: str) -> tuple[pd.Series, bool]:
-    """Values of a map colour option, one per listing, and whether they are categories."""
+# The map's per-listing arrays are held with st.cache_resource: they are large (one entry per listing),
+# only ever indexed (never changed), and st.cache_data would unpickle a copy on every rerun.
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def map_colour(key: RunKey, source: str, name: str) -> explore.MapColour:
+    """A map colour option prepared for every listing (read-only)."""
     run = load_run(key)
-    values = explore.colour_values(explore.ColourOption(source, name), run.listings, run.predictions, run.tasks)
-    categorical = source != "error" and explore.is_categorical(values)
-    return values.reset_index(drop=True), categorical
+    return explore.map_colour(explore.ColourOption(source, name), run.listings, run.predictions, run.tasks)
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
-def hover_text(key: RunKey) -> pd.DataFrame:
-    """The key attributes of every listing as text, for the map's hover labels."""
+@st.cache_resource(max_entries=4, show_spinner=False)
+def hover_text(key: RunKey) -> np.ndarray:
+    """The key attributes of every listing as hover lines ("city: Lakeport<br>price: 59"), read-only."""
     run = load_run(key)
-    columns = explore.key_attribute_columns(run.tasks, run.listings)
-    return pd.DataFrame({c: run.listings[c].map(explore.format_value) for c in columns})
+    return explore.attribute_lines(run.listings, explore.key_attribute_columns(run.tasks, run.listings))
 
 
 @st.cache_data(max_entries=256, show_spinner=False)
@@ -109,8 +109,9 @@ def regression_stds(key: RunKey) -> dict[str, float]:
 def thumbnail(photo_path: str, size: int, run_root: str) -> bytes:
     """A photo's thumbnail, made once into the run's disk cache (``<run>/cache/thumbs/``).
 
-    Deliberately not wrapped in ``st.cache_data``: reading a cached thumbnail from disk takes about
-    0.08 ms, less than a ``st.cache_data`` lookup (about 0.18 ms; see docs/benchmarks/app.md).
+    Deliberately not wrapped in ``st.cache_data``: reading a thumbnail from the disk cache costs about as
+    much as a ``st.cache_data`` lookup (under 0.1 ms; docs/benchmarks/app.md), and the disk cache also
+    outlives server restarts.
     """
     return thumbnails.thumbnail_bytes(photo_path, size, thumbnails.thumbnail_dir(run_root))
 

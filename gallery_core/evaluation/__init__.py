@@ -6,6 +6,6 @@ figures) and ``report.json``.
 """
 
 from gallery_core.evaluation.config import SECTIONS, EvaluationConfig
-from gallery_core.evaluation.evaluate import EvaluationResult, evaluate
+from gallery_core.evaluation.runner import EvaluationResult, evaluate
 
 __all__ = ["SECTIONS", "EvaluationConfig", "EvaluationResult", "evaluate"]

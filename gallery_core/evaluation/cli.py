@@ -57,6 +57,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"sections to leave out: {', '.join(SECTIONS)}")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of every split and model (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: the cores not busy with other work, at least 1)")
     p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
     p.set_defaults(func=cmd_evaluate)
     return p
@@ -73,7 +75,7 @@ def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from gallery_core.evaluation.evaluate import evaluate
+    from gallery_core.evaluation.runner import evaluate
 
     config = config_from_args(args)
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
@@ -82,7 +84,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         argv = sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else []
     command = "python -m gallery_core evaluate " + " ".join(shlex.quote(a) for a in argv)
     result = evaluate(args.artifacts, config, out_dir=args.out, catalogue_dir=args.catalogue, device=args.device,
-                      progress=not args.quiet, log=log, copy_to=args.copy_to, command=command.strip())
+                      progress=not args.quiet, log=log, copy_to=args.copy_to, command=command.strip(),
+                      threads=args.threads)
     if result.failed:
         print(f"error: sections failed: {', '.join(result.failed)} (details in {result.markdown_path.parent}/"
               "report.json)", file=sys.stderr)

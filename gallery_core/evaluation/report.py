@@ -353,7 +353,9 @@ def render_markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
     lines = [f"# Evaluation of run `{report['run']['name']}`", "",
              f"Made by `{report['command']}` on {report['generated_at']} in {report['seconds']['total'] / 60:.1f} min "
-             f"({env['device']}, {env['cpu_count']} CPU cores, {env['torch_threads']} torch threads). Run: "
+             f"({env['device']}, {env['cpu_count']} CPU cores, {env['torch_threads']} torch threads; load average "
+             f"{_f(env.get('load_average_at_start'), 1)} at the start, {_f(env.get('load_average_at_end'), 1)} at the "
+             "end: above the number of cores, other work shared the machine and every time is inflated). Run: "
              f"{report['run']['n_listings']} listings, {report['run']['n_photos']} photos, backbone "
              f"`{report['run']['backbone']}`, `{report['run']['weighting']}` weighting. Every number below comes from "
              "this run and the models trained for this report (all in `report.json`); the sentences comparing "
