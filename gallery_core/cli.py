@@ -27,6 +27,8 @@ CONFIG_FLAGS: dict[str, tuple[str, str, type]] = {
     "epochs": ("train", "max_epochs", int),
     "patience": ("train", "patience", int),
     "seed": ("train", "seed", int),
+    "triplet_weight": ("train", "triplet_weight", float),
+    "vae_weight": ("train", "vae_weight", float),
     "n_trees": ("index", "n_trees", int),
     "umap_neighbors": ("projection", "n_neighbors", int),
     "oof_folds": ("predict", "oof_folds", int),
@@ -43,6 +45,8 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                            help=f"{section}.{name} (default {default})", **extra)
     group.add_argument("--no-trunk-cache", action="store_true", help="decode photos every epoch instead of "
                        "caching the frozen trunk's output")
+    group.add_argument("--augment", action="store_true", help="JPEG/crop/scribble/watermark augmentation while "
+                       "training (decodes photos every epoch)")
 
 
 def _config_from_args(args: argparse.Namespace, out: Path) -> BuildConfig:
@@ -64,6 +68,8 @@ def _config_from_args(args: argparse.Namespace, out: Path) -> BuildConfig:
             data[section][name] = value
     if getattr(args, "no_trunk_cache", False):
         data["train"]["cache_trunk"] = False
+    if getattr(args, "augment", False):
+        data["train"]["augment"] = True
     return BuildConfig.from_dict(data)
 
 
