@@ -45,6 +45,8 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/bench_build.py
 	$(BIN)/python benchmarks/bench_trunk_cache.py
+	$(BIN)/python benchmarks/bench_app.py
+	$(BIN)/python benchmarks/bench_ann.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -40,9 +40,12 @@ sys.path.insert(0, str(REPO_ROOT))
 from gallery_core import thumbnails  # noqa: E402
 from gallery_core.artifacts import STEPS, RunPaths, atomic_path, hash_key, record_step, write_parquet  # noqa: E402
 from gallery_core.config import BuildConfig  # noqa: E402
-from gallery_core.embed import l2_normalise  # noqa: E402
 from gallery_core.explore import DEFAULT_MAX_MAP_POINTS  # noqa: E402
-from gallery_core.index import build_index, save_index  # noqa: E402
+from gallery_core.index import (  # noqa: E402
+    build_index,
+    l2_normalise,  # noqa: E402
+    save_index,
+)
 from gallery_core.run import Run  # noqa: E402
 from gallery_core.run_check import check_run  # noqa: E402
 from gallery_core.seeds import SeedGallery  # noqa: E402

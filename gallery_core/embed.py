@@ -17,14 +17,10 @@ from tqdm.auto import tqdm
 from gallery_core.artifacts import RunPaths, write_npy, write_parquet
 from gallery_core.catalogue import Catalogue
 from gallery_core.config import BuildConfig
+from gallery_core.index import l2_normalise
 from gallery_core.model import GalleryEncoder, segment_mean
 from gallery_core.photos import load_photo, to_model_input
 from gallery_core.train import load_checkpoint, pick_device, prepare_data
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def mean_per_listing(photo_embeddings: np.ndarray, listing_index: np.ndarray, n_listings: int) -> np.ndarray:

@@ -14,6 +14,11 @@ from gallery_core.artifacts import atomic_path
 from gallery_core.config import IndexConfig
 
 
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
 def build_index(embeddings: np.ndarray, config: IndexConfig, seed: int = 0) -> AnnoyIndex:
     """Build an angular Annoy index over (N, D) vectors; item i is row i."""
     if embeddings.ndim != 2 or len(embeddings) == 0:

@@ -17,8 +17,7 @@ import pandas as pd
 
 from gallery_core.artifacts import STEPS, ArtifactError, RunPaths, load_manifest
 from gallery_core.config import BuildConfig, artifacts_root
-from gallery_core.embed import embed_photo_files, l2_normalise
-from gallery_core.index import exact_search, load_index, query_index
+from gallery_core.index import exact_search, l2_normalise, load_index, query_index
 from gallery_core.tasks import TaskSpec
 
 
@@ -122,6 +121,8 @@ class Run:
 
     def embed_uploads(self, photos: Sequence[str | Path | bytes]) -> np.ndarray:
         """Embed new photos with the trained encoder -> (P, D). Raises PhotoError on an undecodable one."""
+        from gallery_core.embed import embed_photo_files  # torch: imported only when photos are embedded
+
         return embed_photo_files(self.model.encoder, list(photos), self.config.model.image_size)
 
     def seed_vector(self, photo_indices: Sequence[int] = (), uploaded: np.ndarray | None = None) -> np.ndarray:

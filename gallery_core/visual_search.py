@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gallery_core.embed import l2_normalise
+from gallery_core.index import l2_normalise
 from gallery_core.run import Run
 
 SEARCH_METHOD = "exact (cosine over all photo embeddings)"

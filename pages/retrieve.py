@@ -10,10 +10,18 @@ from gallery_core import explore
 from gallery_core.photos import PhotoError
 from gallery_core.seeds import MAX_SEED_PHOTOS, SeedLimitError, UploadedSeed
 from gallery_core.thumbnails import SMALL_THUMBNAIL, make_thumbnail
-from gallery_core.uploads import MAX_UPLOAD_BYTES, MAX_UPLOAD_COUNT, check_uploads, format_bytes
+from gallery_core.uploads import (
+    MAX_UPLOAD_BYTES,
+    MAX_UPLOAD_COUNT,
+    UploadError,
+    check_upload,
+    check_uploads,
+    format_bytes,
+)
+from gallery_core.visual_search import similar_listings, similar_photos
 from ui import loaders
 from ui.seed_tray import add_catalogue_photos, get_tray, pop_problems, report_problems
-from ui.widgets import attribute_filters, key_attributes_text, listing_link, require_run
+from ui.widgets import attribute_filters, key_attributes_text, listing_link, require_run, thumbnail_grid
 
 LISTINGS_PER_PAGE = 4
 PHOTOS_PER_ROW = 8
@@ -129,3 +137,26 @@ with results_area:
             table = results.merge(listings[["listing_id", *key_columns]], on="listing_id", how="left")
             st.download_button("Download the results as CSV", table.to_csv(index=False), key="retrieve_download",
                                file_name=f"{run.name}-retrieval.csv", mime="text/csv")
+
+st.divider()
+st.subheader("Visual search: one photo")
+st.caption("The most similar catalogue photos to a single photo, and the listings with the best-matching photo "
+           "(exact search over every photo embedding).")
+query_file = st.file_uploader(f"A query photo: JPEG or PNG, up to {format_bytes(MAX_UPLOAD_BYTES)}",
+                              key="visual_search_upload")
+if query_file is not None:
+    try:
+        query = check_upload(query_file.name, query_file.getvalue())
+        with st.spinner("Embedding the photo..."):
+            query_embedding = run.embed_uploads([query.data])[0]
+    except (UploadError, PhotoError) as err:
+        st.error(str(err))
+    else:
+        n_similar = int(st.slider("How many photos and listings", 4, 24, 8, key="visual_search_k"))
+        similar = similar_photos(run, query_embedding, n_similar)
+        st.image(make_thumbnail(query.data, SMALL_THUMBNAIL), caption="query", width=SMALL_THUMBNAIL)
+        thumbnail_grid(run.root, similar["path"].tolist(),
+                       captions=[f"{r.listing_id} · {r.score:.3f}" for r in similar.itertuples()])
+        st.markdown("**Listings with the best-matching photo**")
+        for result in similar_listings(run, query_embedding, n_similar).itertuples():
+            listing_link(result.listing_id, label=f"{result.rank}. {result.listing_id} · similarity {result.score:.3f}")

@@ -136,3 +136,23 @@ def test_bad_uploads_are_refused_with_clear_messages(open_page):
     assert "huge.jpg: 10.0 MB is too big; the limit is 10.0 MB" in messages[2]
     assert "broken.png: looks like a PNG but cannot be decoded" in messages[3]
     assert tray_size(at) == 0
+
+
+def test_visual_search_with_one_photo(open_page, app_artifacts):
+    photos = pd.read_parquet(app_artifacts / "demo" / "photos.parquet")
+    at = open_page("pages/retrieve.py")
+    query = photos.iloc[5]
+    at.file_uploader[1].set_value([("query.jpg", Path(query["path"]).read_bytes(), "image/jpeg")]).run()
+    assert not at.exception and not at.error
+    grid = next(img for img in at.image if len(img.captions) == 8)
+    # the catalogue photo itself is the most similar photo, from its own listing
+    assert grid.captions[0].startswith(f"{query['listing_id']} · 1.000")
+    listing_links = [link.value for link in at.get("page_link") if "similarity" in link.value]
+    assert len(listing_links) == 8 and listing_links[0].startswith(f"1. {query['listing_id']}")
+
+
+def test_visual_search_refuses_a_bad_photo(open_page):
+    at = open_page("pages/retrieve.py")
+    at.file_uploader[1].set_value([("notes.jpg", b"not a photo", "image/jpeg")]).run()
+    assert not at.exception
+    assert any("notes.jpg: only JPEG and PNG photos are accepted" in e.value for e in at.error)

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from gallery_core.config import IndexConfig
-from gallery_core.embed import l2_normalise
 from gallery_core.index import (
     angular_to_cosine,
     build_index,
     exact_search,
+    l2_normalise,
     load_index,
     query_index,
     save_index,
