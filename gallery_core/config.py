@@ -99,9 +99,13 @@ class IndexConfig:
     # 100-700 queries/s on one core (1.5-10 ms a query). -1 still means Annoy's default.
     n_trees: int = 50
     search_k: int = 10_000
+    # Below this many listings retrieval is an exact matrix product (recall 1, ~3-11k queries/s on the
+    # demo's 2,000 listings, docs/ann_benchmark.md); the Annoy index serves larger catalogues.
+    exact_below: int = 20_000
 
     def validate(self) -> None:
         _check(self.n_trees >= 1, f"n_trees must be >= 1, got {self.n_trees}")
+        _check(self.exact_below >= 0, f"exact_below must be >= 0, got {self.exact_below}")
 
 
 @dataclass

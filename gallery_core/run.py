@@ -141,11 +141,14 @@ class Run:
                  exclude: Sequence[str] = ()) -> pd.DataFrame:
         """Top-k listings for a seed vector: listing_id, score (cosine similarity), rank.
 
-        With ``candidates`` (a boolean mask over listings, e.g. from attribute filters) the search is
-        exact over those rows; otherwise it goes through the Annoy index.
+        With ``candidates`` (a boolean mask over listings, e.g. from attribute filters), or in a catalogue
+        smaller than ``config.index.exact_below``, the search is exact over those rows; otherwise it goes
+        through the Annoy index.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
+        if candidates is None and len(self.listings) < self.config.index.exact_below:
+            candidates = np.ones(len(self.listings), dtype=bool)
         excluded = {self.row_of_listing[e] for e in exclude if e in self.row_of_listing}
         if candidates is not None:
             rows_allowed = np.flatnonzero(candidates)

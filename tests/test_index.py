@@ -78,3 +78,14 @@ def test_filtered_retrieval_and_exclusion(tiny_run):
     assert first not in set(run.retrieve(seed, k=5, exclude=[first])["listing_id"])
     assert list(results["rank"]) == list(range(1, len(results) + 1))
     assert results["score"].is_monotonic_decreasing
+
+
+def test_annoy_path_of_retrieval_agrees_with_the_exact_path(tiny_run):
+    run = Run(tiny_run)
+    assert len(run.listings) < run.config.index.exact_below  # the tiny run searches exactly by default
+    seed = np.asarray(run.listing_embeddings[7])
+    exact = run.retrieve(seed, k=5)
+    run.config.index.exact_below = 0  # force the Annoy index
+    approximate = run.retrieve(seed, k=5)
+    assert approximate["listing_id"].iloc[0] == exact["listing_id"].iloc[0] == run.listings["listing_id"].iloc[7]
+    assert approximate["score"].iloc[0] == pytest.approx(exact["score"].iloc[0], abs=1e-4)
