@@ -100,6 +100,18 @@ def test_atomic_write_leaves_nothing_half_written(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["table.parquet"]
 
 
+def test_atomic_write_gives_ordinary_permissions(tmp_path):
+    import os
+
+    umask = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "a.json") as tmp:
+            tmp.write_text("{}")
+    finally:
+        os.umask(umask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644  # readable by a server running as another user
+
+
 @pytest.mark.parametrize("cache_trunk", [True, False])
 def test_undecodable_photo_is_skipped_and_reported(catalogue_copy, tmp_path, cache_trunk):
     photos = pd.read_csv(catalogue_copy / "photos.csv")
