@@ -196,21 +196,20 @@ def build_parser() -> argparse.ArgumentParser:
         _add_config_flags(p)
         p.set_defaults(func=cmd_steps)
 
-    p = sub.add_parser("retrieve", help="top-k listings for a set of seed photos")
-    p.add_argument("--artifacts", type=Path, default=default_out, help=f"run folder (default {default_out})")
-    p.add_argument("--photos", type=Path, nargs="+", required=True, help="seed photo files (one seed gallery)")
-    p.add_argument("-k", type=int, default=10, help="number of listings (default 10)")
-    p.add_argument("--show", nargs="*", default=["property_type", "city"], help="listing columns to print")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_retrieve)
+    def query_parser(name: str, help_text: str, photo_flag: str, photo_help: str, k_help: str) -> None:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--artifacts", type=Path, default=default_out, help=f"run folder (default {default_out})")
+        p.add_argument(photo_flag, type=Path, required=True, help=photo_help,
+                       **({"nargs": "+"} if photo_flag == "--photos" else {}))
+        p.add_argument("-k", type=int, default=10, help=k_help)
+        p.add_argument("--show", nargs="*", default=["property_type", "city"], help="listing columns to print")
+        p.add_argument("--json", action="store_true", help="print JSON")
+        p.set_defaults(func=cmd_retrieve if name == "retrieve" else cmd_search_photo)
 
-    p = sub.add_parser("search-photo", help="visual search: the most similar photos and listings for one photo")
-    p.add_argument("--artifacts", type=Path, default=default_out, help=f"run folder (default {default_out})")
-    p.add_argument("--photo", type=Path, required=True, help="the query photo (JPEG or PNG)")
-    p.add_argument("-k", type=int, default=10, help="number of photos and of listings (default 10)")
-    p.add_argument("--show", nargs="*", default=["property_type", "city"], help="listing columns to print")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=cmd_search_photo)
+    query_parser("retrieve", "top-k listings for a set of seed photos", "--photos",
+                 "seed photo files (one seed gallery)", "number of listings (default 10)")
+    query_parser("search-photo", "visual search: the most similar photos and listings for one photo", "--photo",
+                 "the query photo (JPEG or PNG)", "number of photos and of listings (default 10)")
 
     p = sub.add_parser("info", help="summary of a built run: steps, timings, validation metrics")
     p.add_argument("--artifacts", type=Path, default=default_out, help=f"run folder (default {default_out})")
