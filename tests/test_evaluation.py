@@ -9,7 +9,7 @@ import pytest
 
 from gallery_core.evaluation import EvaluationConfig, evaluate
 from gallery_core.evaluation.cli import add_parser, config_from_args, main
-from gallery_core.evaluation.models import ProbeConfig
+from gallery_core.evaluation.config import ProbeConfig
 from gallery_core.evaluation.verdicts import holdout_verdicts, quality_verdicts
 from gallery_core.reports import load_evaluation_report
 
@@ -132,6 +132,8 @@ def test_threads_follow_the_idle_cores(monkeypatch):
     monkeypatch.setattr(module.torch, "get_num_threads", lambda: 2)
     monkeypatch.setattr(module.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
     assert module.choose_threads() == 2
+    monkeypatch.setattr(module.os, "getloadavg", lambda: (1.5, 0.0, 0.0))  # one core busy elsewhere
+    assert module.choose_threads() == 1
     monkeypatch.setattr(module.os, "getloadavg", lambda: (6.0, 0.0, 0.0))  # a busy shared machine
     assert module.choose_threads() == 1
     assert module.choose_threads(3) == 3

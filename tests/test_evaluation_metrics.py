@@ -208,3 +208,20 @@ def test_default_single_task_tasks_spread_over_class_balance():
         TaskSpec("c", "c", "multiclass", ("x", "y", "z")), TaskSpec("r", "r", "regression"))
     chosen = default_single_task_tasks(tasks, listings, np.zeros(400, dtype=bool), n_binary=2)
     assert chosen == ["b1", "b4", "c", "r"]  # the most skewed and the most balanced binary tasks
+
+
+def test_the_probe_learns_separable_classes_and_is_seeded():
+    from gallery_core.evaluation.config import ProbeConfig
+    from gallery_core.evaluation.models import fit_probe
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, size=150)
+    x = np.eye(3)[y] * 5 + rng.normal(scale=0.3, size=(150, 3))
+    task = TaskSpec("c", "c", "multiclass", ("a", "b", "c"))
+    config = ProbeConfig(hidden=8, max_epochs=100, patience=10)
+    probe = fit_probe(task, x, y, config, seed=1)
+    assert (probe.predict_proba(x).argmax(axis=1) == y).mean() > 0.95
+    again = fit_probe(task, x, y, config, seed=1)
+    assert np.allclose(probe.predict_proba(x), again.predict_proba(x))
+    with pytest.raises(ValueError, match="hidden"):
+        fit_probe(task, x, y, ProbeConfig())

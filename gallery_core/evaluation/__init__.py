@@ -2,10 +2,20 @@
 quality against single-task models, class balance, retrieval and the audit.
 
 ``python -m gallery_core evaluate --artifacts DIR`` writes ``DIR/evaluation/report.md`` (with PNG
-figures) and ``report.json``.
+figures) and ``report.json``. ``evaluate`` is imported on first use: the CLI registers the command
+without loading torch or matplotlib.
 """
 
-from gallery_core.evaluation.config import SECTIONS, EvaluationConfig
-from gallery_core.evaluation.runner import EvaluationResult, evaluate
+from typing import Any
 
-__all__ = ["SECTIONS", "EvaluationConfig", "EvaluationResult", "evaluate"]
+from gallery_core.evaluation.config import SECTIONS, EvaluationConfig, ProbeConfig
+
+__all__ = ["SECTIONS", "EvaluationConfig", "EvaluationResult", "ProbeConfig", "evaluate"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("evaluate", "EvaluationResult"):
+        from gallery_core.evaluation import runner
+
+        return getattr(runner, name)
+    raise AttributeError(f"module 'gallery_core.evaluation' has no attribute {name!r}")

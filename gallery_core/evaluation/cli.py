@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
-from gallery_core.evaluation.config import DEFAULT_MAX_EPOCHS, SECTIONS, EvaluationConfig
-from gallery_core.evaluation.models import ProbeConfig
+from gallery_core.evaluation.config import DEFAULT_MAX_EPOCHS, SECTIONS, EvaluationConfig, ProbeConfig
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

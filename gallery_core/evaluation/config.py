@@ -1,14 +1,39 @@
-"""Settings of ``evaluate``: one dataclass, validated, recorded in ``report.json``."""
+"""Settings of ``evaluate``: dataclasses, validated, recorded in ``report.json``.
+
+Light on purpose (no torch): the CLI builds its parser from these defaults without loading models.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from gallery_core.evaluation.models import ProbeConfig
-
 SECTIONS: tuple[str, ...] = ("holdout", "quality", "retrieval", "audit")
 MTL_WEIGHTINGS: tuple[str, ...] = ("pseudo_uniform", "uncertainty")  # the two the paper compares
 DEFAULT_MAX_EPOCHS = 5
+
+
+@dataclass
+class ProbeConfig:
+    """The shallow probe on frozen features: the paper's 2-layer head, trained with early stopping."""
+
+    hidden: int | None = None  # None = the run's head_hidden: the same head as the MTL model's
+    lr: float = 1e-3
+    batch_size: int = 64
+    max_epochs: int = 200
+    patience: int = 20
+    val_fraction: float = 0.1
+    weight_decay: float = 1e-4
+
+    def validate(self) -> ProbeConfig:
+        checks = [(self.hidden is None or self.hidden >= 1, "hidden must be >= 1"), (self.lr > 0, "lr must be > 0"),
+                  (self.batch_size >= 1, "batch_size must be >= 1"), (self.max_epochs >= 1, "max_epochs must be >= 1"),
+                  (self.patience >= 1, "patience must be >= 1"),
+                  (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
+                  (self.weight_decay >= 0, "weight_decay must be >= 0")]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"probe: {message}")
+        return self
 
 
 @dataclass
@@ -19,7 +44,7 @@ class EvaluationConfig:
     # Per-task quality (Figures 5 and 6): which tasks get a single-task model. None = a default spread:
     # ``n_single_task`` binary tasks evenly over class balance, plus one multiclass and one regression task.
     single_task_tasks: tuple[str, ...] | None = None
-    n_single_task: int = 6
+    n_single_task: int = 4  # with the hold-out's models, ~50 epochs of training: ~25 min on 2 free cores
     # Epoch budget of every model evaluate trains (end-to-end, single-task, MTL with each weighting); None =
     # the run's own max_epochs, at most DEFAULT_MAX_EPOCHS (on the 2-core CPU an epoch of the demo costs
     # ~20 s and evaluate trains about a dozen models). Early stopping (the run's patience) may end each sooner.

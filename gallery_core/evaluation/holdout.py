@@ -80,6 +80,7 @@ def evaluate_holdout(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
         return {"skipped": f"too few labelled listings for {column!r} (test {len(test_rows)}, train {len(pool_rows)})"}
     subsets = nested_subsets(pool_rows, config.fractions, config.seed)
     budget = config.epoch_budget(run.config.train.max_epochs)
+    probe_config = replace(config.probe, hidden=config.probe.hidden or run.config.model.head_hidden)
     y_test = labels[test_rows]
     majority = int(np.bincount(labels[pool_rows], minlength=len(task.classes)).argmax())
 
@@ -90,7 +91,7 @@ def evaluate_holdout(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
     train_step = run.manifest["steps"]["train"]["seconds"] + run.manifest["steps"]["embed"]["seconds"]
 
     # Warm up torch's kernels so that the first probe's time is not start-up time.
-    fit_probe(task, mtl_features[pool_rows[:8]], labels[pool_rows[:8]], replace(config.probe, max_epochs=1))
+    fit_probe(task, mtl_features[pool_rows[:8]], labels[pool_rows[:8]], replace(probe_config, max_epochs=1))
     rows: list[dict[str, Any]] = []
     correct_at: dict[tuple[str, float], np.ndarray] = {}
     bar = tqdm(total=3 * len(subsets), desc=f"hold-out {column}", unit="model", disable=not ctx.progress)
@@ -98,7 +99,7 @@ def evaluate_holdout(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
         y_train = labels[train_rows]
         for method in ("mtl", "imagenet"):
             bar.set_postfix_str(f"{METHODS[method]} {fraction:.0%}")
-            probe = fit_probe(task, features[method][train_rows], y_train, config.probe, seed=config.seed)
+            probe = fit_probe(task, features[method][train_rows], y_train, probe_config, seed=config.seed)
             predicted = probe.predict_proba(features[method][test_rows]).argmax(axis=1)
             correct_at[method, fraction] = predicted == y_test
             rows.append(_row(method, fraction, len(train_rows), correct_at[method, fraction], probe.seconds_,
@@ -136,5 +137,5 @@ def evaluate_holdout(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
         "one_off_seconds": {"mtl": round(train_step, 2), "imagenet": round(imagenet.seconds, 2)},
         "comparisons_at_largest_fraction": comparisons,
         "epoch_budget": budget,
-        "probe": config.probe.__dict__,
+        "probe": probe_config.__dict__,
     }

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from gallery_core.backbones import create_backbone
 from gallery_core.catalogue import Catalogue, load_catalogue
 from gallery_core.config import BuildConfig
+from gallery_core.evaluation.config import ProbeConfig
 from gallery_core.model import GalleryModel, TaskHead, segment_mean
 from gallery_core.photos import cached_trunk_features
 from gallery_core.run import Run
@@ -156,28 +157,6 @@ def imagenet_gallery_features(run: Run, cache_dir: Path, cache_key: str,
 
 
 @dataclass
-class ProbeConfig:
-    hidden: int = 128
-    lr: float = 1e-3
-    batch_size: int = 64
-    max_epochs: int = 200
-    patience: int = 20
-    val_fraction: float = 0.1
-    weight_decay: float = 1e-4
-
-    def validate(self) -> ProbeConfig:
-        checks = [(self.hidden >= 1, "hidden must be >= 1"), (self.lr > 0, "lr must be > 0"),
-                  (self.batch_size >= 1, "batch_size must be >= 1"), (self.max_epochs >= 1, "max_epochs must be >= 1"),
-                  (self.patience >= 1, "patience must be >= 1"),
-                  (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
-                  (self.weight_decay >= 0, "weight_decay must be >= 0")]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(f"probe: {message}")
-        return self
-
-
-@dataclass
 class FittedProbe:
     head: TaskHead
     mean_: np.ndarray
@@ -199,6 +178,8 @@ def fit_probe(task: TaskSpec, x: np.ndarray, y: np.ndarray, config: ProbeConfig,
     decides when to stop (validation loss), so the test split is never looked at. Classification only.
     """
     config.validate()
+    if config.hidden is None:
+        raise ValueError("probe: set hidden (evaluate uses the run's head_hidden)")
     if task.kind != "multiclass":
         raise ValueError(f"the probe is for multiclass tasks, got {task.kind!r}")
     x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)

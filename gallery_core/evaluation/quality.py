@@ -104,9 +104,14 @@ def evaluate_quality(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
     to_train = [w for w in MTL_WEIGHTINGS if not (reuse_run and w == run_weighting)]
 
     mtl_metrics: dict[str, dict[str, dict[str, Any]]] = {}
+    trained_info: dict[str, Any] = {}
     if reuse_run:
         mtl_metrics[run_weighting] = run.metrics["tasks"]
-    trained_info: dict[str, Any] = {}
+        record = run.manifest["steps"]["train"]
+        best, ran = record.get("best_epoch"), record.get("epochs_run")
+        trained_info[f"mtl_{run_weighting}"] = {"seconds": record["seconds"], "best_epoch": best, "epochs_run": ran,
+                                                "max_epochs": budget, "n_listings": len(run.listings),
+                                                "still_improving": best == budget, "the_run": True}
     bar = tqdm(total=len(to_train) + len(single), desc="per-task quality", unit="model", disable=not ctx.progress)
     for weighting in to_train:
         bar.set_postfix_str(f"MTL {weighting}")

@@ -52,7 +52,8 @@ def choose_threads(requested: int | None = None) -> int:
         load = os.getloadavg()[0]
     except (OSError, AttributeError):  # not available on this platform
         return torch.get_num_threads()
-    return max(1, min(torch.get_num_threads(), round(cores - load)))
+    busy = int(load)  # cores kept busy by other work; a fraction of one is mostly idle
+    return max(1, min(torch.get_num_threads(), cores - busy))
 
 
 def _load_average() -> float | None:
