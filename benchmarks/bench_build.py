@@ -11,6 +11,7 @@ import argparse
 import os
 import platform
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -32,8 +33,11 @@ def main() -> None:
     shutil.rmtree(args.out, ignore_errors=True)
 
     started = time.perf_counter()
-    manifest = run_steps(args.out, catalogue_dir=args.catalogue, config=BuildConfig(), progress=False,
-                         log=lambda _: None)
+
+    def log(message: str) -> None:  # the build's own log, timestamped, so a long run can be watched
+        print(f"[{time.perf_counter() - started:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    manifest = run_steps(args.out, catalogue_dir=args.catalogue, config=BuildConfig(), progress=False, log=log)
     total = time.perf_counter() - started
     started = time.perf_counter()
     run_steps(args.out, catalogue_dir=args.catalogue, config=BuildConfig(), progress=False, log=lambda _: None)

@@ -30,7 +30,7 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
     assert result.failed == []
     report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
     sections = report["sections"]
-    assert set(sections) == {"holdout", "quality", "retrieval", "audit"}
+    assert set(sections) == {"holdout", "quality", "retrieval", "robustness", "ablation", "audit"}
 
     holdout = sections["holdout"]
     assert holdout["column"] == "star_rating"
@@ -50,10 +50,17 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
     assert 0 <= retrieval["ann"]["recall"] <= 1
     assert sections["audit"]["pooled"]["n_flipped"] >= 0
 
+    robustness = sections["robustness"]
+    assert list(robustness["conditions"]) == ["clean", "jpeg", "crop", "scribble", "watermark"]
+    assert all(0 <= c["recall_at_1"] <= c["recall_at_10"] <= 1 for c in robustness["conditions"].values())
+    # No ablation was run for this run: the section says how to make one instead of failing.
+    assert "ablation_visual_search.py" in sections["ablation"]["skipped"]
+
     # The Markdown's figures resolve both in the run's folder and in the copy.
     for folder in (tmp_path / "evaluation", tmp_path / "docs"):
         markdown = (folder / "report.md").read_text()
         assert "## 1. Hold-out task" in markdown and "paper" in markdown
+        assert "## 5. Robustness" in markdown and "## 6. Visual-search objectives" in markdown
         for name in ("holdout_accuracy.png", "relative_error.png", "class_balance.png", "retrieval.png",
                      "audit.png"):
             assert f"]({name})" in markdown and (folder / name).is_file()

@@ -48,6 +48,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"k of attribute precision@k (default {defaults.precision_k})")
     p.add_argument("--ann-queries", type=int, default=defaults.ann_queries,
                    help=f"queries for Annoy recall and latency (default {defaults.ann_queries})")
+    p.add_argument("--robustness-queries", type=int, default=defaults.robustness_queries,
+                   help="validation listings queried with corrupted photos (default "
+                        f"{defaults.robustness_queries}; 0 skips)")
+    p.add_argument("--ablation", type=Path, default=None,
+                   help="results of benchmarks/ablation_visual_search.py to report (default "
+                        "<report dir>/visual_search_ablation.json)")
     p.add_argument("--audit-k", type=int, nargs="+", default=list(defaults.audit_ks), metavar="K",
                    help=f"k of the audit's precision/recall@k (default {' '.join(map(str, defaults.audit_ks))})")
     p.add_argument("--truth", type=Path, default=None,
@@ -68,7 +74,9 @@ def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
         fractions=tuple(args.fractions), holdout_column=args.holdout_column,
         single_task_tasks=tuple(args.single_task_tasks) if args.single_task_tasks is not None else None,
         n_single_task=args.n_single_task, epochs=args.epochs, completion_queries=args.completion_queries,
-        precision_k=args.precision_k, ann_queries=args.ann_queries, audit_ks=tuple(args.audit_k),
+        precision_k=args.precision_k, ann_queries=args.ann_queries,
+        robustness_queries=args.robustness_queries,
+        ablation_path=str(args.ablation) if args.ablation is not None else None, audit_ks=tuple(args.audit_k),
         truth_dir=str(args.truth) if args.truth is not None else None, skip=tuple(args.skip), seed=args.seed,
         probe=ProbeConfig(max_epochs=args.probe_epochs)).validate()
 

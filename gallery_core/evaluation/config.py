@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-SECTIONS: tuple[str, ...] = ("holdout", "quality", "retrieval", "audit")
+SECTIONS: tuple[str, ...] = ("holdout", "quality", "retrieval", "robustness", "ablation", "audit")
 MTL_WEIGHTINGS: tuple[str, ...] = ("pseudo_uniform", "uncertainty")  # the two the paper compares
 DEFAULT_MAX_EPOCHS = 5
 
@@ -53,6 +53,11 @@ class EvaluationConfig:
     completion_queries: int = 0  # listings queried in gallery completion; 0 = every listing with >= 2 photos
     precision_k: int = 10
     ann_queries: int = 500
+    # Robustness (the reseller paper): validation listings queried with corrupted photos; 0 = skip.
+    robustness_queries: int = 200
+    # Objective ablation: the results of benchmarks/ablation_visual_search.py; None = <report dir>/
+    # visual_search_ablation.json (where the script writes them for the run it was given).
+    ablation_path: str | None = None
     # Audit: k of precision / recall at k.
     audit_ks: tuple[int, ...] = (10, 25, 50, 100)
     truth_dir: str | None = None  # default: <catalogue>/truth
@@ -75,6 +80,8 @@ class EvaluationConfig:
             raise ValueError(f"completion_queries must be >= 0, got {self.completion_queries}")
         if self.precision_k < 1:
             raise ValueError(f"precision_k must be >= 1, got {self.precision_k}")
+        if self.robustness_queries < 0:
+            raise ValueError(f"robustness_queries must be >= 0, got {self.robustness_queries}")
         if self.ann_queries < 1:
             raise ValueError(f"ann_queries must be >= 1, got {self.ann_queries}")
         if not self.audit_ks or any(k < 1 for k in self.audit_ks):

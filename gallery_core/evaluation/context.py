@@ -29,6 +29,7 @@ class ImagenetFeatures:
 class Context:
     run: Run
     work_dir: Path  # scratch for baseline checkpoints
+    report_dir: Path  # where the report goes (and where results of separate jobs, e.g. the ablation, are read)
     device: str | None = None
     progress: bool = True
     log: Callable[[str], None] = print

@@ -20,12 +20,15 @@ import numpy as np  # noqa: E402
 
 from gallery_core.artifacts import atomic_path, write_json  # noqa: E402
 from gallery_core.evaluation.holdout import METHODS  # noqa: E402
+from gallery_core.evaluation.objectives import ablation_tables, robustness_table  # noqa: E402
 from gallery_core.evaluation.verdicts import (  # noqa: E402
     PAPER_TABLE2_FULL,
+    ablation_verdicts,
     audit_verdicts,
     holdout_verdicts,
     quality_verdicts,
     retrieval_verdicts,
+    robustness_verdicts,
 )
 
 REPORT_MARKDOWN = "report.md"
@@ -53,7 +56,7 @@ def clean_for_json(value: Any) -> Any:
 
 def all_verdicts(sections: dict[str, Any]) -> dict[str, list[str]]:
     makers = {"holdout": holdout_verdicts, "quality": quality_verdicts, "retrieval": retrieval_verdicts,
-              "audit": audit_verdicts}
+              "robustness": robustness_verdicts, "ablation": ablation_verdicts, "audit": audit_verdicts}
     return {name: makers[name](result) for name, result in sections.items()
             if name in makers and isinstance(result, dict) and "error" not in result}
 
@@ -329,8 +332,38 @@ def retrieval_markdown(r: dict[str, Any], verdicts: list[str]) -> list[str]:
     return lines + _bullets(verdicts)
 
 
+def robustness_markdown(r: dict[str, Any], verdicts: list[str]) -> list[str]:
+    lines = ["## 5. Robustness to corrupted query photos (the reseller paper)", ""]
+    if (status := _status(r)) is not None:
+        return lines + [status, ""]
+    lines += [f"This run's model on {r['n_queries']} validation listings ({r['n_query_photos']} query photos): the "
+              "gallery-completion protocol of section 4 with the query half clean, then each photo of it JPEG "
+              "re-compressed (quality 10-30), cropped, scribbled or watermarked (`gallery_core.corruptions`, seeded); "
+              "the catalogue's photos stay clean. Photo search: each corrupted photo searched among all clean "
+              "photos.", ""]
+    return lines + robustness_table(r) + _bullets(verdicts)
+
+
+def ablation_markdown(a: dict[str, Any], verdicts: list[str]) -> list[str]:
+    lines = ["## 6. Visual-search objectives: ablation (the reseller paper)", ""]
+    if (status := _status(a)) is not None:
+        return lines + [status, ""]
+    s, t = a["setup"], a.get("timings", {})
+    lines += [f"Four models that differ only in their objectives, trained by `{a['command']}` on this run's catalogue "
+              f"(results read from `{Path(a['source']).name}`; its page has the setup in full): the backbone "
+              f"`{s['backbone']}` frozen entirely (`trainable_stages={s['trainable_stages']}`, unlike the run), lr "
+              f"{s['lr']}, at most {s['max_epochs']} epochs, seed {s['seed']}; triplet weight {s['triplet_weight']} "
+              f"(levels {s['level_edges']} of shared attributes), VAE weight {s['vae_weight']} "
+              f"({s['vae_image_size']} px). Hold-out `{s['holdout_column']}` by the evaluation's probe on each arm's "
+              f"embeddings ({s['n_val']} validation listings); retrieval over all {s['n_listings']} listings; "
+              f"corrupted queries on {s['n_queries']} listings. Training took "
+              f"{sum(arm['train_seconds'] for arm in a['arms'].values()) / 60:.0f} min for the four arms"
+              + (f" (the whole job {t['total_s'] / 60:.0f} min)." if "total_s" in t else "."), ""]
+    return lines + ablation_tables(a["arms"], s, a["paired"], heading="###") + _bullets(verdicts)
+
+
 def audit_markdown(a: dict[str, Any], verdicts: list[str]) -> list[str]:
-    lines = ["## 5. Audit against known wrong labels", ""]
+    lines = ["## 7. Audit against known wrong labels", ""]
     if (status := _status(a)) is not None:
         return lines + [status, ""]
     ks = a["ks"]
@@ -353,7 +386,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     env = report["environment"]
     lines = [f"# Evaluation of run `{report['run']['name']}`", "",
              f"Made by `{report['command']}` on {report['generated_at']} in {report['seconds']['total'] / 60:.1f} min "
-             f"({env['device']}, {env['cpu_count']} CPU cores, {env['torch_threads']} torch threads; load average "
+             f"({env['device']}, {env['cpu_count']} CPU cores, {env['torch_threads']} torch "
+             f"thread{'' if env['torch_threads'] == 1 else 's'}; load average "
              f"{_f(env.get('load_average_at_start'), 1)} at the start, {_f(env.get('load_average_at_end'), 1)} at the "
              "end: above the number of cores, other work shared the machine and every time is inflated). Run: "
              f"{report['run']['n_listings']} listings, {report['run']['n_photos']} photos, backbone "
@@ -361,11 +395,12 @@ def render_markdown(report: dict[str, Any]) -> str:
              "this run and the models trained for this report (all in `report.json`); the sentences comparing "
              "them with the paper are generated from those numbers. Times are wall clock and noisy on a shared "
              "machine.", "", "## Summary against the paper", ""]
-    summary = [v for name in ("holdout", "quality", "retrieval", "audit") for v in verdicts.get(name, [])[:1]]
+    summary = [v for name in ("holdout", "quality", "retrieval", "robustness", "ablation", "audit")
+               for v in verdicts.get(name, [])[:1]]
     summary += [v for v in verdicts.get("quality", []) if v.startswith(("Pseudo-uniform", "Class balance"))]
     lines += _bullets(list(dict.fromkeys(summary)) or ["No section was run."])
     makers = {"holdout": holdout_markdown, "quality": quality_markdown, "retrieval": retrieval_markdown,
-              "audit": audit_markdown}
+              "robustness": robustness_markdown, "ablation": ablation_markdown, "audit": audit_markdown}
     for name, maker in makers.items():
         if name in sections:
             lines += maker(sections[name], verdicts.get(name, []))

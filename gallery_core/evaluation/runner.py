@@ -22,6 +22,7 @@ from gallery_core.evaluation.audit_eval import evaluate_audit
 from gallery_core.evaluation.config import SECTIONS, EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.holdout import evaluate_holdout
+from gallery_core.evaluation.objectives import evaluate_ablation, evaluate_robustness
 from gallery_core.evaluation.quality import evaluate_quality
 from gallery_core.evaluation.report import all_verdicts, write_report
 from gallery_core.evaluation.retrieval import evaluate_retrieval
@@ -33,6 +34,8 @@ SECTION_FUNCTIONS: dict[str, Callable[[Context, EvaluationConfig], dict[str, Any
     "holdout": evaluate_holdout,
     "quality": evaluate_quality,
     "retrieval": evaluate_retrieval,
+    "robustness": evaluate_robustness,
+    "ablation": evaluate_ablation,
     "audit": evaluate_audit,
 }
 
@@ -98,7 +101,8 @@ def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path
     run = open_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run.root / EVALUATION_DIR
     work = out / ".work"
-    ctx = Context(run=run, work_dir=work, device=device, progress=progress, log=log, catalogue_dir=catalogue_dir)
+    ctx = Context(run=run, work_dir=work, report_dir=out, device=device, progress=progress, log=log,
+                  catalogue_dir=catalogue_dir)
     sections: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     failed: list[str] = []

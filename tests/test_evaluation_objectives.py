@@ -1,0 +1,109 @@
+"""The visual-search sections of the evaluation: the ablation's results read, checked and compared the
+way the report says, and the sentences following the numbers."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gallery_core.evaluation import EvaluationConfig, evaluate
+from gallery_core.evaluation.objectives import ABLATION_FILE, ablation_tables, paired_differences
+from gallery_core.evaluation.verdicts import ablation_verdicts, robustness_verdicts
+from gallery_core.run import open_run
+
+CONDITIONS = ("clean", "jpeg", "crop", "scribble", "watermark")
+
+
+def _conditions(recall_at_10: dict[str, float]) -> dict:
+    out = {}
+    for name, recall in recall_at_10.items():
+        out[name] = {"recall_at_1": recall / 2, "recall_at_10": recall, "mean_attribute_precision_at_10": 0.4}
+        if name != "clean":
+            out[name]["photo_search"] = {"photo_recall_at_1": 0.5, "listing_hit_at_10": 0.6}
+    return out
+
+
+def _arm(correct: list[int], ranks: list[int]) -> dict:
+    return {"epochs_run": 3, "best_epoch": 2, "train_seconds": 10.0,
+            "holdout": {"accuracy": float(np.mean(correct)), "ci_low": 0.0, "ci_high": 1.0, "correct": correct,
+                        "query_half": {"n_test": len(correct), **{c: 0.5 for c in CONDITIONS}}},
+            "clean_all_listings": {"recall_at_1": float(np.mean(np.array(ranks) <= 1)),
+                                   "recall_at_10": float(np.mean(np.array(ranks) <= 10)),
+                                   "mean_attribute_precision_at_10": 0.4, "ranks": ranks},
+            "robustness": {"conditions": _conditions({c: 0.3 for c in CONDITIONS})}}
+
+
+def _ablation(fingerprint: str) -> dict:
+    # 10 test listings. attributes: 5 right, completion hits (rank <= 10) on 4 of 10.
+    # + vae: the same 5 right plus 2 more; hits on the same 4 plus 2 more.
+    base = _arm([1] * 5 + [0] * 5, [1, 2, 3, 4, 50, 60, 70, 80, 90, 99])
+    vae = _arm([1] * 7 + [0] * 3, [1, 2, 3, 4, 5, 6, 70, 80, 90, 99])
+    setup = {"catalogue_fingerprint": fingerprint, "k": 10, "holdout_column": "star_rating",
+             "holdout_majority_accuracy": 0.4, "corruptions": list(CONDITIONS[1:]), "n_queries": 10,
+             "backbone": "efficientnet_lite0", "trainable_stages": 0, "lr": 1e-3, "max_epochs": 3, "seed": 0,
+             "triplet_weight": 10.0, "level_edges": [0.7, 0.55, 0.4], "vae_weight": 30.0, "vae_image_size": 32,
+             "n_val": 10, "n_listings": 40}
+    return {"arms": {"attributes": base, "attributes+vae": vae}, "setup": setup, "timings": {"total_s": 60.0}}
+
+
+def test_paired_differences_against_attributes_only():
+    data = _ablation("x")
+    diff = paired_differences(data["arms"], k=10)["attributes+vae"]
+    assert diff["holdout_accuracy"]["difference"] == pytest.approx(0.2)
+    assert diff["completion_recall_at_10"]["difference"] == pytest.approx(0.2)
+    # Every resampled difference is >= 0 (the arm is never worse on any item), so the interval is too.
+    assert diff["completion_recall_at_10"]["low"] >= 0
+
+
+def test_ablation_tables_show_every_arm_and_condition():
+    data = _ablation("x")
+    text = "\n".join(ablation_tables(data["arms"], data["setup"], paired_differences(data["arms"], 10)))
+    assert "| attributes+vae | +0.200 [" in text
+    for condition in CONDITIONS:
+        assert condition in text
+
+
+def test_the_ablation_section_reads_results_for_this_catalogue_only(run_copy, tmp_path):
+    config = EvaluationConfig(skip=("holdout", "quality", "retrieval", "robustness", "audit"))
+    fingerprint = open_run(run_copy).manifest["catalogue"]["fingerprint"]
+    folder = run_copy / "evaluation"
+    folder.mkdir(exist_ok=True)
+
+    (folder / ABLATION_FILE).write_text(json.dumps(_ablation("another catalogue")))
+    section = evaluate(run_copy, config, progress=False, log=lambda _: None).report["sections"]["ablation"]
+    assert "another catalogue" in section["skipped"]
+
+    (folder / ABLATION_FILE).write_text(json.dumps(_ablation(fingerprint)))
+    result = evaluate(run_copy, config, progress=False, log=lambda _: None)
+    section = result.report["sections"]["ablation"]
+    assert result.failed == []
+    assert section["paired"]["attributes+vae"]["holdout_accuracy"]["difference"] == pytest.approx(0.2)
+    assert "ranks" not in json.dumps(section["arms"])  # per-item arrays stay in the ablation's own file
+    markdown = result.markdown_path.read_text()
+    assert "## 6. Visual-search objectives" in markdown and "| attributes+vae |" in markdown
+
+    (folder / ABLATION_FILE).write_text("{not json")
+    result = evaluate(run_copy, config, progress=False, log=lambda _: None)
+    assert result.failed == ["ablation"] and ABLATION_FILE in result.report["sections"]["ablation"]["error"]
+
+
+def test_ablation_verdict_follows_the_numbers():
+    data = _ablation("x")
+    arms = {"attributes": data["arms"]["attributes"], "attributes+triplet+vae": data["arms"]["attributes+vae"]}
+    section = {"setup": data["setup"], "arms": arms, "paired": paired_differences(arms, 10)}
+    assert "agrees with the reseller paper" in ablation_verdicts(section)[0]
+    arms["attributes+triplet+vae"] = arms["attributes"]
+    section["paired"] = paired_differences(arms, 10)
+    assert "does not agree with" in ablation_verdicts(section)[0]
+
+
+def test_robustness_verdict_names_the_worst_corruption_and_the_noise():
+    section = {"k": 10, "n_queries": 400, "augmented_training": False,
+               "conditions": _conditions({"clean": 0.30, "jpeg": 0.29, "crop": 0.28, "scribble": 0.15,
+                                          "watermark": 0.27})}
+    verdict = robustness_verdicts(section)[0]
+    assert "worst is scribble (+0.150 below clean)" in verdict
+    assert "scribble cost more than the test set's noise" in verdict and "jpeg," not in verdict
+    assert "trained without" in verdict
