@@ -178,7 +178,9 @@ def evaluate_arm(model, checkpoint: dict[str, Any], catalogue: Catalogue, clean_
     labels = encode_labels(task, listings[holdout_column])
     train_rows = np.flatnonzero((labels >= 0) & ~is_val)
     test_rows = np.flatnonzero((labels >= 0) & is_val)
-    probe = fit_probe(task, gallery[train_rows], labels[train_rows], ProbeConfig(), seed=seed)
+    # The evaluation's probe: the same 2-layer head as the model's own task heads.
+    probe_config = ProbeConfig(hidden=checkpoint["config"]["model"]["head_hidden"])
+    probe = fit_probe(task, gallery[train_rows], labels[train_rows], probe_config, seed=seed)
     correct = probe.predict_proba(gallery[test_rows]).argmax(axis=1) == labels[test_rows]
     low, high = wilson_interval(int(correct.sum()), len(correct))
     holdout = {"column": holdout_column, "accuracy": float(correct.mean()), "ci_low": low, "ci_high": high,
