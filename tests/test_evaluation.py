@@ -137,12 +137,22 @@ def test_threads_follow_the_idle_cores(monkeypatch):
 
     monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(module.torch, "get_num_threads", lambda: 2)
-    monkeypatch.setattr(module.os, "getloadavg", lambda: (0.2, 0.0, 0.0))
-    assert module.choose_threads() == 2
-    monkeypatch.setattr(module.os, "getloadavg", lambda: (1.5, 0.0, 0.0))  # one core busy elsewhere
-    assert module.choose_threads() == 1
-    monkeypatch.setattr(module.os, "getloadavg", lambda: (6.0, 0.0, 0.0))  # a busy shared machine
-    assert module.choose_threads() == 1
+    for busy, threads in [(0.2, 2), (0.7, 2), (0.8, 1), (1.5, 1), (6.0, 1), (None, 2)]:
+        monkeypatch.setattr(module, "busy_cores", lambda busy=busy: busy)
+        assert module.choose_threads() == threads, busy
     assert module.choose_threads(3) == 3
     with pytest.raises(ValueError, match="threads"):
         module.choose_threads(0)
+
+
+def test_busy_cores_reads_proc_stat(monkeypatch, tmp_path):
+    import gallery_core.evaluation.runner as module
+
+    # Two samples of /proc/stat: 100 jiffies pass on 2 cores, 50 of them busy -> 1 busy core.
+    samples = iter(["cpu  100 0 100 700 0 0 0 0 0 0\n", "cpu  125 0 125 750 0 0 0 0 0 0\n"])
+    stat = tmp_path / "stat"
+    monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(module.time, "sleep", lambda _: stat.write_text(next(samples)))
+    stat.write_text(next(samples))
+    assert module.busy_cores(stat=stat) == pytest.approx(1.0)
+

@@ -137,5 +137,6 @@ def evaluate_holdout(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
         "one_off_seconds": {"mtl": round(train_step, 2), "imagenet": round(imagenet.seconds, 2)},
         "comparisons_at_largest_fraction": comparisons,
         "epoch_budget": budget,
+        "run_epochs": run.manifest["steps"]["train"].get("epochs_run"),  # the MTL model behind (a)
         "probe": probe_config.__dict__,
     }

@@ -235,7 +235,8 @@ def holdout_markdown(h: dict[str, Any], verdicts: list[str]) -> list[str]:
               f"{h['n_train_pool']} labelled training listings, nested fractions. (a) and (b) train the same "
               f"2-layer probe (hidden {h['probe']['hidden']}, early stopping on a tenth of its training rows); (c) "
               f"trains the run's architecture (frozen trunk, trainable top, projection, head) on `{h['column']}` "
-              f"alone, at most {h['epoch_budget']} epochs with the run's early stopping. Majority class "
+              f"alone, at most {h['epoch_budget']} epochs with the run's early stopping (the run's MTL model behind "
+              f"(a) trained {h.get('run_epochs', '?')} epochs on every training task). Majority class "
               f"`{h['majority_baseline']['class']}`: {_f(h['majority_baseline']['accuracy'])}.", ""]
     by = {(r["method"], r["fraction"]): r for r in h["rows"]}
     header = ["training data", *[f"{label} (acc. [95% CI])" for label in METHODS.values()]]

@@ -40,6 +40,32 @@ SECTION_FUNCTIONS: dict[str, Callable[[Context, EvaluationConfig], dict[str, Any
 }
 
 
+def _cpu_times(stat: Path) -> tuple[int, int] | None:
+    """(busy, total) jiffies of all cores since boot, from Linux's /proc/stat; None elsewhere."""
+    try:
+        fields = [int(x) for x in stat.read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return sum(fields[:8]) - idle, sum(fields[:8])  # user..steal; guest time is already in user
+
+
+def busy_cores(sample_seconds: float = 0.5, stat: Path = Path("/proc/stat")) -> float | None:
+    """How many cores other work keeps busy right now (sampled over ``sample_seconds``), or the 1-minute
+    load average where /proc/stat is missing. The load average alone lags: a job that has just ended
+    still counts for a minute, which once halved this evaluation's threads."""
+    first = _cpu_times(stat)
+    if first is not None:
+        time.sleep(sample_seconds)
+        second = _cpu_times(stat)
+        if second is not None and second[1] > first[1]:
+            return (os.cpu_count() or 1) * (second[0] - first[0]) / (second[1] - first[1])
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):  # not available on this platform
+        return None
+
+
 def choose_threads(requested: int | None = None) -> int:
     """Torch threads for the evaluation: ``requested``, else as many as the machine has idle cores (>= 1).
 
@@ -50,13 +76,12 @@ def choose_threads(requested: int | None = None) -> int:
         if requested < 1:
             raise ValueError(f"threads must be >= 1, got {requested}")
         return requested
-    cores = os.cpu_count() or 1
-    try:
-        load = os.getloadavg()[0]
-    except (OSError, AttributeError):  # not available on this platform
+    busy = busy_cores()
+    if busy is None:
         return torch.get_num_threads()
-    busy = int(load)  # cores kept busy by other work; a fraction of one is mostly idle
-    return max(1, min(torch.get_num_threads(), cores - busy))
+    cores = os.cpu_count() or 1
+    # A core counts as taken when other work keeps it at least 3/4 busy.
+    return max(1, min(torch.get_num_threads(), cores - int(busy + 0.25)))
 
 
 def _load_average() -> float | None:
