@@ -249,7 +249,7 @@ def holdout_markdown(h: dict[str, Any], verdicts: list[str]) -> list[str]:
     rows.append(["paper, 100% (250k)", *paper])
     lines += _table(header, rows)
     lines += [f"![Hold-out accuracy against training data]({FIGURES['holdout']})", ""]
-    lines += ["Training time (seconds, wall clock on a shared machine: noisy). (a) and (b) are the probe's fit; "
+    lines += ["Training time (seconds, wall clock; the header says how busy the machine was). (a) and (b) are the probe's fit; "
               f"they also stand on one-off costs: the MTL model's training and embedding "
               f"({_f(h['one_off_seconds']['mtl'], 0)} s, shared by every downstream task) and the ImageNet features "
               f"({_f(h['one_off_seconds']['imagenet'], 1)} s).", ""]
@@ -385,17 +385,21 @@ def audit_markdown(a: dict[str, Any], verdicts: list[str]) -> list[str]:
 def render_markdown(report: dict[str, Any]) -> str:
     sections, verdicts = report["sections"], report["verdicts"]
     env = report["environment"]
+    loads = [x for x in (env.get("load_average_at_start"), env.get("load_average_at_end")) if _is_finite(x)]
+    shared = bool(loads) and max(loads) > (env.get("cpu_count") or 1)
+    machine = ("above the number of cores, other work shared the machine and every time is inflated" if shared else
+               "at most the number of cores: the evaluation had the machine to itself")
     lines = [f"# Evaluation of run `{report['run']['name']}`", "",
              f"Made by `{report['command']}` on {report['generated_at']} in {report['seconds']['total'] / 60:.1f} min "
              f"({env['device']}, {env['cpu_count']} CPU cores, {env['torch_threads']} torch "
              f"thread{'' if env['torch_threads'] == 1 else 's'}; load average "
              f"{_f(env.get('load_average_at_start'), 1)} at the start, {_f(env.get('load_average_at_end'), 1)} at the "
-             "end: above the number of cores, other work shared the machine and every time is inflated). Run: "
+             f"end: {machine}). Run: "
              f"{report['run']['n_listings']} listings, {report['run']['n_photos']} photos, backbone "
              f"`{report['run']['backbone']}`, `{report['run']['weighting']}` weighting. Every number below comes from "
              "this run and the models trained for this report (all in `report.json`); the sentences comparing "
-             "them with the paper are generated from those numbers. Times are wall clock and noisy on a shared "
-             "machine.", "", "## Summary against the paper", ""]
+             "them with the papers are generated from those numbers. Times are wall clock"
+             + (" and noisy on a shared machine." if shared else "."), "", "## Summary against the papers", ""]
     summary = [v for name in ("holdout", "quality", "retrieval", "robustness", "ablation", "audit")
                for v in verdicts.get(name, [])[:1]]
     summary += [v for v in verdicts.get("quality", []) if v.startswith(("Pseudo-uniform", "Class balance"))]
