@@ -53,12 +53,8 @@ from gallery_core.evaluation.metrics import (  # noqa: E402
     wilson_interval,
 )
 from gallery_core.evaluation.models import ProbeConfig, fit_probe  # noqa: E402
-from gallery_core.evaluation.objectives import (  # noqa: E402
-    ABLATION_FILE,
-    ablation_tables,
-    paired_differences,
-    robustness_table,
-)
+from gallery_core.evaluation.objectives import ABLATION_FILE, paired_differences  # noqa: E402
+from gallery_core.evaluation.report import ablation_tables, robustness_table  # noqa: E402
 from gallery_core.photos import to_model_input, trunk_cache_key  # noqa: E402
 from gallery_core.reports import EVALUATION_DIR  # noqa: E402
 from gallery_core.robustness import (  # noqa: E402

@@ -8,7 +8,8 @@ corrupted query photos, and the ablation of the training objectives.
   ``visual_search_ablation.json`` into the run's evaluation folder); this section reads its results,
   checks they were made on the run's catalogue, and reports them with paired differences.
 
-``ablation_tables`` renders the ablation's tables for both the benchmark's own page and this report.
+Their tables are rendered by ``report.ablation_tables`` / ``report.robustness_table`` (the benchmark's own
+page uses the same).
 """
 
 from __future__ import annotations
@@ -87,80 +88,3 @@ def evaluate_ablation(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
     k = setup["k"]
     return {"source": str(path), "command": command, "setup": setup, "timings": data.get("timings", {}),
             "paired": paired_differences(arms, k), "arms": _without_per_item(arms)}
-
-
-# --- Markdown, shared with benchmarks/ablation_visual_search.py ---
-
-
-def _f(x: float) -> str:
-    return f"{x:.3f}"
-
-
-def _row(cells: list[str]) -> str:
-    return "| " + " | ".join(cells) + " |"
-
-
-def _header(cells: list[str]) -> list[str]:
-    return [_row(cells), "|" + "---|" * len(cells)]
-
-
-def ablation_tables(arms: dict[str, Any], setup: dict[str, Any], paired: dict[str, Any],
-                    heading: str = "##") -> list[str]:
-    """The ablation's tables: hold-out and clean retrieval over all listings, paired differences against
-    attributes only, then clean against corrupted query photos."""
-    k, column = setup["k"], setup["holdout_column"]
-    lines = [f"{heading} Hold-out accuracy and clean retrieval (all listings)", "",
-             *_header(["arm", f"{column} accuracy [95% CI]", "completion recall@1", f"recall@{k}",
-                       f"attribute precision@{k}", "epochs (best)", "train s (epochs)"])]
-    for name, arm in arms.items():
-        h, c = arm["holdout"], arm["clean_all_listings"]
-        lines.append(_row([name, f"{_f(h['accuracy'])} [{_f(h['ci_low'])}, {_f(h['ci_high'])}]",
-                           _f(c["recall_at_1"]), _f(c[f"recall_at_{k}"]), _f(c[f"mean_attribute_precision_at_{k}"]),
-                           f"{arm['epochs_run']} ({arm['best_epoch']})", f"{arm['train_seconds']:.0f}"]))
-    base_name = next(iter(arms))
-    lines += ["", f"Paired differences against `{base_name}` (same test items; 95% bootstrap interval):", "",
-              *_header(["arm", f"{column} accuracy", f"completion recall@{k} (all listings)"])]
-    for name, diff in paired.items():
-        cells = [diff["holdout_accuracy"], diff[f"completion_recall_at_{k}"]]
-        lines.append(_row([name, *(f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]" for d in cells)]))
-    lines += ["", f"Majority-class accuracy of `{column}` on the same test listings: "
-                  f"{_f(setup['holdout_majority_accuracy'])}.", ""]
-
-    conditions = ["clean", *setup["corruptions"]]
-    n_half = next(iter(arms.values()))["holdout"]["query_half"]["n_test"]
-    lines += [f"{heading} Clean vs corrupted query photos", "",
-              f"`{column}` accuracy of the same probe on the query half of the {n_half} labelled validation "
-              "listings among the queries (half a gallery, so below the full-gallery accuracy above):", "",
-              *_header(["arm", *conditions])]
-    lines += [_row([name, *(_f(arm["holdout"]["query_half"][c]) for c in conditions)]) for name, arm in arms.items()]
-    for title, key in ((f"Gallery-completion recall@{k} ({setup['n_queries']} query listings):", f"recall_at_{k}"),
-                       (f"Attribute precision@{k} of the same queries (mean over attributes):",
-                        f"mean_attribute_precision_at_{k}")):
-        lines += ["", title, "", *_header(["arm", *conditions])]
-        lines += [_row([name, *(_f(arm["robustness"]["conditions"][c][key]) for c in conditions)])
-                  for name, arm in arms.items()]
-    corrupted = setup["corruptions"]
-    lines += ["", "Single-photo search with a corrupted catalogue photo: its clean original found first "
-                  f"(recall@1) / its listing among the top {k} listings:", "", *_header(["arm", *corrupted])]
-    for name, arm in arms.items():
-        cond = arm["robustness"]["conditions"]
-        lines.append(_row([name, *(f"{_f(cond[c]['photo_search']['photo_recall_at_1'])} / "
-                                   f"{_f(cond[c]['photo_search'][f'listing_hit_at_{k}'])}" for c in corrupted)]))
-    return lines + [""]
-
-
-def robustness_table(result: dict[str, Any]) -> list[str]:
-    """Clean against each corruption, for one model (``evaluate_run_robustness``'s result)."""
-    k = result["k"]
-    conditions = list(result["conditions"])
-    cond = result["conditions"]
-    corrupted = [c for c in conditions if c != "clean"]
-    return [*_header(["measure", *conditions]),
-            _row(["completion recall@1", *(_f(cond[c]["recall_at_1"]) for c in conditions)]),
-            _row([f"completion recall@{k}", *(_f(cond[c][f"recall_at_{k}"]) for c in conditions)]),
-            _row([f"attribute precision@{k}", *(_f(cond[c][f"mean_attribute_precision_at_{k}"])
-                                                 for c in conditions)]),
-            _row(["photo search recall@1", "-", *(_f(cond[c]["photo_search"]["photo_recall_at_1"])
-                                                  for c in corrupted)]),
-            _row([f"photo search listing hit@{k}", "-",
-                  *(_f(cond[c]["photo_search"][f"listing_hit_at_{k}"]) for c in corrupted)]), ""]

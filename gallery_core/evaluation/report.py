@@ -20,7 +20,6 @@ import numpy as np  # noqa: E402
 
 from gallery_core.artifacts import atomic_path, write_json  # noqa: E402
 from gallery_core.evaluation.holdout import METHODS  # noqa: E402
-from gallery_core.evaluation.objectives import ablation_tables, robustness_table  # noqa: E402
 from gallery_core.evaluation.verdicts import (  # noqa: E402
     PAPER_TABLE2_FULL,
     ablation_verdicts,
@@ -249,8 +248,8 @@ def holdout_markdown(h: dict[str, Any], verdicts: list[str]) -> list[str]:
     rows.append(["paper, 100% (250k)", *paper])
     lines += _table(header, rows)
     lines += [f"![Hold-out accuracy against training data]({FIGURES['holdout']})", ""]
-    lines += ["Training time (seconds, wall clock; the header says how busy the machine was). (a) and (b) are the probe's fit; "
-              f"they also stand on one-off costs: the MTL model's training and embedding "
+    lines += ["Training time (seconds, wall clock; the header says how busy the machine was). (a) and (b) are "
+              f"the probe's fit; they also stand on one-off costs: the MTL model's training and embedding "
               f"({_f(h['one_off_seconds']['mtl'], 0)} s, shared by every downstream task) and the ImageNet features "
               f"({_f(h['one_off_seconds']['imagenet'], 1)} s).", ""]
     time_rows = [[f"{100 * f:.0f}%"] + [f"{_f(by[m, f]['train_seconds'], 1)} s "
@@ -331,6 +330,68 @@ def retrieval_markdown(r: dict[str, Any], verdicts: list[str]) -> list[str]:
               f"latency median {_f(a['annoy_ms_median'], 2)} ms (p95 {_f(a['annoy_ms_p95'], 2)} ms), exact search "
               f"median {_f(a['exact_ms_median'], 2)} ms (p95 {_f(a['exact_ms_p95'], 2)} ms).", ""]
     return lines + _bullets(verdicts)
+
+
+def _interval(d: dict[str, float]) -> str:
+    return f"{d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}]"
+
+
+def robustness_table(result: dict[str, Any]) -> list[str]:
+    """Clean against each corruption for one model (``robustness.evaluate_run_robustness`` plus its ``k``)."""
+    k, cond = result["k"], result["conditions"]
+    corrupted = [c for c in cond if c != "clean"]
+    rows = [["completion recall@1", *(_f(cond[c]["recall_at_1"]) for c in cond)],
+            [f"completion recall@{k}", *(_f(cond[c][f"recall_at_{k}"]) for c in cond)],
+            [f"attribute precision@{k}", *(_f(cond[c][f"mean_attribute_precision_at_{k}"]) for c in cond)],
+            ["photo search recall@1", "-", *(_f(cond[c]["photo_search"]["photo_recall_at_1"]) for c in corrupted)],
+            [f"photo search listing hit@{k}", "-",
+             *(_f(cond[c]["photo_search"][f"listing_hit_at_{k}"]) for c in corrupted)]]
+    return _table(["measure", *cond], rows)
+
+
+def ablation_tables(arms: dict[str, Any], setup: dict[str, Any], paired: dict[str, Any],
+                    heading: str = "##") -> list[str]:
+    """The objective ablation's tables (``objectives.evaluate_ablation``; also the benchmark's own page):
+    hold-out and clean retrieval over all listings, paired differences against the first arm, then
+    clean against corrupted query photos."""
+    k, column = setup["k"], setup["holdout_column"]
+    lines = [f"{heading} Hold-out accuracy and clean retrieval (all listings)", ""]
+    lines += _table(["arm", f"{column} accuracy [95% CI]", "completion recall@1", f"recall@{k}",
+                     f"attribute precision@{k}", "epochs (best)", "train s (epochs)"],
+                    [[name, f"{_f(a['holdout']['accuracy'])} [{_f(a['holdout']['ci_low'])}, "
+                            f"{_f(a['holdout']['ci_high'])}]",
+                      _f(a["clean_all_listings"]["recall_at_1"]), _f(a["clean_all_listings"][f"recall_at_{k}"]),
+                      _f(a["clean_all_listings"][f"mean_attribute_precision_at_{k}"]),
+                      f"{a['epochs_run']} ({a['best_epoch']})", f"{a['train_seconds']:.0f}"]
+                     for name, a in arms.items()])
+    lines += [f"Paired differences against `{next(iter(arms))}` (same test items; 95% bootstrap interval):", ""]
+    lines += _table(["arm", f"{column} accuracy", f"completion recall@{k} (all listings)"],
+                    [[name, _interval(d["holdout_accuracy"]), _interval(d[f"completion_recall_at_{k}"])]
+                     for name, d in paired.items()])
+    lines += [f"Majority-class accuracy of `{column}` on the same test listings: "
+              f"{_f(setup['holdout_majority_accuracy'])}.", ""]
+
+    conditions = ["clean", *setup["corruptions"]]
+    n_half = next(iter(arms.values()))["holdout"]["query_half"]["n_test"]
+    lines += [f"{heading} Clean vs corrupted query photos", "",
+              f"`{column}` accuracy of the same probe on the query half of the {n_half} labelled validation "
+              "listings among the queries (half a gallery, so below the full-gallery accuracy above):", ""]
+    lines += _table(["arm", *conditions], [[name, *(_f(a["holdout"]["query_half"][c]) for c in conditions)]
+                                           for name, a in arms.items()])
+    for title, key in ((f"Gallery-completion recall@{k} ({setup['n_queries']} query listings):", f"recall_at_{k}"),
+                       (f"Attribute precision@{k} of the same queries (mean over attributes):",
+                        f"mean_attribute_precision_at_{k}")):
+        lines += [title, ""]
+        lines += _table(["arm", *conditions], [[name, *(_f(a["robustness"]["conditions"][c][key])
+                                                        for c in conditions)] for name, a in arms.items()])
+    corrupted = setup["corruptions"]
+    lines += ["Single-photo search with a corrupted catalogue photo: its clean original found first "
+              f"(recall@1) / its listing among the top {k} listings:", ""]
+    search = {name: a["robustness"]["conditions"] for name, a in arms.items()}
+    return lines + _table(["arm", *corrupted], [
+        [name, *(f"{_f(cond[c]['photo_search']['photo_recall_at_1'])} / "
+                 f"{_f(cond[c]['photo_search'][f'listing_hit_at_{k}'])}" for c in corrupted)]
+        for name, cond in search.items()])
 
 
 def robustness_markdown(r: dict[str, Any], verdicts: list[str]) -> list[str]:
