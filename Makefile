@@ -29,7 +29,7 @@ browser:
 # Generate the demo catalogue (if missing) and build its run (steps already done are skipped).
 demo-data: install
 	@[ -f $(DEMO_CATALOGUE)/listings.csv ] || $(BIN)/python -m gallery_core demo-catalogue --out $(DEMO_CATALOGUE)
-	$(BIN)/python -m gallery_core build --catalogue $(DEMO_CATALOGUE) --out $(DEMO_RUN)
+	$(BIN)/python -m gallery_core build --catalogue $(DEMO_CATALOGUE) --out $(DEMO_RUN) --image-size 128
 
 serve: install
 	$(BIN)/streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false

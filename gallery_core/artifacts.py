@@ -32,7 +32,8 @@ MANIFEST = "manifest.json"
 STEP_FILES: dict[str, dict[str, str]] = {
     "train": {"checkpoint": "model.pt", "train_log": "train_log.jsonl", "catalogue_report": "catalogue_report.json"},
     "embed": {"photo_table": "photos.parquet", "photo_embeddings": "photo_embeddings.npy",
-              "listing_table": "listings.parquet", "listing_embeddings": "listing_embeddings.npy"},
+              "listing_table": "listings.parquet", "listing_embeddings": "listing_embeddings.npy",
+              "new_task_embeddings": "new_task_embeddings.npy"},
     "index": {"index": "index.ann"},
     "project": {"umap": "umap.parquet"},
     "predict": {"predictions": "predictions.parquet", "metrics": "metrics.json"},
@@ -44,7 +45,8 @@ STEP_INPUTS: dict[str, tuple[str, ...]] = {
     "embed": ("checkpoint",),
     "index": ("listing_embeddings",),
     "project": ("listing_embeddings",),
-    "predict": ("checkpoint", "listing_table", "listing_embeddings", "photo_table", "photo_embeddings"),
+    "predict": ("checkpoint", "listing_table", "listing_embeddings", "photo_table", "photo_embeddings",
+                "new_task_embeddings"),
 }
 FILE_NAMES: dict[str, str] = {k: v for files in STEP_FILES.values() for k, v in files.items()}
 PACKAGES = ("torch", "torchvision", "timm", "numpy", "pandas", "scikit-learn", "umap-learn", "annoy")

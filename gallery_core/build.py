@@ -36,19 +36,20 @@ Log = Callable[[str], None]
 
 
 def config_for_run(run_dir: str | Path, config: BuildConfig | None = None) -> BuildConfig:
-    """The given config, else the one the run was built with, else the defaults."""
+    """The given config, else the one the run was built with, else the defaults (not yet validated, so
+    that a size left to the backbone follows a backbone chosen later; ``run_steps`` validates)."""
     if config is not None:
         return config.validate()
     manifest = read_manifest(run_dir)
     if manifest and "config" in manifest:
         return BuildConfig.from_dict(manifest["config"])
-    return BuildConfig().validate()
+    return BuildConfig()
 
 
 def _step_key(run_dir: Path, step: str, config: BuildConfig, catalogue: Catalogue | None) -> str:
     parts = {
         "train": (config.model, config.train),
-        "embed": None,
+        "embed": config.embed,
         "index": (config.index, config.train.seed),
         "project": (config.projection, config.train.seed),
         "predict": (config.predict, config.train.seed),
@@ -66,7 +67,7 @@ def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str 
         raise ValueError(f"unknown steps {unknown}; the steps are {list(STEPS)}")
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
-    config = config_for_run(run_dir, config)
+    config = config_for_run(run_dir, config).validate()
     catalogue = None
     if any(s in ("train", "embed") for s in steps):
         if catalogue_dir is None:
@@ -112,9 +113,11 @@ def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device
 
 def _embed_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None, progress: bool,
                 log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
-    result = embed(catalogue, run_dir, device=device, progress=progress)
+    result = embed(catalogue, run_dir, device=device, progress=progress, embed_config=config.embed)
     return {"n_photos": len(result.photo_table), "n_listings": len(result.listing_table),
-            "dim": int(result.listing_embeddings.shape[1])}, {}
+            "dim": int(result.listing_embeddings.shape[1]),
+            "new_task_dim": int(result.new_task_embeddings.shape[1]),
+            "new_task_features": config.embed.new_task_features}, {}
 
 
 def _index_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
@@ -144,7 +147,7 @@ def _predict_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | Non
     photo_table = pd.read_parquet(paths.photo_table, columns=["listing_index"])
     predictions, metrics = predict_all(
         model.heads, model.heads.tasks, listings, np.load(paths.photo_embeddings),
-        photo_table["listing_index"].to_numpy(), np.load(paths.listing_embeddings), config.predict,
+        photo_table["listing_index"].to_numpy(), np.load(paths.new_task_embeddings), config.predict,
         seed=config.train.seed, progress=progress)
     write_parquet(paths.predictions, predictions)
     write_json(paths.metrics, {"split": "val", "n_val_listings": int((listings["split"] == "val").sum()),

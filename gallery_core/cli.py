@@ -6,29 +6,50 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from gallery_core.artifacts import STEPS, ArtifactError
-from gallery_core.config import DEMO_RUN_NAME, WEIGHTINGS, BuildConfig, artifacts_root, demo_catalogue_dir
+from gallery_core.config import (
+    DEMO_RUN_NAME,
+    NEW_TASK_FEATURES,
+    WEIGHTINGS,
+    BuildConfig,
+    artifacts_root,
+    demo_catalogue_dir,
+)
+
 
 # CLI flag -> (config section, field). One table, so flags and config files cannot drift apart.
-CONFIG_FLAGS: dict[str, tuple[str, str, type]] = {
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1", "on"):
+        return True
+    if text.lower() in ("no", "false", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
+
+
+CONFIG_FLAGS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "backbone": ("model", "backbone", str),
     "weights_path": ("model", "weights_path", str),
     "trainable_stages": ("model", "trainable_stages", int),
     "image_size": ("model", "image_size", int),
     "embed_dim": ("model", "embed_dim", int),
+    "freeze_batchnorm": ("model", "freeze_batchnorm", _yes_no),
     "weighting": ("train", "weighting", str),
     "lr": ("train", "lr", float),
+    "backbone_lr_mult": ("train", "backbone_lr_mult", float),
+    "l2sp_weight": ("train", "l2sp_weight", float),
     "batch_size": ("train", "batch_size", int),
     "epochs": ("train", "max_epochs", int),
     "patience": ("train", "patience", int),
     "seed": ("train", "seed", int),
     "triplet_weight": ("train", "triplet_weight", float),
     "vae_weight": ("train", "vae_weight", float),
+    "new_task_features": ("embed", "new_task_features", str),
     "n_trees": ("index", "n_trees", int),
     "umap_neighbors": ("projection", "n_neighbors", int),
     "oof_folds": ("predict", "oof_folds", int),
@@ -40,7 +61,10 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--config", type=Path, help="YAML file with sections model/train/index/projection/predict")
     for flag, (section, name, kind) in CONFIG_FLAGS.items():
         default = getattr(BuildConfig(), section).__dict__[name]
-        extra = {"choices": WEIGHTINGS} if flag == "weighting" else {}
+        extra = {"choices": WEIGHTINGS} if flag == "weighting" else \
+            {"choices": NEW_TASK_FEATURES} if flag == "new_task_features" else {}
+        if flag == "image_size":
+            default = "the backbone's native size, e.g. 224 for efficientnet_lite0"
         group.add_argument(f"--{flag.replace('_', '-')}", type=kind, default=None,
                            help=f"{section}.{name} (default {default})", **extra)
     group.add_argument("--no-trunk-cache", action="store_true", help="decode photos every epoch instead of "

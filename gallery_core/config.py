@@ -28,6 +28,9 @@ def demo_catalogue_dir() -> Path:
 SCHEMA_VERSION = 1
 
 WEIGHTINGS = ("equal", "pseudo_uniform", "uncertainty")
+# What a run exposes as its embedding for tasks it never trained on (``new_task_embeddings.npy``):
+# the learned gallery embedding alone, the pretrained backbone's features alone, or both side by side.
+NEW_TASK_FEATURES = ("learned", "pretrained", "pretrained+learned")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -37,21 +40,36 @@ def _check(condition: bool, message: str) -> None:
 
 @dataclass
 class ModelConfig:
-    """The gallery encoder: backbone -> mean pooling -> projection, and one head per task."""
+    """The gallery encoder: backbone -> mean pooling -> (optional projection), and one head per task."""
 
     backbone: str = "efficientnet_lite0"
     # How many of the backbone's last stages are fine-tuned; the rest are frozen (and cached).
     trainable_stages: int = 2
-    image_size: int = 128
-    embed_dim: int = 256
+    # Photo side in pixels; None = the backbone's native resolution (224 for efficientnet_lite0), the
+    # right choice for real photos. The demo catalogue is built at 128 px explicitly (its photos are
+    # rendered at 128; see the Makefile's demo-data).
+    image_size: int | None = None
+    # 0 = no projection: the heads read the pooled backbone features, as in the paper. A jointly trained
+    # projection to fewer dimensions collapsed the embedding onto the trained tasks (participation
+    # ratio 7.9 at 256-d, docs/representation_study.md).
+    embed_dim: int = 0
     head_hidden: int = 128
+    # Keep ImageNet's BatchNorm running statistics in the fine-tuned stages (BatchNorm layers stay in
+    # eval mode; their affine weights still train).
+    freeze_batchnorm: bool = False
     # A local weights file for backbones whose weights no package ships (e.g. vgg16).
     weights_path: str | None = None
 
     def validate(self) -> None:
+        if self.image_size is None:  # resolved once, so the run's manifest records the size it used
+            from gallery_core.backbones import native_image_size  # torch: only where a model is built
+
+            self.image_size = native_image_size(self.backbone)
         _check(self.trainable_stages >= 0, f"trainable_stages must be >= 0, got {self.trainable_stages}")
-        _check(32 <= self.image_size <= 1024, f"image_size must be in [32, 1024], got {self.image_size}")
-        _check(self.embed_dim >= 2, f"embed_dim must be >= 2, got {self.embed_dim}")
+        _check(self.image_size is None or 32 <= self.image_size <= 1024,
+               f"image_size must be in [32, 1024], got {self.image_size}")
+        _check(self.embed_dim == 0 or self.embed_dim >= 2, f"embed_dim must be 0 (no projection) or >= 2, "
+               f"got {self.embed_dim}")
         _check(self.head_hidden >= 1, f"head_hidden must be >= 1, got {self.head_hidden}")
 
 
@@ -59,6 +77,11 @@ class ModelConfig:
 class TrainConfig:
     weighting: str = "pseudo_uniform"
     lr: float = 1e-4
+    # The fine-tuned backbone stages learn at lr * backbone_lr_mult (heads and projection at lr).
+    backbone_lr_mult: float = 1.0
+    # L2-SP (Li et al. 2018): l2sp_weight / 2 * ||w - w_pretrained||^2 over the fine-tuned backbone
+    # weights, added to the weighted task loss; pulls fine-tuning toward the pretrained features.
+    l2sp_weight: float = 0.0
     batch_size: int = 8  # galleries per step (the paper used 4 with up to 44 photos each)
     # An epoch budget: the whole demo build (2,000 listings) must stay within 10 minutes on the 2-core CPU.
     # Measured there (benchmarks/bench_build.py, quiet machine): frozen-trunk pass ~190 s, then ~29 s an
@@ -82,6 +105,8 @@ class TrainConfig:
     def validate(self) -> None:
         _check(self.weighting in WEIGHTINGS, f"unknown weighting {self.weighting!r}; choose from {WEIGHTINGS}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        _check(self.backbone_lr_mult >= 0, f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}")
+        _check(self.l2sp_weight >= 0, f"l2sp_weight must be >= 0, got {self.l2sp_weight}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
         _check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
@@ -91,6 +116,18 @@ class TrainConfig:
         _check(self.vae_weight >= 0, f"vae_weight must be >= 0, got {self.vae_weight}")
         _check(self.vae_image_size in (8, 16, 32, 64),
                f"vae_image_size must be one of 8, 16, 32, 64, got {self.vae_image_size}")
+
+
+@dataclass
+class EmbedConfig:
+    # The embedding a run offers for tasks it never trained on (new_task_embeddings.npy, the audit's
+    # out-of-fold probes, the evaluation's hold-out probes). Retrieval, the index and the map use the
+    # learned embedding (listing_embeddings.npy) whatever this says.
+    new_task_features: str = "pretrained+learned"
+
+    def validate(self) -> None:
+        _check(self.new_task_features in NEW_TASK_FEATURES,
+               f"unknown new_task_features {self.new_task_features!r}; choose from {NEW_TASK_FEATURES}")
 
 
 @dataclass
@@ -134,12 +171,13 @@ class PredictConfig:
 class BuildConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
     index: IndexConfig = field(default_factory=IndexConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     predict: PredictConfig = field(default_factory=PredictConfig)
 
     def validate(self) -> BuildConfig:
-        for section in (self.model, self.train, self.index, self.projection, self.predict):
+        for section in (self.model, self.train, self.embed, self.index, self.projection, self.predict):
             section.validate()
         return self
 
@@ -165,6 +203,7 @@ class BuildConfig:
 _SECTION_CLASSES = {
     "model": ModelConfig,
     "train": TrainConfig,
+    "embed": EmbedConfig,
     "index": IndexConfig,
     "projection": ProjectionConfig,
     "predict": PredictConfig,

@@ -1,10 +1,11 @@
 """The gallery encoder and its task heads.
 
 Photos of a batch of galleries go through the backbone as one flat batch (P photos); a segment
-mean pools each gallery's photos (permutation invariant, any gallery length) and a linear
-projection gives the gallery embedding. Because the projection is affine, projecting each photo
-and then averaging equals averaging then projecting: photo embeddings and gallery embeddings live
-in one space, so a set of seed photos is itself a gallery.
+mean pools each gallery's photos (permutation invariant, any gallery length) into the gallery
+embedding. By default the heads read the pooled backbone features directly, as in the paper; an
+optional linear projection (``embed_dim > 0``) maps them to fewer dimensions first. Because the
+projection is affine, projecting each photo and then averaging equals averaging then projecting:
+photo embeddings and gallery embeddings live in one space, so a set of seed photos is itself a gallery.
 """
 
 from __future__ import annotations
@@ -28,14 +29,16 @@ def segment_mean(values: torch.Tensor, segment_ids: torch.Tensor, n_segments: in
 
 
 class GalleryEncoder(nn.Module):
-    def __init__(self, backbone: Backbone, embed_dim: int):
+    """``embed_dim`` 0: no projection, the embedding is the pooled backbone output (feature_dim)."""
+
+    def __init__(self, backbone: Backbone, embed_dim: int = 0):
         super().__init__()
         self.backbone = backbone
-        self.projection = nn.Linear(backbone.feature_dim, embed_dim)
+        self.projection = nn.Linear(backbone.feature_dim, embed_dim) if embed_dim else nn.Identity()
 
     @property
     def embed_dim(self) -> int:
-        return self.projection.out_features
+        return self.projection.out_features if isinstance(self.projection, nn.Linear) else self.backbone.feature_dim
 
     def embed_photos(self, photos: torch.Tensor, from_trunk: bool = False) -> torch.Tensor:
         """Pixels (P, 3, H, W), or cached trunk features when ``from_trunk`` -> photo embeddings (P, D)."""

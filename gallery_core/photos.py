@@ -131,3 +131,32 @@ def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: 
         np.save(f, features)
     write_json(index_path, {"paths": good_paths, "bad": {paths[i]: reason for i, reason in bad.items()}})
     return features, bad
+
+
+@torch.no_grad()
+def derive_trunk_cache(cache_dir: Path, source: Backbone, source_key: str, target: Backbone, target_key: str,
+                       batch_size: int = 512, progress: bool = True) -> Path:
+    """Write the trunk cache of ``target`` (the same pretrained backbone split with fewer trainable stages)
+    from the cache of ``source``, by running the frozen stages in between: seconds, not a pass over pixels.
+
+    A target with no trainable stage stores its features pooled to (F, 1, 1): its top is only the global
+    average pool, so that is all a model needs, at a fraction of the size. Returns the features file.
+    """
+    n_between = len(source.top) - len(target.top)
+    if n_between < 0 or source.name != target.name:
+        raise ValueError("the target must be the same backbone with at most as many trainable stages")
+    out = cache_dir / f"trunk-{target_key}.npy"
+    if out.is_file() and (cache_dir / f"trunk-{target_key}.json").is_file():
+        return out
+    between = torch.nn.Sequential(*list(source.top)[:n_between]).eval()
+    features = np.load(cache_dir / f"trunk-{source_key}.npy", mmap_mode="r")
+    chunks = []
+    for start in tqdm(range(0, len(features), batch_size), desc="derive trunk cache", disable=not progress):
+        x = between(torch.from_numpy(np.asarray(features[start:start + batch_size], dtype=np.float32)))
+        if len(target.top) == 0:
+            x = x.mean(dim=(2, 3), keepdim=True)
+        chunks.append(x.numpy().astype(np.float16))
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.save(f, np.concatenate(chunks))
+    write_json(cache_dir / f"trunk-{target_key}.json", json.loads((cache_dir / f"trunk-{source_key}.json").read_text()))
+    return out

@@ -159,17 +159,20 @@ def task_metrics(task: TaskSpec, predictions: pd.DataFrame, listings: pd.DataFra
 
 
 def predict_all(heads: MultiTaskHeads, tasks: tuple[TaskSpec, ...], listings: pd.DataFrame,
-                photo_embeddings: np.ndarray, listing_index: np.ndarray, listing_embeddings: np.ndarray,
+                photo_embeddings: np.ndarray, listing_index: np.ndarray, probe_embeddings: np.ndarray,
                 config: PredictConfig, seed: int = 0, progress: bool = True,
                 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Predictions table (listing_id + columns above) and validation metrics per task."""
+    """Predictions table (listing_id + columns above) and validation metrics per task.
+
+    ``probe_embeddings`` (L, D'): what the out-of-fold probes read, the run's embedding for new tasks
+    (a probe stands for a task learned afresh from the embedding, as a user's own would be)."""
     pooled = gallery_embeddings(photo_embeddings, listing_index, len(listings))
     predictions = head_predictions(heads, pooled)
     is_val = (listings["split"] == "val").to_numpy()
     oof_columns: dict[str, np.ndarray] = {}
     for task in tqdm(tasks, desc="out-of-fold probes", disable=not progress):
         labels = encode_labels(task, listings[task.column])
-        oof_columns.update(out_of_fold_predictions(task, listing_embeddings, labels, config, seed))
+        oof_columns.update(out_of_fold_predictions(task, probe_embeddings, labels, config, seed))
     predictions = pd.concat([predictions, pd.DataFrame(oof_columns)], axis=1)
     predictions.insert(0, "listing_id", listings["listing_id"].to_numpy())
     metrics = {task.name: task_metrics(task, predictions, listings, is_val) for task in tasks}

@@ -74,6 +74,11 @@ class Run:
         return np.load(self.paths.listing_embeddings, mmap_mode="r")
 
     @cached_property
+    def new_task_embeddings(self) -> np.ndarray:
+        """(L, D') the run's embedding for tasks it never trained on (EmbedConfig.new_task_features)."""
+        return np.load(self.paths.new_task_embeddings, mmap_mode="r")
+
+    @cached_property
     def photo_embeddings(self) -> np.ndarray:
         return np.load(self.paths.photo_embeddings, mmap_mode="r")
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from gallery_core.artifacts import RunPaths, atomic_path, write_json
@@ -54,10 +55,42 @@ def pick_device(name: str | None = None) -> torch.device:
 def build_model(config: ModelConfig, tasks: tuple[TaskSpec, ...], pretrained: bool = True,
                 vae_image_size: int | None = None) -> GalleryModel:
     """``vae_image_size``: add the VAE objective's decoder (its weights then live in the checkpoint)."""
-    backbone = create_backbone(config.backbone, config.trainable_stages, config.weights_path, pretrained)
+    backbone = create_backbone(config.backbone, config.trainable_stages, config.weights_path, pretrained,
+                               config.freeze_batchnorm)
     encoder = GalleryEncoder(backbone, config.embed_dim)
-    decoder = VAEDecoder(config.embed_dim, vae_image_size) if vae_image_size else None
-    return GalleryModel(encoder, MultiTaskHeads(tasks, config.embed_dim, config.head_hidden), decoder)
+    decoder = VAEDecoder(encoder.embed_dim, vae_image_size) if vae_image_size else None
+    return GalleryModel(encoder, MultiTaskHeads(tasks, encoder.embed_dim, config.head_hidden), decoder)
+
+
+class L2SP(nn.Module):
+    """L2-SP (Li, Grandvalet & Davoine, 2018): ``weight / 2 * sum ||w - w0||^2`` over the fine-tuned
+    backbone weights, w0 their pretrained values (taken when this is made, before any training)."""
+
+    def __init__(self, backbone_top: nn.Module, weight: float):
+        super().__init__()
+        self.weight = weight
+        self.params = [p for p in backbone_top.parameters() if p.requires_grad]
+        self.anchors = [p.detach().clone() for p in self.params]
+
+    def forward(self) -> torch.Tensor:
+        if not self.params:
+            return torch.zeros(())
+        return 0.5 * self.weight * sum(((p - a) ** 2).sum() for p, a in zip(self.params, self.anchors, strict=True))
+
+
+def param_groups(model: GalleryModel, weighting: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """Adam's parameter groups: the fine-tuned backbone stages at ``lr * backbone_lr_mult``, the rest
+    (projection, heads, decoder, learned loss weights) at ``lr``. Frozen weights are in neither."""
+    backbone = {id(p) for p in model.encoder.backbone.parameters()}
+    top = [p for p in model.encoder.backbone.parameters() if p.requires_grad]
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in backbone] + list(weighting.parameters())
+    groups = [{"params": rest, "lr": config.lr}]
+    if top and config.backbone_lr_mult > 0:
+        groups.append({"params": top, "lr": config.lr * config.backbone_lr_mult})
+    elif top:  # a multiplier of 0 freezes the top: it then trains nothing, and has no optimizer state
+        for p in top:
+            p.requires_grad_(False)
+    return groups
 
 
 def _vae_image_size(config: BuildConfig) -> int | None:
@@ -159,11 +192,12 @@ def run_epoch(model: GalleryModel, weighting: LossWeighting, data: GalleryData, 
               labels: dict[str, torch.Tensor], batch_size: int, device: torch.device,
               optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None,
               progress: bool = False, desc: str = "", objectives: Objectives | None = None,
-              epoch: int = 0) -> EpochStats:
+              epoch: int = 0, penalty: Callable[[], torch.Tensor] | None = None) -> EpochStats:
     """Train (with an optimizer) or evaluate (without) over the given listings.
 
     ``objectives`` adds the triplet / VAE losses (and augmentation when training); ``epoch`` seeds
     their sampling, so an epoch is reproducible on resume (evaluation always samples alike).
+    ``penalty`` (training only) is added to each batch's weighted loss, e.g. ``L2SP``.
     """
     training = optimizer is not None
     model.train(training)
@@ -202,6 +236,8 @@ def run_epoch(model: GalleryModel, weighting: LossWeighting, data: GalleryData, 
             if not losses:
                 continue
             batch_total = weighting(losses)
+            if training and penalty is not None:  # a regulariser on the weights (L2-SP), training only
+                batch_total = batch_total + penalty().to(batch_total.device)
             if training:
                 optimizer.zero_grad(set_to_none=True)
                 batch_total.backward()
@@ -353,8 +389,9 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     objectives = prepare_objectives(config, data, train_idx, val_idx, cache_dir)
     weighting = create_weighting(config.train.weighting, catalogue.tasks, variances, extra).to(dev)
     scale = PseudoUniformWeighting(catalogue.tasks, variances, extra)
-    trainable = [p for p in model.parameters() if p.requires_grad] + list(weighting.parameters())
-    optimizer = torch.optim.Adam(trainable, lr=config.train.lr)
+    # Anchored before any training or resume: w0 are the pretrained weights.
+    l2sp = L2SP(model.encoder.backbone.top, config.train.l2sp_weight) if config.train.l2sp_weight > 0 else None
+    optimizer = torch.optim.Adam(param_groups(model, weighting, config.train))
 
     state = {"epoch": 0, "best_val": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
     base = {
@@ -389,7 +426,7 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
         started = time.perf_counter()
         train_stats = run_epoch(model, weighting, data, train_idx, labels, config.train.batch_size, dev,
                                 optimizer, generator, progress, desc=f"epoch {epoch}", objectives=objectives,
-                                epoch=epoch)
+                                epoch=epoch, penalty=l2sp)
         val_stats = run_epoch(model, weighting, data, val_idx, labels, config.train.batch_size, dev,
                               objectives=objectives)
         val_objective = val_stats.objective(scale)

@@ -8,7 +8,15 @@ import torch
 from PIL import Image
 from skimage import data
 
-from gallery_core.backbones import BackboneWeightsError, create_backbone, create_classifier, list_backbones
+from gallery_core.backbones import (
+    BackboneWeightsError,
+    create_backbone,
+    create_classifier,
+    get_entry,
+    list_backbones,
+    native_image_size,
+    register,
+)
 from gallery_core.photos import to_model_input
 
 
@@ -44,16 +52,54 @@ def test_vgg16_without_weights_file_is_a_clear_error(tmp_path):
         create_backbone("vgg16", weights_path=str(tmp_path / "missing.pth"))
 
 
-def _imagenet_class(model, image: np.ndarray) -> tuple[int, float]:
-    pixels = np.asarray(Image.fromarray(image).convert("RGB").resize((224, 224), Image.BILINEAR))
+EFFICIENTNET_LITES = ["efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"]
+
+
+def test_register_refuses_a_duplicate_name():
+    before = {name: get_entry(name) for name in list_backbones()}
+    with pytest.raises(ValueError, match="'vgg16' is already registered"):
+        register(get_entry("vgg16"))
+    assert {name: get_entry(name) for name in list_backbones()} == before
+
+
+def test_native_image_size():
+    assert native_image_size("efficientnet_lite0") == 224
+    assert native_image_size("vgg16") == 224
+    with pytest.raises(ValueError, match="unknown backbone"):
+        native_image_size("resnet9000")
+
+
+@pytest.mark.parametrize("name", EFFICIENTNET_LITES)
+def test_efficientnet_lite_entries_agree_with_timm(name):
+    from timm.models import get_pretrained_cfg
+
+    entry = get_entry(name)
+    assert entry.default_trainable_stages == 2
+    assert get_pretrained_cfg(name).input_size == (3, entry.native_size, entry.native_size)
+    model = entry.build()
+    assert model.num_features == entry.feature_dim == 1280
+    assert len(entry.stages(model)) == 9
+
+
+@pytest.mark.parametrize("name", EFFICIENTNET_LITES)
+def test_efficientnet_lite_missing_weights_file_is_a_clear_error(name, tmp_path):
+    with pytest.raises(BackboneWeightsError, match=f"{name} weights file not found"):
+        create_backbone(name, weights_path=str(tmp_path / "missing.pth"))
+
+
+def _imagenet_class(model, image: np.ndarray, size: int) -> tuple[int, float]:
+    pixels = np.asarray(Image.fromarray(image).convert("RGB").resize((size, size), Image.BILINEAR))
     with torch.no_grad():
-        probs = model(to_model_input(pixels[None])).softmax(-1)[0]
+        probs = model(to_model_input(pixels[None])).softmax(-1)[0]  # ImageNet mean/std
     return int(probs.argmax()), float(probs.max())
 
 
-def test_pretrained_default_recognises_a_cat_and_an_espresso():
-    model = create_classifier("efficientnet_lite0")
-    cat_class, _ = _imagenet_class(model, data.chelsea())
-    coffee_class, coffee_p = _imagenet_class(model, data.coffee())
+@pytest.mark.parametrize("name", EFFICIENTNET_LITES)
+def test_pretrained_efficientnet_lite_recognises_a_cat_and_an_espresso(name):
+    model = create_classifier(name)
+    size = native_image_size(name)
+    cat_class, cat_p = _imagenet_class(model, data.chelsea(), size)
+    coffee_class, coffee_p = _imagenet_class(model, data.coffee(), size)
+    print(f"{name} @ {size}px: chelsea -> {cat_class} (p={cat_p:.3f}), coffee -> {coffee_class} (p={coffee_p:.3f})")
     assert 281 <= cat_class <= 285  # ImageNet's domestic cat classes (tabby ... Egyptian cat)
     assert coffee_class == 967 and coffee_p > 0.5  # espresso

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-SECTIONS: tuple[str, ...] = ("holdout", "quality", "retrieval", "robustness", "ablation", "audit")
+SECTIONS: tuple[str, ...] = ("holdout", "transfer", "quality", "retrieval", "robustness", "ablation", "audit")
 MTL_WEIGHTINGS: tuple[str, ...] = ("pseudo_uniform", "uncertainty")  # the two the paper compares
 # Measured on the demo (2-core CPU, quiet): ~34 s an epoch per model (the demo run's trunk cache is
 # shared), 8 models in the quality section and 5 end-to-end ones in the hold-out; at 5 epochs the whole
@@ -44,6 +44,14 @@ class EvaluationConfig:
     # Hold-out task (the paper's Table 2): fractions of the labelled training listings.
     fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
     holdout_column: str | None = None  # default: the run's first hold-out column
+    # Leave tasks out (gallery_core.evaluation.transfer): training tasks held out of training, the MTL model
+    # retrained without them once per seed, every held-out task probed at ``fractions``.
+    transfer_tasks: tuple[str, ...] | None = None  # None = the rule (transfer.RULE): a spread of kinds
+    transfer_binary: int = 2  # binary tasks the rule holds out
+    transfer_seeds: tuple[int, ...] = (0, 1, 2)
+    # The end-to-end model trains once per held-out task, fraction and seed: the costliest part, hence
+    # two fractions (the budget: 20% and 100%); () = none.
+    transfer_end_to_end_fractions: tuple[float, ...] = (0.2, 1.0)
     # Per-task quality (Figures 5 and 6): which tasks get a single-task model. None = a default spread:
     # ``n_single_task`` binary tasks evenly over class balance, plus one multiclass and one regression task.
     single_task_tasks: tuple[str, ...] | None = None
@@ -75,6 +83,13 @@ class EvaluationConfig:
             raise ValueError(f"fractions must be in (0, 1], got {list(self.fractions)}")
         if len(set(self.fractions)) != len(self.fractions):
             raise ValueError(f"fractions must be distinct, got {list(self.fractions)}")
+        if not self.transfer_seeds or len(set(self.transfer_seeds)) != len(self.transfer_seeds):
+            raise ValueError(f"transfer_seeds must be distinct and at least one, got {list(self.transfer_seeds)}")
+        if self.transfer_binary < 0:
+            raise ValueError(f"transfer_binary must be >= 0, got {self.transfer_binary}")
+        if any(not 0 < f <= 1 for f in self.transfer_end_to_end_fractions):
+            raise ValueError(f"transfer_end_to_end_fractions must be in (0, 1], got "
+                             f"{list(self.transfer_end_to_end_fractions)}")
         if self.n_single_task < 0:
             raise ValueError(f"n_single_task must be >= 0, got {self.n_single_task}")
         if self.epochs is not None and self.epochs < 1:

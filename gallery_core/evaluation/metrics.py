@@ -295,3 +295,33 @@ def average_precision(ranked_positive: np.ndarray, n_positive: int | None = None
         return float("nan")
     ranks = np.flatnonzero(ranked_positive) + 1
     return float((np.arange(1, len(ranks) + 1) / ranks).sum() / total)
+
+
+# --- representations ---
+
+
+def participation_ratio(x: np.ndarray) -> float:
+    """Effective number of dimensions of the rows of ``x`` (N, D): (sum of covariance eigenvalues)^2 /
+    sum of their squares. D for isotropic data, 1 when all variance lies along one direction."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"need a (N >= 2, D) matrix, got shape {x.shape}")
+    centred = x - x.mean(axis=0)
+    # The nonzero eigenvalues of the covariance are the squared singular values of the centred rows / (N - 1).
+    eigenvalues = np.linalg.svd(centred, compute_uv=False) ** 2
+    total = eigenvalues.sum()
+    if total <= 0:
+        raise ValueError("all rows are equal: no variance")
+    return float(total ** 2 / (eigenvalues ** 2).sum())
+
+
+def mean_interval(values: Sequence[float], confidence: float = 0.95) -> dict[str, float]:
+    """Mean of per-seed results with a Student-t interval (the seeds' spread; n = 1 gives no interval)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        raise ValueError("no values")
+    mean = float(values.mean())
+    if len(values) < 2:
+        return {"mean": mean, "low": float("nan"), "high": float("nan"), "n": 1}
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(values)}

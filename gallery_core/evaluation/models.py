@@ -17,13 +17,14 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from sklearn.metrics import r2_score
 
 from gallery_core.backbones import create_backbone
 from gallery_core.catalogue import Catalogue, load_catalogue
 from gallery_core.config import BuildConfig
+from gallery_core.embed import mean_per_listing, pretrained_photo_features
 from gallery_core.evaluation.config import ProbeConfig
-from gallery_core.model import GalleryModel, TaskHead, segment_mean
+from gallery_core.model import GalleryModel, TaskHead, task_loss
 from gallery_core.photos import cached_trunk_features
 from gallery_core.run import Run
 from gallery_core.tasks import TaskSpec
@@ -124,33 +125,26 @@ def head_outputs(model: GalleryModel, embeddings: np.ndarray) -> dict[str, np.nd
 # --- ImageNet transfer: the pretrained backbone's features, mean-pooled per gallery ---
 
 
-@torch.no_grad()
 def imagenet_gallery_features(run: Run, cache_dir: Path, cache_key: str,
-                              device: str | None = None, batch_size: int = 512, progress: bool = True,
+                              device: str | None = None, progress: bool = True,
                               ) -> tuple[np.ndarray, np.ndarray]:
     """Photo features of the pretrained backbone alone: (listing means (L, F), photos (P, F)).
 
-    The trunk is frozen ImageNet weights in every model, so its cached output serves here too; only
-    the top stages run, with their ImageNet weights (no MTL training). Rows follow ``run.listings``
-    and ``run.photos``.
+    Computed from the run's trunk cache (``embed.pretrained_photo_features``); rows follow
+    ``run.listings`` and ``run.photos``.
     """
     config = run.config
     dev = pick_device(device)
     backbone = create_backbone(config.model.backbone, config.model.trainable_stages, config.model.weights_path,
-                               pretrained=True).to(dev).eval()
+                               pretrained=True)
     paths = run.photos["path"].tolist()
     features, bad = cached_trunk_features(cache_dir, cache_key, backbone, paths, config.model.image_size, dev,
                                           progress)
     if bad:  # the run's photo table already lists only decodable photos
         raise ValueError(f"{len(bad)} of the run's photos are not in its trunk cache as decodable")
-    chunks = []
-    for start in tqdm(range(0, len(features), batch_size), desc="ImageNet features", leave=False,
-                      disable=not progress):
-        x = torch.from_numpy(np.asarray(features[start:start + batch_size], dtype=np.float32)).to(dev)
-        chunks.append(backbone.forward_top(x).float().cpu())
-    photo_features = torch.cat(chunks)  # (P, feature_dim)
-    listing_index = torch.from_numpy(np.array(run.photos["listing_index"], dtype=np.int64))
-    return segment_mean(photo_features, listing_index, len(run.listings)).numpy(), photo_features.numpy()
+    photo_features = pretrained_photo_features(config.model, features, dev, progress=progress)  # (P, F)
+    listing_index = np.array(run.photos["listing_index"], dtype=np.int64)
+    return mean_per_listing(photo_features, listing_index, len(run.listings)), photo_features
 
 
 # --- the shallow probe on frozen features (the paper's 2-layer head) ---
@@ -165,24 +159,37 @@ class FittedProbe:
     seconds_: float
 
     @torch.no_grad()
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """P(1) (binary), class probabilities (multiclass, (N, C)) or values (regression)."""
         self.head.eval()
         z = torch.from_numpy(((np.asarray(x, np.float32) - self.mean_) / self.std_).astype(np.float32))
         return self.head.predict(z).numpy()
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.predict(x)
+
+
+def probe_score(task: TaskSpec, predicted: np.ndarray, y: np.ndarray) -> float:
+    """The probe's test score: accuracy (binary, multiclass) or R^2 (regression), higher is better."""
+    if task.kind == "regression":
+        return float(r2_score(y, predicted))
+    classes = predicted.argmax(axis=1) if task.kind == "multiclass" else (predicted > 0.5).astype(np.int64)
+    return float((classes == np.asarray(y).astype(np.int64)).mean())
 
 
 def fit_probe(task: TaskSpec, x: np.ndarray, y: np.ndarray, config: ProbeConfig, seed: int = 0) -> FittedProbe:
     """Train a 2-layer head (Linear -> ReLU -> Linear, as on the MTL model) on frozen features.
 
     Features are standardised with the training rows' statistics; a seeded tenth of the training rows
-    decides when to stop (validation loss), so the test split is never looked at. Classification only.
+    decides when to stop (validation loss), so the test split is never looked at. Any task kind: the
+    loss is the MTL model's (``task_loss``); a regression head predicts around the labels' mean and std.
+    ``y``: class indices (multiclass), 0/1 (binary) or values (regression), all observed.
     """
     config.validate()
     if config.hidden is None:
         raise ValueError("probe: set hidden (evaluate uses the run's head_hidden)")
-    if task.kind != "multiclass":
-        raise ValueError(f"the probe is for multiclass tasks, got {task.kind!r}")
-    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.int64)
+    x = np.asarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64 if task.kind == "multiclass" else np.float32)
     if len(x) != len(y) or len(x) < 2:
         raise ValueError(f"need >= 2 rows with one label each, got {len(x)} rows and {len(y)} labels")
     started = time.perf_counter()
@@ -196,23 +203,28 @@ def fit_probe(task: TaskSpec, x: np.ndarray, y: np.ndarray, config: ProbeConfig,
     z = torch.from_numpy((x - mean) / std)
     labels = torch.from_numpy(y)
     head = TaskHead(task, x.shape[1], config.hidden)
+    if task.kind == "regression":
+        head.label_mean.fill_(float(y[fit_rows].mean()))
+        head.label_std.fill_(max(float(y[fit_rows].std()), 1e-6))
     optimizer = torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     generator = torch.Generator().manual_seed(seed)
-    loss_fn = torch.nn.CrossEntropyLoss()
+
+    def loss_of(rows: torch.Tensor) -> torch.Tensor:
+        return task_loss(task, head(z[rows]), labels[rows])[0]
+
     best_loss, best_epoch, best_state, bad = float("inf"), 0, copy.deepcopy(head.state_dict()), 0
     fit_t, val_t = torch.from_numpy(fit_rows), torch.from_numpy(val_rows)
     for epoch in range(1, config.max_epochs + 1):
         head.train()
         shuffled = fit_t[torch.randperm(len(fit_t), generator=generator)]
         for start in range(0, len(shuffled), config.batch_size):
-            rows = shuffled[start:start + config.batch_size]
-            loss = loss_fn(head(z[rows]), labels[rows])
+            loss = loss_of(shuffled[start:start + config.batch_size])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
         head.eval()
         with torch.no_grad():
-            val_loss = float(loss_fn(head(z[val_t]), labels[val_t]))
+            val_loss = float(loss_of(val_t))
         if val_loss < best_loss - 1e-6:
             best_loss, best_epoch, best_state, bad = val_loss, epoch, copy.deepcopy(head.state_dict()), 0
         else:

@@ -26,12 +26,14 @@ from gallery_core.evaluation.objectives import evaluate_ablation, evaluate_robus
 from gallery_core.evaluation.quality import evaluate_quality
 from gallery_core.evaluation.report import all_verdicts, write_report
 from gallery_core.evaluation.retrieval import evaluate_retrieval
+from gallery_core.evaluation.transfer import evaluate_transfer
 from gallery_core.reports import EVALUATION_DIR
 from gallery_core.run import open_run
 from gallery_core.train import pick_device
 
 SECTION_FUNCTIONS: dict[str, Callable[[Context, EvaluationConfig], dict[str, Any]]] = {
     "holdout": evaluate_holdout,
+    "transfer": evaluate_transfer,
     "quality": evaluate_quality,
     "retrieval": evaluate_retrieval,
     "robustness": evaluate_robustness,

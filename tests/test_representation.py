@@ -1,0 +1,176 @@
+"""The representation choices of issue 10: no projection, frozen BatchNorm statistics, backbone learning
+rate, L2-SP, the embedding for new tasks, and the leave-tasks-out protocol's pieces."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from conftest import tiny_config
+from torch import nn
+
+from gallery_core.backbones import create_backbone
+from gallery_core.catalogue import load_catalogue
+from gallery_core.config import BuildConfig, ModelConfig, TrainConfig
+from gallery_core.embed import new_task_embeddings
+from gallery_core.evaluation.metrics import mean_interval, participation_ratio
+from gallery_core.model import GalleryEncoder
+from gallery_core.train import L2SP, build_model, param_groups, train
+from gallery_core.weighting import create_weighting
+
+# --- participation ratio (effective rank) on hand-made matrices ---
+
+
+def test_participation_ratio_of_isotropic_data_is_its_dimension():
+    # Rows +-e_i: every direction carries the same variance.
+    x = np.concatenate([np.eye(6), -np.eye(6)])
+    assert participation_ratio(x) == pytest.approx(6.0)
+
+
+def test_participation_ratio_of_a_line_is_one():
+    t = np.linspace(-1, 1, 50)[:, None]
+    assert participation_ratio(t * np.array([[3.0, -1.0, 2.0]])) == pytest.approx(1.0)
+
+
+def test_participation_ratio_of_unequal_variances():
+    # Eigenvalues proportional to 4 and 1 (standard deviations 2 and 1): (4 + 1)^2 / (16 + 1) = 25 / 17.
+    x = np.array([[2.0, 0.0], [-2.0, 0.0], [0.0, 1.0], [0.0, -1.0]])
+    assert participation_ratio(x) == pytest.approx(25 / 17)
+    with pytest.raises(ValueError, match="no variance"):
+        participation_ratio(np.ones((5, 3)))
+
+
+def test_mean_interval_uses_the_t_distribution():
+    ci = mean_interval([1.0, 2.0, 3.0])
+    # sd 1, n 3: t(0.975, 2) = 4.303 -> half width 4.303 / sqrt(3) = 2.484.
+    assert ci["mean"] == 2.0 and ci["high"] - ci["mean"] == pytest.approx(2.484, abs=1e-3)
+    assert math.isnan(mean_interval([0.5])["low"])
+
+
+# --- the encoder without a projection ---
+
+
+def test_no_projection_means_the_heads_read_the_pooled_backbone():
+    backbone = create_backbone("efficientnet_lite0", trainable_stages=1, pretrained=False)
+    encoder = GalleryEncoder(backbone, embed_dim=0)
+    assert encoder.embed_dim == backbone.feature_dim == 1280
+    photos = torch.randn(3, 3, 32, 32)
+    encoder.eval()
+    assert torch.allclose(encoder.embed_photos(photos), backbone(photos))
+    model = build_model(ModelConfig(image_size=32, embed_dim=0), load_catalogue_tasks(), pretrained=False)
+    assert all(head.layers[0].in_features == 1280 for head in model.heads.heads.values())
+
+
+def load_catalogue_tasks():
+    from gallery_core.tasks import TaskSpec
+
+    return (TaskSpec(name="a", column="a", kind="binary"),)
+
+
+# --- BatchNorm statistics ---
+
+
+def _batchnorm_stats(module: nn.Module) -> list[torch.Tensor]:
+    return [m.running_mean.clone() for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@pytest.mark.parametrize("freeze", [True, False])
+def test_batchnorm_statistics_stay_fixed_only_where_configured(freeze):
+    torch.manual_seed(0)
+    backbone = create_backbone("efficientnet_lite0", trainable_stages=2, pretrained=False, freeze_batchnorm=freeze)
+    before_top, before_trunk = _batchnorm_stats(backbone.top), _batchnorm_stats(backbone.trunk)
+    backbone.train()
+    optimizer = torch.optim.SGD([p for p in backbone.parameters() if p.requires_grad], lr=0.1)
+    for _ in range(2):
+        out = backbone(torch.randn(4, 3, 32, 32) * 3 + 1)
+        optimizer.zero_grad()
+        out.pow(2).mean().backward()
+        optimizer.step()
+    after_top = _batchnorm_stats(backbone.top)
+    assert all(torch.equal(a, b) for a, b in zip(before_trunk, _batchnorm_stats(backbone.trunk), strict=True))
+    unchanged = all(torch.equal(a, b) for a, b in zip(before_top, after_top, strict=True))
+    assert unchanged == freeze
+    # Frozen statistics, but the affine weights of the top still train.
+    assert any(p.requires_grad for m in backbone.top.modules() if isinstance(m, nn.BatchNorm2d)
+               for p in m.parameters())
+
+
+# --- L2-SP and the backbone's learning rate ---
+
+
+def test_l2sp_matches_a_hand_computation():
+    top = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 1))
+    penalty = L2SP(top, weight=0.5)
+    assert float(penalty().detach()) == 0.0  # at the pretrained weights
+    with torch.no_grad():
+        top[0].weight.add_(torch.tensor([[1.0, 0.0], [0.0, 2.0]]))  # squared distance 1 + 4
+        top[1].bias.add_(3.0)  # + 9
+    assert float(penalty().detach()) == pytest.approx(0.5 * 0.5 * 14)
+    penalty().backward()
+    assert torch.allclose(top[0].weight.grad, 0.5 * torch.tensor([[1.0, 0.0], [0.0, 2.0]]))
+
+
+def test_backbone_learning_rate_multiplier_makes_its_own_group():
+    tasks = load_catalogue_tasks()
+    model = build_model(ModelConfig(image_size=32, embed_dim=0, trainable_stages=1), tasks, pretrained=False)
+    weighting = create_weighting("uncertainty", tasks, {})
+    groups = param_groups(model, weighting, TrainConfig(lr=1e-3, backbone_lr_mult=0.1))
+    assert [g["lr"] for g in groups] == [pytest.approx(1e-3), pytest.approx(1e-4)]
+    top = {id(p) for p in model.encoder.backbone.top.parameters()}
+    assert {id(p) for p in groups[1]["params"]} == top
+    assert not top & {id(p) for p in groups[0]["params"]}
+    assert {id(p) for p in weighting.parameters()} <= {id(p) for p in groups[0]["params"]}
+
+
+def test_l2sp_training_stays_closer_to_the_pretrained_weights(tiny_catalogue, tmp_path):
+    catalogue = load_catalogue(tiny_catalogue)
+    distances = {}
+    for weight in (0.0, 100.0):
+        config = tiny_config(max_epochs=2, l2sp_weight=weight)
+        config = replace(config, model=replace(config.model, embed_dim=0, trainable_stages=1))
+        result = train(catalogue, config, tmp_path / f"l2sp-{weight}", progress=False, log=lambda _: None)
+        state = torch.load(result.checkpoint_path, weights_only=True)["model"]
+        reference = create_backbone("efficientnet_lite0", 1, pretrained=True).state_dict()
+        distances[weight] = sum(float(((state[f"encoder.backbone.{k}"] - v.float()) ** 2).sum())
+                                for k, v in reference.items() if k.startswith("top.") and v.is_floating_point()
+                                and "running" not in k)
+    assert distances[100.0] < distances[0.0]
+
+
+# --- the embedding for new tasks ---
+
+
+def test_new_task_embedding_puts_normalised_parts_side_by_side():
+    learned = np.array([[3.0, 4.0], [0.0, 2.0]])
+    pretrained = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 5.0]])
+    both = new_task_embeddings(learned, pretrained, "pretrained+learned")
+    assert both.shape == (2, 5)
+    assert np.allclose(np.linalg.norm(both, axis=1), 1.0)
+    assert np.allclose(both[0], np.array([1, 0, 0, 0.6, 0.8]) / np.sqrt(2))
+    assert np.allclose(new_task_embeddings(learned, None, "learned")[0], [0.6, 0.8])
+    with pytest.raises(ValueError, match="needs the pretrained"):
+        new_task_embeddings(learned, None, "pretrained+learned")
+    with pytest.raises(ValueError, match="unknown new_task_features"):
+        new_task_embeddings(learned, pretrained, "both")
+
+
+def test_a_built_run_exposes_its_new_task_embedding(tiny_run):
+    from gallery_core.run import open_run
+
+    run = open_run(tiny_run)
+    assert run.config.embed.new_task_features == "pretrained+learned"
+    # [pretrained 1280 | learned 16], unit rows
+    assert run.new_task_embeddings.shape == (len(run.listings), 1280 + 16)
+    assert np.allclose(np.linalg.norm(run.new_task_embeddings, axis=1), 1.0, atol=1e-5)
+
+
+# --- image size follows the backbone unless given ---
+
+
+def test_image_size_defaults_to_the_backbones_native_resolution():
+    assert BuildConfig().validate().model.image_size == 224
+    assert BuildConfig(model=ModelConfig(image_size=128)).validate().model.image_size == 128
+    assert BuildConfig(model=ModelConfig(backbone="efficientnet_lite2")).validate().model.image_size == 260
