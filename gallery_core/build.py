@@ -28,7 +28,7 @@ from gallery_core.catalogue import Catalogue, load_catalogue
 from gallery_core.config import BuildConfig
 from gallery_core.embed import embed
 from gallery_core.index import build_index, save_index
-from gallery_core.predict import metrics_table, predict_all
+from gallery_core.predict import metrics_table, predict_all, small_split_warning
 from gallery_core.project import fit_projection
 from gallery_core.train import load_checkpoint, train
 
@@ -154,6 +154,8 @@ def _predict_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | Non
                                "tasks": metrics})
     table = metrics_table(metrics)
     log("validation metrics (model vs trivial baseline):\n" + table.to_string(index=False, float_format="%.4f"))
+    if (warning := small_split_warning(table)) is not None:
+        log(f"warning: {warning}")
     return {"tasks_beating_baseline": int(table["beats_baseline"].sum()), "n_tasks": len(table)}, \
         {"config": config.to_dict()}
 

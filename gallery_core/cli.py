@@ -43,6 +43,7 @@ CONFIG_FLAGS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "lr": ("train", "lr", float),
     "backbone_lr_mult": ("train", "backbone_lr_mult", float),
     "l2sp_weight": ("train", "l2sp_weight", float),
+    "min_listings_to_finetune": ("train", "min_listings_to_finetune", int),
     "batch_size": ("train", "batch_size", int),
     "epochs": ("train", "max_epochs", int),
     "patience": ("train", "patience", int),
@@ -169,7 +170,7 @@ def cmd_search_photo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from gallery_core.predict import metrics_table
+    from gallery_core.predict import metrics_table, small_split_warning
     from gallery_core.run import open_run
 
     run = open_run(args.artifacts)
@@ -178,7 +179,10 @@ def cmd_info(args: argparse.Namespace) -> int:
           f"backbone {m['backbone']['name']}, weighting {run.config.train.weighting}")
     for step in STEPS:
         print(f"  {step:8s} {m['steps'][step]['seconds']:7.1f}s  finished {m['steps'][step]['finished_at']}")
-    print(metrics_table(run.metrics["tasks"]).to_string(index=False, float_format="%.4f"))
+    table = metrics_table(run.metrics["tasks"])
+    print(table.to_string(index=False, float_format="%.4f"))
+    if (warning := small_split_warning(table)) is not None:
+        print(f"warning: {warning}")
     return 0
 
 

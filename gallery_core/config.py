@@ -82,6 +82,11 @@ class TrainConfig:
     # L2-SP (Li et al. 2018): l2sp_weight / 2 * ||w - w_pretrained||^2 over the fine-tuned backbone
     # weights, added to the weighted task loss; pulls fine-tuning toward the pretrained features.
     l2sp_weight: float = 0.0
+    # With fewer training listings than this the backbone is not fine-tuned: its stages keep the pretrained
+    # weights and BatchNorm statistics and only the heads train, so the embedding is the backbone's own
+    # features, at least as useful for retrieval as they are. A few hundred galleries cannot fine-tune
+    # two stages (~0.9M weights) without forgetting what they knew; 0 always fine-tunes.
+    min_listings_to_finetune: int = 300
     batch_size: int = 8  # galleries per step (the paper used 4 with up to 44 photos each)
     # An epoch budget: the whole demo build (2,000 listings) must stay within 10 minutes on the 2-core CPU.
     # Measured there (benchmarks/bench_build.py, quiet machine): frozen-trunk pass ~190 s, then ~29 s an
@@ -107,6 +112,8 @@ class TrainConfig:
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _check(self.backbone_lr_mult >= 0, f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}")
         _check(self.l2sp_weight >= 0, f"l2sp_weight must be >= 0, got {self.l2sp_weight}")
+        _check(self.min_listings_to_finetune >= 0,
+               f"min_listings_to_finetune must be >= 0, got {self.min_listings_to_finetune}")
         _check(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _check(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
         _check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")

@@ -179,14 +179,32 @@ def predict_all(heads: MultiTaskHeads, tasks: tuple[TaskSpec, ...], listings: pd
     return predictions, metrics
 
 
+# Below this many labelled validation listings a task's metric says little: one listing moves an accuracy
+# by 5 points or more. The table then marks it instead of presenting it as a result.
+MIN_VALIDATION_LISTINGS = 20
+
+
 def metrics_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per task: kind, primary metric, model value, baseline value, beats baseline."""
+    """One row per task: kind, primary metric, model value, baseline value, beats baseline, and a note
+    where the validation split is too small for the numbers to mean much."""
     rows = []
     for name, m in metrics.items():
         if "primary" not in m:
             continue
         primary = m["primary"]
+        note = (f"only {m['n']} validation listings: too few to judge" if m["n"] < MIN_VALIDATION_LISTINGS else "")
         rows.append({"task": name, "kind": m["kind"], "metric": primary, "model": m[primary],
-                     "baseline": m[f"baseline_{primary}"], "beats_baseline": m["beats_baseline"], "n_val": m["n"]})
+                     "baseline": m[f"baseline_{primary}"], "beats_baseline": m["beats_baseline"], "n_val": m["n"],
+                     "note": note})
     return pd.DataFrame(rows)
+
+
+def small_split_warning(table: pd.DataFrame) -> str | None:
+    """A plain sentence when some tasks' validation metrics rest on too few listings, else None."""
+    small = table[table["n_val"] < MIN_VALIDATION_LISTINGS]
+    if small.empty:
+        return None
+    return (f"{len(small)} of {len(table)} tasks have fewer than {MIN_VALIDATION_LISTINGS} labelled validation "
+            f"listings (as few as {int(small['n_val'].min())}): their validation metrics are noise, not evidence "
+            "that the model works or fails. Label more listings to judge them.")
 

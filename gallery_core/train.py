@@ -78,6 +78,26 @@ class L2SP(nn.Module):
         return 0.5 * self.weight * sum(((p - a) ** 2).sum() for p, a in zip(self.params, self.anchors, strict=True))
 
 
+def small_catalogue_check(model: GalleryModel, n_train: int, n_val: int, config: TrainConfig,
+                          log: Callable[[str], None]) -> bool:
+    """Say plainly when a catalogue is too small to learn from; below ``min_listings_to_finetune`` training
+    listings freeze the backbone's top (weights and statistics). Returns whether the backbone fine-tunes."""
+    backbone = model.encoder.backbone
+    if n_val < 20:
+        log(f"warning: the validation split has only {n_val} listings: early stopping and the validation "
+            "metrics rest on a handful of galleries and mean little")
+    if n_train >= config.min_listings_to_finetune or len(backbone.top) == 0:
+        return len(backbone.top) > 0
+    log(f"warning: only {n_train} training listings, fewer than min_listings_to_finetune="
+        f"{config.min_listings_to_finetune}: too few to fine-tune the backbone without losing what it knows. "
+        f"Its {len(backbone.top)} top stages keep their pretrained weights and statistics and only the heads train, "
+        "so the embedding is the backbone's own features (as good for retrieval as they are). Pass "
+        "--min-listings-to-finetune 0 to fine-tune anyway.")
+    backbone.top.requires_grad_(False)
+    backbone.freeze_batchnorm = True
+    return False
+
+
 def param_groups(model: GalleryModel, weighting: nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
     """Adam's parameter groups: the fine-tuned backbone stages at ``lr * backbone_lr_mult``, the rest
     (projection, heads, decoder, learned loss weights) at ``lr``. Frozen weights are in neither."""
@@ -389,6 +409,7 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     objectives = prepare_objectives(config, data, train_idx, val_idx, cache_dir)
     weighting = create_weighting(config.train.weighting, catalogue.tasks, variances, extra).to(dev)
     scale = PseudoUniformWeighting(catalogue.tasks, variances, extra)
+    finetune = small_catalogue_check(model, len(train_idx), len(val_idx), config.train, log)
     # Anchored before any training or resume: w0 are the pretrained weights.
     l2sp = L2SP(model.encoder.backbone.top, config.train.l2sp_weight) if config.train.l2sp_weight > 0 else None
     optimizer = torch.optim.Adam(param_groups(model, weighting, config.train))
@@ -401,6 +422,7 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
         "catalogue_fingerprint": catalogue.fingerprint, "trunk_cache_key": cache_key,
         "val_listing_ids": catalogue.listings["listing_id"].to_numpy()[val_idx].tolist(),
         "regression_stats": {k: list(v) for k, v in stats.items()},
+        "backbone_finetuned": finetune,
     }
     if objectives is not None and objectives.train_levels is not None:
         base["triplet_mining"] = objectives.train_levels.summary()

@@ -30,7 +30,8 @@ if run is not None:
                 f"`{catalogue.get('root', '?')}`; pick another run in the sidebar.")
     st.markdown(f"Backbone **{manifest.get('backbone', {}).get('name', config.model.backbone)}** "
                 f"({config.model.trainable_stages} last stages fine-tuned, {config.model.image_size} px photos) · "
-                f"loss weighting **{config.train.weighting}** · {config.model.embed_dim}-d gallery embeddings")
+                f"loss weighting **{config.train.weighting}** · {run.photo_embeddings.shape[1]}-d gallery embeddings "
+                f"(retrieval and map) · embedding for new tasks: {config.embed.new_task_features}")
     cols = st.columns(4)
     cols[0].metric("Listings", f"{len(run.listings):,}")
     cols[1].metric("Photos", f"{run.photo_embeddings.shape[0]:,}")

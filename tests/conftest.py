@@ -22,7 +22,9 @@ torch.set_num_threads(2)
 
 def tiny_config(**train_overrides) -> BuildConfig:
     """Small and fast: 32 px photos, 16-d embeddings, a couple of epochs."""
-    train = {"max_epochs": 2, "batch_size": 8, "lr": 1e-3, "patience": 5, "seed": 0} | train_overrides
+    # min_listings_to_finetune 0: the tiny catalogue's 40 listings still fine-tune, so tests see training.
+    train = {"max_epochs": 2, "batch_size": 8, "lr": 1e-3, "patience": 5, "seed": 0,
+             "min_listings_to_finetune": 0} | train_overrides
     return BuildConfig(
         model=ModelConfig(image_size=32, embed_dim=16, head_hidden=16),
         train=TrainConfig(**train),

@@ -24,13 +24,25 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
     # Minimal: 2 fractions, 3 single-task models, 1 epoch each; about 20 s on 2 free cores (no time limit
     # asserted: the machine is shared and its timings are noisy).
     config = EvaluationConfig(fractions=(0.5, 1.0), single_task_tasks=("balcony", "kitchen", "pool"), epochs=1,
-                              ann_queries=20, probe=ProbeConfig(max_epochs=10, patience=3))
+                              ann_queries=20, probe=ProbeConfig(max_epochs=10, patience=3), transfer_seeds=(0, 1),
+                              transfer_end_to_end_fractions=(1.0,))
     result = evaluate(tiny_run, config, out_dir=tmp_path / "evaluation", progress=False, log=lambda _: None,
                       copy_to=tmp_path / "docs")
     assert result.failed == []
     report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
     sections = report["sections"]
-    assert set(sections) == {"holdout", "quality", "retrieval", "robustness", "ablation", "audit"}
+    assert set(sections) == {"holdout", "transfer", "quality", "retrieval", "robustness", "ablation", "audit"}
+
+    transfer = sections["transfer"]
+    held = [h["task"] for h in transfer["held_out"]]
+    assert held[0] == "star_rating" and len(held) >= 4  # the hold-out column, then the rule's training tasks
+    assert not set(held) & set(transfer["trained_on"])
+    assert {r["seed"] for r in transfer["rows"]} == {0, 1}
+    assert {(r["method"], r["fraction"]) for r in transfer["per_fraction"]} == {
+        *((m, f) for m in ("product", "learned", "imagenet", "imagenet_pca") for f in (0.5, 1.0)), ("end_to_end", 1.0)}
+    assert all(r["low"] <= r["mean"] <= r["high"] for r in transfer["per_fraction"])
+    assert transfer["dims"]["product"] == 1280 + 16
+    assert all(r["mean"] >= 1 for r in transfer["effective_rank"].values())
 
     holdout = sections["holdout"]
     assert holdout["column"] == "star_rating"
@@ -60,8 +72,9 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
     for folder in (tmp_path / "evaluation", tmp_path / "docs"):
         markdown = (folder / "report.md").read_text()
         assert "## 1. Hold-out task" in markdown and "paper" in markdown
-        assert "## 5. Robustness" in markdown and "## 6. Visual-search objectives" in markdown
-        for name in ("holdout_accuracy.png", "relative_error.png", "class_balance.png", "retrieval.png",
+        assert "## 6. Robustness" in markdown and "## 7. Visual-search objectives" in markdown
+        assert "## 2. Leave tasks out" in markdown
+        for name in ("holdout_accuracy.png", "transfer.png", "relative_error.png", "class_balance.png", "retrieval.png",
                      "audit.png"):
             assert f"]({name})" in markdown and (folder / name).is_file()
     assert "NaN" not in (tmp_path / "evaluation" / "report.json").read_text()  # strict JSON
@@ -85,6 +98,14 @@ def test_cli_flags_make_the_config():
     assert config_from_args(_parse("--single-task-tasks")).single_task_tasks == ()  # none at all
 
 
+def test_quick_is_a_short_setting_that_explicit_flags_override():
+    config = config_from_args(_parse("--quick"))
+    assert config.fractions == (0.2, 1.0) and config.transfer_end_to_end_fractions == ()
+    assert set(config.skip) == {"holdout", "quality", "robustness"} and len(config.transfer_seeds) >= 3
+    config = config_from_args(_parse("--quick", "--fractions", "0.5", "1", "--skip", "audit"))
+    assert config.fractions == (0.5, 1.0) and set(config.skip) == {"audit", "holdout", "quality", "robustness"}
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--fractions", "0"], "fractions"),
     (["--epochs", "0"], "epochs"),
@@ -96,7 +117,7 @@ def test_bad_settings_are_clear_errors(argv, message, capsys, tmp_path):
 
 
 def test_unknown_single_task_is_reported(run_copy):
-    config = EvaluationConfig(skip=("holdout", "retrieval", "audit"), single_task_tasks=("no_such_task",))
+    config = EvaluationConfig(skip=("holdout", "transfer", "retrieval", "audit"), single_task_tasks=("no_such_task",))
     result = evaluate(run_copy, config, progress=False, log=lambda _: None)
     assert result.failed == ["quality"]
     assert "no_such_task" in result.report["sections"]["quality"]["error"]

@@ -83,7 +83,7 @@ def test_the_ablation_section_reads_results_for_this_catalogue_only(run_copy, tm
     assert section["paired"]["attributes+vae"]["holdout_accuracy"]["difference"] == pytest.approx(0.2)
     assert "ranks" not in json.dumps(section["arms"])  # per-item arrays stay in the ablation's own file
     markdown = result.markdown_path.read_text()
-    assert "## 6. Visual-search objectives" in markdown and "| attributes+vae |" in markdown
+    assert "## 7. Visual-search objectives" in markdown and "| attributes+vae |" in markdown
 
     (folder / ABLATION_FILE).write_text("{not json")
     result = evaluate(run_copy, config, progress=False, log=lambda _: None)

@@ -174,3 +174,36 @@ def test_image_size_defaults_to_the_backbones_native_resolution():
     assert BuildConfig().validate().model.image_size == 224
     assert BuildConfig(model=ModelConfig(image_size=128)).validate().model.image_size == 128
     assert BuildConfig(model=ModelConfig(backbone="efficientnet_lite2")).validate().model.image_size == 260
+
+
+# --- small catalogues ---
+
+
+def test_a_small_catalogue_is_told_so_and_keeps_the_pretrained_features(tiny_catalogue, tmp_path):
+    catalogue = load_catalogue(tiny_catalogue)
+    config = tiny_config(min_listings_to_finetune=300)
+    config = replace(config, model=replace(config.model, embed_dim=0, trainable_stages=1))
+    messages: list[str] = []
+    result = train(catalogue, config, tmp_path / "small", progress=False, log=messages.append)
+    text = "\n".join(messages)
+    assert "only 36 training listings" in text and "fewer than min_listings_to_finetune=300" in text
+    assert "validation split has only 4 listings" in text
+    checkpoint = torch.load(result.checkpoint_path, weights_only=True)
+    assert checkpoint["backbone_finetuned"] is False
+    reference = create_backbone("efficientnet_lite0", 1, pretrained=True).state_dict()
+    state = checkpoint["model"]
+    # Weights and BatchNorm statistics of the top are exactly the pretrained ones.
+    assert all(torch.equal(state[f"encoder.backbone.{k}"], v) for k, v in reference.items() if k.startswith("top."))
+
+
+def test_the_validation_table_marks_tiny_splits():
+    from gallery_core.predict import metrics_table, small_split_warning
+
+    metrics = {"a": {"kind": "binary", "primary": "accuracy", "accuracy": 1.0, "baseline_accuracy": 0.5,
+                     "beats_baseline": True, "n": 3},
+               "b": {"kind": "binary", "primary": "accuracy", "accuracy": 0.8, "baseline_accuracy": 0.5,
+                     "beats_baseline": True, "n": 200}}
+    table = metrics_table(metrics)
+    assert table["note"].tolist() == ["only 3 validation listings: too few to judge", ""]
+    assert "1 of 2 tasks" in small_split_warning(table) and "as few as 3" in small_split_warning(table)
+    assert small_split_warning(table[table["task"] == "b"]) is None

@@ -21,7 +21,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     defaults = EvaluationConfig()
     p = subparsers.add_parser(
         "evaluate", help="evaluate a built run as the gallery-encoder paper does (report in <run>/evaluation)",
-        description="Hold-out task (MTL embeddings vs ImageNet transfer vs end-to-end), per-task quality against "
+        description="Hold-out task (MTL embeddings vs ImageNet transfer vs end-to-end), leave tasks out (training "
+                    "tasks held out of training, several seeds), per-task quality against "
                     "trivial baselines and single-task models for both MTL weightings, class balance, retrieval "
                     "and the audit. Writes report.md, report.json and PNG figures to <run>/evaluation.")
     p.add_argument("--artifacts", type=Path, default=default_run, help=f"run folder (default {default_run})")
@@ -32,6 +33,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help="fractions of the labelled training listings for the hold-out task "
                         f"(default {' '.join(map(str, defaults.fractions))})")
     p.add_argument("--holdout-column", default=None, help="hold-out column (default: the run's first)")
+    p.add_argument("--transfer-tasks", nargs="+", default=None, metavar="TASK",
+                   help="training tasks to hold out of training in the leave-tasks-out section (default: the rule "
+                        "in the report: binary tasks spread over class balance, the largest multiclass and the first "
+                        "regression task)")
+    p.add_argument("--transfer-binary", type=int, default=defaults.transfer_binary,
+                   help=f"binary tasks the rule holds out (default {defaults.transfer_binary})")
+    p.add_argument("--transfer-seeds", type=int, nargs="+", default=list(defaults.transfer_seeds), metavar="SEED",
+                   help="training seeds of the leave-tasks-out models (default "
+                        f"{' '.join(map(str, defaults.transfer_seeds))})")
+    p.add_argument("--transfer-end-to-end-fractions", type=float, nargs="*",
+                   default=list(defaults.transfer_end_to_end_fractions), metavar="F",
+                   help="fractions at which an end-to-end model trains per held-out task and seed (default "
+                        f"{' '.join(map(str, defaults.transfer_end_to_end_fractions))}; none: pass no value)")
+    p.add_argument("--quick", action="store_true",
+                   help="under 15 minutes on the demo (2-core CPU): fractions 0.2 and 1.0, no end-to-end models in "
+                        "the leave-tasks-out section, and skip holdout, quality and robustness; explicit flags win")
     p.add_argument("--single-task-tasks", nargs="*", default=None, metavar="TASK",
                    help="tasks that get a single-task model (default: a spread of --n-single-task binary tasks over "
                         "class balance, the largest multiclass task and one regression task; none: pass no names)")
@@ -69,8 +86,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     return p
 
 
+QUICK = {"fractions": [0.2, 1.0], "transfer_end_to_end_fractions": [], "skip": ["holdout", "quality", "robustness"]}
+
+
 def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
+    if getattr(args, "quick", False):
+        defaults = EvaluationConfig()
+        for name, value in QUICK.items():
+            current = getattr(args, name)
+            if name == "skip":
+                setattr(args, name, sorted(set(current) | set(value)))
+            elif list(current) == list(getattr(defaults, name)):  # not given on the command line
+                setattr(args, name, value)
     return EvaluationConfig(
+        transfer_tasks=tuple(args.transfer_tasks) if args.transfer_tasks is not None else None,
+        transfer_binary=args.transfer_binary, transfer_seeds=tuple(args.transfer_seeds),
+        transfer_end_to_end_fractions=tuple(args.transfer_end_to_end_fractions),
         fractions=tuple(args.fractions), holdout_column=args.holdout_column,
         single_task_tasks=tuple(args.single_task_tasks) if args.single_task_tasks is not None else None,
         n_single_task=args.n_single_task, epochs=args.epochs, completion_queries=args.completion_queries,

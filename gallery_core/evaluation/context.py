@@ -61,7 +61,9 @@ class Context:
     def baseline_config(self, epochs: int, weighting: str | None = None) -> BuildConfig:
         """The run's config with another epoch budget and/or weighting: same architecture, same seed."""
         config = self.run.config
-        train = replace(config.train, max_epochs=epochs, weighting=weighting or config.train.weighting)
+        # An evaluation model always fine-tunes as the run's would, however few listings a fraction leaves it.
+        train = replace(config.train, max_epochs=epochs, weighting=weighting or config.train.weighting,
+                        min_listings_to_finetune=0)
         return replace(config, train=train).validate()
 
     @cached_property

@@ -19,7 +19,6 @@ from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import accuracy, paired_bootstrap_difference, wilson_interval
 from gallery_core.evaluation.models import fit_probe, head_outputs, model_gallery_embeddings, train_baseline
-from gallery_core.predict import gallery_embeddings
 from gallery_core.tasks import TaskSpec, class_labels, encode_labels
 
 METHODS: dict[str, str] = {
@@ -84,8 +83,8 @@ def evaluate_holdout(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
     y_test = labels[test_rows]
     majority = int(np.bincount(labels[pool_rows], minlength=len(task.classes)).argmax())
 
-    listing_index = np.array(run.photos["listing_index"], dtype=np.int64)
-    mtl_features = gallery_embeddings(np.array(run.photo_embeddings), listing_index, len(listings))
+    # (a) reads what the run offers for new tasks (EmbedConfig.new_task_features), as a user would.
+    mtl_features = np.array(run.new_task_embeddings)
     imagenet = ctx.imagenet
     features = {"mtl": mtl_features, "imagenet": imagenet.listings}
     train_step = run.manifest["steps"]["train"]["seconds"] + run.manifest["steps"]["embed"]["seconds"]
@@ -139,4 +138,5 @@ def evaluate_holdout(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
         "epoch_budget": budget,
         "run_epochs": run.manifest["steps"]["train"].get("epochs_run"),  # the MTL model behind (a)
         "probe": probe_config.__dict__,
+        "mtl_features": run.config.embed.new_task_features,
     }

@@ -20,6 +20,7 @@ import numpy as np  # noqa: E402
 
 from gallery_core.artifacts import atomic_path, write_json  # noqa: E402
 from gallery_core.evaluation.holdout import METHODS  # noqa: E402
+from gallery_core.evaluation.transfer import METHODS as TRANSFER_METHODS  # noqa: E402
 from gallery_core.evaluation.verdicts import (  # noqa: E402
     PAPER_TABLE2_FULL,
     ablation_verdicts,
@@ -28,13 +29,15 @@ from gallery_core.evaluation.verdicts import (  # noqa: E402
     quality_verdicts,
     retrieval_verdicts,
     robustness_verdicts,
+    transfer_verdicts,
 )
 
 REPORT_MARKDOWN = "report.md"
 REPORT_JSON = "report.json"
-FIGURES = {"holdout": "holdout_accuracy.png", "relative_error": "relative_error.png",
+FIGURES = {"holdout": "holdout_accuracy.png", "transfer": "transfer.png", "relative_error": "relative_error.png",
            "class_balance": "class_balance.png", "retrieval": "retrieval.png", "audit": "audit.png"}
-COLOURS = {"mtl": "#1f77b4", "imagenet": "#ff7f0e", "end_to_end": "#2ca02c",
+COLOURS = {"mtl": "#1f77b4", "imagenet": "#ff7f0e", "end_to_end": "#2ca02c", "product": "#1f77b4",
+           "learned": "#9467bd", "imagenet_pca": "#ffbb78",
            "pseudo_uniform": "#1f77b4", "uncertainty": "#d62728", "chance": "#999999"}
 
 
@@ -54,7 +57,7 @@ def clean_for_json(value: Any) -> Any:
 
 
 def all_verdicts(sections: dict[str, Any]) -> dict[str, list[str]]:
-    makers = {"holdout": holdout_verdicts, "quality": quality_verdicts, "retrieval": retrieval_verdicts,
+    makers = {"holdout": holdout_verdicts, "transfer": transfer_verdicts, "quality": quality_verdicts, "retrieval": retrieval_verdicts,
               "robustness": robustness_verdicts, "ablation": ablation_verdicts, "audit": audit_verdicts}
     return {name: makers[name](result) for name, result in sections.items()
             if name in makers and isinstance(result, dict) and "error" not in result}
@@ -81,6 +84,24 @@ def holdout_figure(h: dict[str, Any], path: Path) -> None:
     ax.set_xlabel("labelled training listings used (%)")
     ax.set_ylabel(f"test accuracy ({h['n_test']} listings)")
     ax.set_title(f"Hold-out task `{h['column']}`: accuracy (95% Wilson intervals)")
+    ax.legend(loc="best", fontsize=8)
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def transfer_figure(t: dict[str, Any], path: Path) -> None:
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method, label in TRANSFER_METHODS.items():
+        rows = sorted((r for r in t["per_fraction"] if r["method"] == method), key=lambda r: r["fraction"])
+        if not rows:
+            continue
+        x = [100 * r["fraction"] for r in rows]
+        y = np.array([r["mean"] for r in rows])
+        err = np.array([[_nan(r["mean"] - r["low"]) for r in rows], [_nan(r["high"] - r["mean"]) for r in rows]])
+        ax.errorbar(x, y, yerr=np.nan_to_num(err), marker="o", capsize=3, label=label, color=COLOURS[method])
+    ax.set_xlabel("labelled training listings used (%)")
+    ax.set_ylabel("mean score over held-out tasks")
+    ax.set_title(f"Tasks never trained on: mean over {len(t['held_out'])} tasks, {len(t['seeds'])} seeds (95% CI)")
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     _save(fig, path)
@@ -233,7 +254,7 @@ def holdout_markdown(h: dict[str, Any], verdicts: list[str]) -> list[str]:
               f"from the photos. Test set: {h['test_split']}, {h['n_test']} labelled listings; training pool: "
               f"{h['n_train_pool']} labelled training listings, nested fractions. (a) and (b) train the same "
               f"2-layer probe (hidden {h['probe']['hidden']}, early stopping on a tenth of its training rows); (c) "
-              f"trains the run's architecture (frozen trunk, trainable top, projection, head) on `{h['column']}` "
+              f"trains the run's architecture (frozen trunk, trainable top, head) on `{h['column']}` "
               f"alone, at most {h['epoch_budget']} epochs with the run's early stopping (the run's MTL model behind "
               f"(a) trained {h.get('run_epochs', '?')} epochs on every training task). Majority class "
               f"`{h['majority_baseline']['class']}`: {_f(h['majority_baseline']['accuracy'])}.", ""]
@@ -259,8 +280,49 @@ def holdout_markdown(h: dict[str, Any], verdicts: list[str]) -> list[str]:
     return lines + _bullets(verdicts)
 
 
+def _ci(d: dict[str, float]) -> str:
+    """A mean over seeds with its 95% interval."""
+    if not _is_finite(d.get("low")):
+        return _f(d["mean"])
+    return f"{d['mean']:.3f} [{d['low']:.3f}, {d['high']:.3f}]"
+
+
+def transfer_markdown(t: dict[str, Any], verdicts: list[str]) -> list[str]:
+    lines = ["## 2. Leave tasks out: tasks the embedding never saw", ""]
+    if (status := _status(t)) is not None:
+        return lines + [status, ""]
+    held = ", ".join(f"`{h['task']}` ({h['kind']}, {h['source']}, {h['n_test']} test listings)" for h in t["held_out"])
+    dims = ", ".join(f"{TRANSFER_METHODS[m]} {d}-d" for m, d in t["dims"].items())
+    lines += [f"Held out: {held}. The rule: {t['rule']}. For each of the seeds {t['seeds']} the MTL model is "
+              f"retrained without them on the run's training listings (at most {t['epoch_budget']} epochs) and each "
+              "held-out task is probed from each embedding with the same 2-layer probe, at nested fractions of its "
+              "labelled training listings; the end-to-end model trains the run's architecture on the task alone "
+              f"(at {', '.join(f'{100 * f:.0f}%' for f in t['end_to_end_fractions']) or 'no fraction'}). Score: "
+              "accuracy, or R^2 for a regression task; mean over seeds with a 95% Student-t interval over seeds. "
+              f"The product's embedding for new tasks is `{t['new_task_features']}`. Dimensions: {dims}.", ""]
+    by = {(r["method"], r["fraction"]): r for r in t["per_fraction"]}
+    methods = [m for m in TRANSFER_METHODS if any(k[0] == m for k in by)]
+    header = ["training data", *[TRANSFER_METHODS[m] for m in methods]]
+    rows = [[f"{100 * f:.0f}%"] + [_ci(by[m, f]) if (m, f) in by else "–" for m in methods]
+            for f in sorted({f for _, f in by})]
+    overall = {r["method"]: r for r in t["overall"]}
+    rows.append(["mean over fractions"] + [_ci(overall[m]) if m in overall else "–" for m in methods])
+    lines += ["Mean score over the held-out tasks:", ""] + _table(header, rows)
+    lines += [f"![Score on tasks never trained on]({FIGURES['transfer']})", ""]
+    per_task = {(r["method"], r["task"], r["fraction"]): r for r in t["per_task"]}
+    largest = max(t["fractions"])
+    task_rows = [[f"`{h['task']}` ({'R^2' if h['kind'] == 'regression' else 'accuracy'})"]
+                 + [_ci(per_task[m, h["task"], largest]) if (m, h["task"], largest) in per_task else "–"
+                    for m in methods] for h in t["held_out"]]
+    lines += [f"Per task at {100 * largest:.0f}% of the labels:", ""] + _table(["task", *header[1:]], task_rows)
+    ranks = [[TRANSFER_METHODS[m], _f(r["mean"], 1)] for m, r in t["effective_rank"].items()]
+    lines += ["Effective rank (participation ratio of the listing embeddings, mean over seeds):", ""]
+    lines += _table(["embedding", "participation ratio"], ranks)
+    return lines + _bullets(verdicts)
+
+
 def quality_markdown(q: dict[str, Any], verdicts: list[str]) -> list[str]:
-    lines = ["## 2. Per-task quality (the paper's section 4.2, Figure 5)", ""]
+    lines = ["## 3. Per-task quality (the paper's section 4.2, Figure 5)", ""]
     if (status := _status(q)) is not None:
         return lines + [status, ""]
     ws = q["weightings"]
@@ -287,7 +349,7 @@ def quality_markdown(q: dict[str, Any], verdicts: list[str]) -> list[str]:
     if any("single_task" in r for r in q["rows"]):
         lines += [f"![Relative error increase of MTL against single-task models]({FIGURES['relative_error']})", ""]
     lines += _bullets([v for v in verdicts if not v.startswith("Class balance")])
-    lines += ["## 3. Class balance (the paper's Figure 6)", ""]
+    lines += ["## 4. Class balance (the paper's Figure 6)", ""]
     binary = [r for r in q["rows"] if r["kind"] == "binary" and "single_task" in r]
     if not binary:
         return lines + ["_No binary task has a single-task model; pass binary tasks to --single-task-tasks._", ""]
@@ -302,7 +364,7 @@ def quality_markdown(q: dict[str, Any], verdicts: list[str]) -> list[str]:
 
 
 def retrieval_markdown(r: dict[str, Any], verdicts: list[str]) -> list[str]:
-    lines = ["## 4. Retrieval", ""]
+    lines = ["## 5. Retrieval", ""]
     if (status := _status(r)) is not None:
         return lines + [status, ""]
     c = r["gallery_completion"]
@@ -395,7 +457,7 @@ def ablation_tables(arms: dict[str, Any], setup: dict[str, Any], paired: dict[st
 
 
 def robustness_markdown(r: dict[str, Any], verdicts: list[str]) -> list[str]:
-    lines = ["## 5. Robustness to corrupted query photos (the reseller paper)", ""]
+    lines = ["## 6. Robustness to corrupted query photos (the reseller paper)", ""]
     if (status := _status(r)) is not None:
         return lines + [status, ""]
     lines += [f"This run's model on {r['n_queries']} validation listings ({r['n_query_photos']} query photos): the "
@@ -407,7 +469,7 @@ def robustness_markdown(r: dict[str, Any], verdicts: list[str]) -> list[str]:
 
 
 def ablation_markdown(a: dict[str, Any], verdicts: list[str]) -> list[str]:
-    lines = ["## 6. Visual-search objectives: ablation (the reseller paper)", ""]
+    lines = ["## 7. Visual-search objectives: ablation (the reseller paper)", ""]
     if (status := _status(a)) is not None:
         return lines + [status, ""]
     s, t = a["setup"], a.get("timings", {})
@@ -425,7 +487,7 @@ def ablation_markdown(a: dict[str, Any], verdicts: list[str]) -> list[str]:
 
 
 def audit_markdown(a: dict[str, Any], verdicts: list[str]) -> list[str]:
-    lines = ["## 7. Audit against known wrong labels", ""]
+    lines = ["## 8. Audit against known wrong labels", ""]
     if (status := _status(a)) is not None:
         return lines + [status, ""]
     ks = a["ks"]
@@ -461,11 +523,11 @@ def render_markdown(report: dict[str, Any]) -> str:
              "this run and the models trained for this report (all in `report.json`); the sentences comparing "
              "them with the papers are generated from those numbers. Times are wall clock"
              + (" and noisy on a shared machine." if shared else "."), "", "## Summary against the papers", ""]
-    summary = [v for name in ("holdout", "quality", "retrieval", "robustness", "ablation", "audit")
+    summary = [v for name in ("holdout", "transfer", "quality", "retrieval", "robustness", "ablation", "audit")
                for v in verdicts.get(name, [])[:1]]
     summary += [v for v in verdicts.get("quality", []) if v.startswith(("Pseudo-uniform", "Class balance"))]
     lines += _bullets(list(dict.fromkeys(summary)) or ["No section was run."])
-    makers = {"holdout": holdout_markdown, "quality": quality_markdown, "retrieval": retrieval_markdown,
+    makers = {"holdout": holdout_markdown, "transfer": transfer_markdown, "quality": quality_markdown, "retrieval": retrieval_markdown,
               "robustness": robustness_markdown, "ablation": ablation_markdown, "audit": audit_markdown}
     for name, maker in makers.items():
         if name in sections:
@@ -490,6 +552,8 @@ def write_report(report: dict[str, Any], out_dir: Path, copy_to: Path | None = N
     ok = {name: s for name, s in sections.items() if "skipped" not in s and "error" not in s}
     if "holdout" in ok:
         holdout_figure(ok["holdout"], out_dir / FIGURES["holdout"])
+    if "transfer" in ok:
+        transfer_figure(ok["transfer"], out_dir / FIGURES["transfer"])
     if "quality" in ok and any("single_task" in r for r in ok["quality"]["rows"]):
         relative_error_figure(ok["quality"], out_dir / FIGURES["relative_error"])
         if any(r["kind"] == "binary" and "single_task" in r for r in ok["quality"]["rows"]):

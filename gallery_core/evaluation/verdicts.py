@@ -225,3 +225,31 @@ def _median(values: list[float]) -> float:
     s = sorted(values)
     mid = len(s) // 2
     return s[mid] if len(s) % 2 else (s[mid - 1] + s[mid]) / 2
+
+
+def transfer_verdicts(t: dict[str, Any]) -> list[str]:
+    """Does the product's embedding for new tasks carry over better than ImageNet transfer (the paper's
+    claim, generalised to several held-out tasks)?"""
+    if "skipped" in t:
+        return []
+    from gallery_core.evaluation.transfer import METHODS as T
+
+    overall = {r["method"]: r for r in t["overall"]}
+    if "product" not in overall or "imagenet" not in overall:
+        return []
+    p, i = overall["product"], overall["imagenet"]
+    target = t["targets"]
+    gaps = ", ".join(f"{100 * f:.0f}% {g:+.3f}" for f, g in sorted(target["gap_per_fraction"].items()))
+    claim = "agrees with" if target["beats_on_mean"] else "does not agree with"
+    out = [f"Tasks never trained on ({len(t['held_out'])} held out, {len(t['seeds'])} seeds): the product's embedding "
+           f"scores {p['mean']:.3f} on the mean over tasks and fractions, {T['imagenet']} {i['mean']:.3f}; this "
+           f"{claim} the paper's claim that MTL embeddings carry over better than ImageNet features."]
+    out.append(f"Product minus ImageNet transfer by fraction: {gaps}; "
+               + ("it at least matches at every fraction." if target["matches_at_every_fraction"]
+                  else "it falls short at some fraction."))
+    if "end_to_end" in {r["method"] for r in t["per_fraction"]}:
+        e2e = {r["fraction"]: r["mean"] for r in t["per_fraction"] if r["method"] == "end_to_end"}
+        prod = {r["fraction"]: r["mean"] for r in t["per_fraction"] if r["method"] == "product"}
+        out.append("End-to-end model vs the product's embedding: " + ", ".join(
+            f"{100 * f:.0f}% {e2e[f]:.3f} vs {prod[f]:.3f}" for f in sorted(e2e) if f in prod) + ".")
+    return out
