@@ -20,7 +20,10 @@ import torch
 
 from gallery_core.artifacts import STEPS
 from gallery_core.build import run_steps
-from gallery_core.config import BuildConfig, demo_catalogue_dir
+from gallery_core.config import DEMO_IMAGE_SIZE, BuildConfig, ModelConfig, demo_catalogue_dir
+
+# The demo's build as `make demo-data` runs it: the defaults at the demo's photo size.
+DEMO_CONFIG = BuildConfig(model=ModelConfig(image_size=DEMO_IMAGE_SIZE))
 
 
 def main() -> None:
@@ -37,10 +40,10 @@ def main() -> None:
     def log(message: str) -> None:  # the build's own log, timestamped, so a long run can be watched
         print(f"[{time.perf_counter() - started:7.1f}s] {message}", file=sys.stderr, flush=True)
 
-    manifest = run_steps(args.out, catalogue_dir=args.catalogue, config=BuildConfig(), progress=False, log=log)
+    manifest = run_steps(args.out, catalogue_dir=args.catalogue, config=DEMO_CONFIG, progress=False, log=log)
     total = time.perf_counter() - started
     started = time.perf_counter()
-    run_steps(args.out, catalogue_dir=args.catalogue, config=BuildConfig(), progress=False, log=lambda _: None)
+    run_steps(args.out, catalogue_dir=args.catalogue, config=DEMO_CONFIG, progress=False, log=lambda _: None)
     rebuild = time.perf_counter() - started
 
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {torch.get_num_threads()} torch threads, "

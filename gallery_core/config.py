@@ -14,6 +14,9 @@ from typing import Any
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEMO_RUN_NAME = "demo"
+# The demo catalogue's photos are rendered at 128 px, and its build uses that size (the Makefile's
+# demo-data passes --image-size 128); a user's catalogue defaults to the backbone's native size.
+DEMO_IMAGE_SIZE = 128
 
 
 def artifacts_root() -> Path:

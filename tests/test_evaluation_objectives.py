@@ -67,7 +67,7 @@ def test_ablation_tables_show_every_arm_and_condition():
 
 
 def test_the_ablation_section_reads_results_for_this_catalogue_only(run_copy, tmp_path):
-    config = EvaluationConfig(skip=("holdout", "quality", "retrieval", "robustness", "audit"))
+    config = EvaluationConfig(skip=("holdout", "transfer", "quality", "retrieval", "robustness", "audit"))
     fingerprint = open_run(run_copy).manifest["catalogue"]["fingerprint"]
     folder = run_copy / "evaluation"
     folder.mkdir(exist_ok=True)
