@@ -207,3 +207,25 @@ def test_the_validation_table_marks_tiny_splits():
     assert table["note"].tolist() == ["only 3 validation listings: too few to judge", ""]
     assert "1 of 2 tasks" in small_split_warning(table) and "as few as 3" in small_split_warning(table)
     assert small_split_warning(table[table["task"] == "b"]) is None
+
+
+def test_a_derived_trunk_cache_equals_the_trunk_on_pixels(tiny_catalogue, tmp_path):
+    from gallery_core.photos import cached_trunk_features, compute_trunk_features, derive_trunk_cache, trunk_cache_key
+
+    catalogue = load_catalogue(tiny_catalogue)
+    paths = catalogue.photos["path"].tolist()[:24]
+    source = create_backbone("efficientnet_lite0", 2, pretrained=True).eval()
+    source_key = trunk_cache_key(catalogue.fingerprint, source, 32)
+    cached_trunk_features(tmp_path, source_key, source, paths, 32, progress=False)
+    for stages in (1, 0):
+        target = create_backbone("efficientnet_lite0", stages, pretrained=True).eval()
+        target_key = trunk_cache_key(catalogue.fingerprint, target, 32)
+        derive_trunk_cache(tmp_path, source, source_key, target, target_key, progress=False)
+        derived, bad = cached_trunk_features(tmp_path, target_key, target, paths, 32, progress=False)
+        direct, _ = compute_trunk_features(target, paths, 32, progress=False)
+        assert not bad
+        if stages == 0:  # stored pooled: all a frozen backbone's top (the average pool) needs
+            direct = direct.astype(np.float32).mean(axis=(2, 3), keepdims=True)
+        # float16 storage on both sides: equal to a few parts in a thousand of the features' scale
+        scale = np.abs(direct.astype(np.float32)).max()
+        assert np.abs(derived.astype(np.float32) - direct.astype(np.float32)).max() < 0.01 * scale

@@ -238,7 +238,8 @@ def evaluate_transfer(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
     pretrained = ctx.imagenet.listings
     fit_rows = np.flatnonzero(~ctx.is_val)
     e2e_fractions = tuple(f for f in config.transfer_end_to_end_fractions)
-    n_methods = 3 + (run.config.embed.new_task_features != "learned")
+    projected = 0 < run.config.model.embed_dim < pretrained.shape[1]
+    n_methods = 2 + (run.config.embed.new_task_features != "learned") + projected
     total = len(config.transfer_seeds) * (1 + len(held) * (len(config.fractions) * n_methods + len(e2e_fractions)))
     bar = tqdm(total=total, desc="leave tasks out", unit="model", disable=not ctx.progress)
     rows: list[dict[str, Any]] = []
