@@ -210,7 +210,12 @@ def test_the_validation_table_marks_tiny_splits():
 
 
 def test_a_derived_trunk_cache_equals_the_trunk_on_pixels(tiny_catalogue, tmp_path):
-    from gallery_core.photos import cached_trunk_features, compute_trunk_features, derive_trunk_cache, trunk_cache_key
+    from gallery_core.photos import (
+        cached_trunk_features,
+        compute_trunk_features,
+        derive_trunk_cache,
+        trunk_cache_key,
+    )
 
     catalogue = load_catalogue(tiny_catalogue)
     paths = catalogue.photos["path"].tolist()[:24]
