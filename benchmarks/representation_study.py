@@ -201,6 +201,38 @@ def summarise(results: list[dict[str, Any]], task_kinds: dict[str, str]) -> list
     return rows
 
 
+def write_figure(rows: list[dict[str, Any]], path: Path) -> None:
+    """New-task score per design (learned alone and [pretrained, learned]) against ImageNet transfer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    designs = [r for r in rows if r["design"] != "imagenet"]
+    imagenet = next((r["new_imagenet"] for r in rows if r["design"] == "imagenet"), None)
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    y = np.arange(len(designs))
+    for offset, method, colour in ((-0.2, "learned", "#9467bd"), (0.2, "pretrained+learned", "#1f77b4")):
+        ci = [r[f"new_{method}"] for r in designs]
+        mean = np.array([c["mean"] for c in ci])
+        err = np.nan_to_num(np.array([[c["mean"] - c["low"] for c in ci], [c["high"] - c["mean"] for c in ci]]))
+        ax.barh(y + offset, mean, height=0.38, xerr=err, capsize=2, color=colour, label=method)
+    if imagenet is not None:
+        ax.axvline(imagenet["mean"], color="#ff7f0e", ls="--", label="ImageNet transfer")
+        if np.isfinite(imagenet["low"]):
+            ax.axvspan(imagenet["low"], imagenet["high"], color="#ff7f0e", alpha=0.15)
+    ax.set_yticks(y, [r["design"] for r in designs])
+    ax.invert_yaxis()
+    low = min(min(r[f"new_{m}"]["mean"] for m in ("learned", "pretrained+learned")) for r in designs)
+    ax.set_xlim(max(0.0, low - 0.05), None)
+    ax.set_xlabel("mean score over held-out tasks (accuracy; R^2 for price), 95% CI over seeds")
+    ax.set_title("Tasks never trained on, by encoder design")
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(alpha=0.3, axis="x")
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 def write_report(args: argparse.Namespace) -> None:
     results = json.loads(args.out.read_text())["runs"]
     run = open_run(args.run, verify=False)
@@ -221,6 +253,8 @@ def write_report(args: argparse.Namespace) -> None:
         f"{args.epochs} epochs (early stopping may end sooner); each held-out task is probed with the paper's "
         "2-layer head at 100% of its training labels and scored on the run's validation listings (accuracy; R^2 for "
         "the regression task). Numbers are means over the seeds with 95% Student-t intervals over seeds.",
+        "",
+        f"![New-task score by design]({args.report.with_suffix('.png').name})",
         "",
         "| design | new tasks: learned | new tasks: [pretrained, learned] | trained tasks: accuracy | trained tasks: "
         "R^2 | completion@10 | effective rank | train s |",
@@ -245,6 +279,7 @@ def write_report(args: argparse.Namespace) -> None:
     lines += ["", f"Seeds: {seeds}. Machine: {args.machine}.", ""]
     if args.reading.is_file():
         lines += [args.reading.read_text().strip(), ""]
+    write_figure(rows, args.report.with_suffix(".png"))
     args.report.write_text("\n".join(lines))
     print(args.report.read_text())
 

@@ -94,6 +94,25 @@ def _load_average() -> float | None:
         return None
 
 
+def planned_work(config: EvaluationConfig, n_holdout_columns: int) -> str:
+    """What the evaluation will train, said up front: the models are what takes the time."""
+    parts = []
+    if "holdout" not in config.skip and n_holdout_columns:
+        parts.append(f"hold-out: {len(config.fractions)} end-to-end models")
+    if "transfer" not in config.skip:
+        n_tasks = n_holdout_columns + config.transfer_binary + 2 if config.transfer_tasks is None else \
+            n_holdout_columns + len(config.transfer_tasks)
+        per_seed = 1 + n_tasks * len(config.transfer_end_to_end_fractions)
+        parts.append(f"leave tasks out: {len(config.transfer_seeds)} seeds x ({per_seed} models, probes at "
+                     f"{len(config.fractions)} fractions)")
+    if "quality" not in config.skip:
+        n_single = config.n_single_task + 2 if config.single_task_tasks is None else len(config.single_task_tasks)
+        parts.append(f"quality: up to {n_single + 2} models")
+    return ("plan: " + "; ".join(parts) + ". On the 2-core CPU machine a demo model takes 1-3 minutes, so the "
+            "full default evaluation of the demo runs well over an hour; --quick keeps it under 15 minutes."
+            if parts else "plan: no section trains a model")
+
+
 @dataclass
 class EvaluationResult:
     report: dict[str, Any]
@@ -130,6 +149,7 @@ def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path
     work = out / ".work"
     ctx = Context(run=run, work_dir=work, report_dir=out, device=device, progress=progress, log=log,
                   catalogue_dir=catalogue_dir)
+    log(planned_work(config, len(run.holdout)))
     sections: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     failed: list[str] = []
