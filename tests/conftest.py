@@ -10,6 +10,7 @@ import torch
 
 from gallery_core.config import (
     BuildConfig,
+    EmbedConfig,
     IndexConfig,
     ModelConfig,
     PredictConfig,
@@ -28,6 +29,8 @@ def tiny_config(**train_overrides) -> BuildConfig:
     return BuildConfig(
         model=ModelConfig(image_size=32, embed_dim=16, head_hidden=16),
         train=TrainConfig(**train),
+        # The richer of the new-task embeddings, whatever the default: tests then see both parts.
+        embed=EmbedConfig(new_task_features="pretrained+learned"),
         index=IndexConfig(n_trees=5),
         projection=ProjectionConfig(n_neighbors=5),
         predict=PredictConfig(oof_folds=3),
