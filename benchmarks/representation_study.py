@@ -34,7 +34,7 @@ import torch
 
 from gallery_core.artifacts import write_json
 from gallery_core.backbones import create_backbone
-from gallery_core.config import BuildConfig
+from gallery_core.config import BuildConfig, demo_catalogue_dir
 from gallery_core.embed import encode_trunk_features, new_task_embeddings
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
@@ -55,6 +55,7 @@ from gallery_core.evaluation.transfer import (
 )
 from gallery_core.photos import derive_trunk_cache, trunk_cache_key
 from gallery_core.run import open_run
+from gallery_core.tasks import parse_task_file
 from gallery_core.train import prepare_data
 
 REPO = Path(__file__).resolve().parent.parent
@@ -235,8 +236,7 @@ def write_figure(rows: list[dict[str, Any]], path: Path) -> None:
 
 def write_report(args: argparse.Namespace) -> None:
     results = json.loads(args.out.read_text())["runs"]
-    run = open_run(args.run, verify=False)
-    kinds = {t.name: t.kind for t in run.tasks}
+    kinds = {t.name: t.kind for t in parse_task_file(args.catalogue / "tasks.yaml").tasks}
     rows = summarise(results, kinds)
     tasks = sorted({s["task"] for r in results for s in r["probes"]})
     lines = [
@@ -287,6 +287,8 @@ def write_report(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, default=REPO / "artifacts" / "demo", help="a built run (default the demo)")
+    parser.add_argument("--catalogue", type=Path, default=demo_catalogue_dir(),
+                        help="the run's catalogue (the report reads its tasks.yaml for the task kinds)")
     parser.add_argument("--designs", nargs="+", default=list(DESIGNS), choices=list(DESIGNS))
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--epochs", type=int, default=4, help="epoch budget of every model (default 4, as evaluate)")
