@@ -104,6 +104,8 @@ class TrainConfig:
     # An epoch budget: the whole demo build (2,000 listings) must stay within 10 minutes on the 2-core CPU.
     # Measured there (benchmarks/bench_build.py, quiet machine): frozen-trunk pass ~190 s, then ~29 s an
     # epoch; 12 epochs made 596 s, too close, so 10 (the validation loss still falls ~1% an epoch by then).
+    # Without the projection (2026-11-29) an epoch takes ~31-36 s and the whole first build ~614 s, just
+    # over the mark (README "Speed"); kept at 10 rather than cut without a measurement of what it costs.
     # Early stopping ends sooner when validation stalls; give more with --epochs on a GPU.
     max_epochs: int = 10
     patience: int = 3  # epochs without validation improvement before stopping
