@@ -24,7 +24,7 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
-from gallery_core.config import PredictConfig
+from gallery_core.config import MIN_VALIDATION_LISTINGS, PredictConfig
 from gallery_core.embed import mean_per_listing
 from gallery_core.model import MultiTaskHeads
 from gallery_core.tasks import TaskSpec, encode_labels, observed_mask
@@ -177,11 +177,6 @@ def predict_all(heads: MultiTaskHeads, tasks: tuple[TaskSpec, ...], listings: pd
     predictions.insert(0, "listing_id", listings["listing_id"].to_numpy())
     metrics = {task.name: task_metrics(task, predictions, listings, is_val) for task in tasks}
     return predictions, metrics
-
-
-# Below this many labelled validation listings a task's metric says little: one listing moves an accuracy
-# by 5 points or more. The table then marks it instead of presenting it as a result.
-MIN_VALIDATION_LISTINGS = 20
 
 
 def metrics_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:

@@ -29,7 +29,7 @@ from gallery_core.artifacts import RunPaths, atomic_path, write_json
 from gallery_core.augment import Augmenter
 from gallery_core.backbones import create_backbone
 from gallery_core.catalogue import Catalogue
-from gallery_core.config import SCHEMA_VERSION, BuildConfig, ModelConfig, TrainConfig
+from gallery_core.config import MIN_VALIDATION_LISTINGS, SCHEMA_VERSION, BuildConfig, ModelConfig, TrainConfig
 from gallery_core.model import GalleryEncoder, GalleryModel, MultiTaskHeads, segment_mean, task_loss
 from gallery_core.photos import (
     cached_trunk_features,
@@ -83,7 +83,7 @@ def small_catalogue_check(model: GalleryModel, n_train: int, n_val: int, config:
     """Say plainly when a catalogue is too small to learn from; below ``min_listings_to_finetune`` training
     listings freeze the backbone's top (weights and statistics). Returns whether the backbone fine-tunes."""
     backbone = model.encoder.backbone
-    if n_val < 20:
+    if n_val < MIN_VALIDATION_LISTINGS:
         log(f"warning: the validation split has only {n_val} listings: early stopping and the validation "
             "metrics rest on a handful of galleries and mean little")
     if n_train >= config.min_listings_to_finetune or len(backbone.top) == 0:
