@@ -234,3 +234,48 @@ def test_a_derived_trunk_cache_equals_the_trunk_on_pixels(tiny_catalogue, tmp_pa
         # float16 storage on both sides: equal to a few parts in a thousand of the features' scale
         scale = np.abs(direct.astype(np.float32)).max()
         assert np.abs(derived.astype(np.float32) - direct.astype(np.float32)).max() < 0.01 * scale
+
+
+# --- leave tasks out: a held-out task never reaches training ---
+
+
+def test_a_held_out_task_never_reaches_the_model_it_is_held_out_of(tiny_run, tmp_path, monkeypatch):
+    import gallery_core.train as train_module
+    from gallery_core.evaluation.context import Context
+    from gallery_core.evaluation.transfer import choose_transfer_tasks, retrain_without
+    from gallery_core.run import open_run
+
+    run = open_run(tiny_run)
+    ctx = Context(run=run, work_dir=tmp_path / "work", report_dir=tmp_path, progress=False, log=lambda _: None)
+    held, columns = choose_transfer_tasks(run.tasks, run.listings, ctx.is_val, run.holdout, n_binary=2)
+    held_names = {t.name for t in held}
+    assert len(held) == 4 and [c.name for c in columns] == ["star_rating"]
+
+    label_keys, loss_tasks, batch_rows = [], set(), []
+    real_labels, real_loss, real_batch = train_module.label_tensors, train_module.task_loss, train_module.GalleryData.batch
+
+    def spy_labels(catalogue):
+        out = real_labels(catalogue)
+        label_keys.append(set(out))
+        return out
+
+    def spy_loss(task, output, labels):
+        loss_tasks.add(task.name)
+        return real_loss(task, output, labels)
+
+    def spy_batch(self, listing_idx, device):
+        batch_rows.append(self.catalogue.listings["listing_id"].to_numpy()[listing_idx])
+        return real_batch(self, listing_idx, device)
+
+    monkeypatch.setattr(train_module, "label_tensors", spy_labels)
+    monkeypatch.setattr(train_module, "task_loss", spy_loss)
+    monkeypatch.setattr(train_module.GalleryData, "batch", spy_batch)
+    trained = retrain_without(ctx, held, ctx.baseline_config(1), "spy")
+
+    assert label_keys and all(not keys & held_names for keys in label_keys)  # no label tensor of a held-out task
+    assert loss_tasks and not loss_tasks & held_names  # no loss computed on one
+    assert not {t.name for t in trained.model.heads.tasks} & held_names  # no head for one
+    assert {"star_rating"} & {t.column for t in trained.model.heads.tasks} == set()
+    # The run's validation listings (the test set) never enter the retrained model's batches.
+    seen = set(np.concatenate(batch_rows))
+    assert not seen & set(run.listings["listing_id"][ctx.is_val])
