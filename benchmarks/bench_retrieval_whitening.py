@@ -55,7 +55,7 @@ def main() -> None:
           f"(chance {10 / n:.3f}); transforms fitted on every {args.fit_every}th training photo")
     print(f"{'transform':<20}" + "".join(f"{name:>12}" for name in spaces) + f"{'seconds':>10}")
     rows: dict[str, list[float]] = {}
-    for name, x in spaces.items():
+    for x in spaces.values():
         for label, transform in transforms(x[is_train_photo][::args.fit_every], args.seed).items():
             started = time.perf_counter()
             ranks = gallery_completion_ranks(transform(x), listing_index, n, in_query)
