@@ -2,22 +2,48 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
 DEMO_CATALOGUE := data/demo
 DEMO_RUN       := artifacts/demo
 PORT   ?= 8501
+LOCK_FLAGS := -c requirements/pins.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
+              --quiet --no-header --annotation-style line $(UPGRADE)
 
-.PHONY: install browser demo demo-data serve test lint bench clean
+.PHONY: install lock browser demo demo-data serve test lint bench clean
 
-# Virtual environment with the pinned requirements and this package (editable, for the console script).
-$(STAMP): requirements.txt pyproject.toml
+# Virtual environments from the lock files (exact versions of everything; see requirements/README.md),
+# then this package itself (editable, for the console script; its dependencies are all in the lock).
+RUNTIME := $(VENV)/.runtime
+DEV     := $(VENV)/.dev
+BENCH   := $(VENV)/.bench
+
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
-	touch $(STAMP)
 
-install: $(STAMP)
+define install_lock
+	$(BIN)/pip install --quiet -r $(1)
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip check
+	touch $(2)
+endef
+
+$(RUNTIME): requirements/runtime.lock pyproject.toml | $(BIN)/python
+	$(call install_lock,requirements/runtime.lock,$@)
+
+$(DEV): requirements/dev.lock pyproject.toml $(RUNTIME)
+	$(call install_lock,requirements/dev.lock,$@)
+
+$(BENCH): requirements/bench.lock pyproject.toml $(RUNTIME)
+	$(call install_lock,requirements/bench.lock,$@)
+
+install: $(RUNTIME)
+
+# Re-resolve the lock files from pyproject.toml's ranges (after changing a range; needs the registry).
+lock: | $(BIN)/python
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements/runtime.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra lint -c requirements/runtime.lock $(LOCK_FLAGS) -o requirements/dev.lock
+	$(BIN)/uv pip compile pyproject.toml --extra bench -c requirements/runtime.lock $(LOCK_FLAGS) -o requirements/bench.lock
 
 # Debian's Chromium for the real-browser test (Playwright drives it; it never downloads a browser).
 browser:
@@ -36,13 +62,13 @@ serve: install
 
 demo: demo-data serve
 
-test: install browser
+test: $(DEV) browser
 	$(BIN)/python -m pytest
 
-lint: install
+lint: $(DEV)
 	$(BIN)/ruff check .
 
-bench: install
+bench: $(BENCH)
 	$(BIN)/python benchmarks/bench_build.py
 	$(BIN)/python benchmarks/bench_trunk_cache.py
 	$(BIN)/python benchmarks/bench_app.py

@@ -3,7 +3,7 @@
 Four models that differ only in their objectives: attributes only; + triplet ranking; + VAE; all
 three. Each is scored on the hold-out column (star_rating, a probe on its listing embeddings, the
 evaluation's ``fit_probe``), gallery-completion recall and attribute precision@k, with clean and with
-corrupted (JPEG, crop, scribble, watermark) query photos (``gallery_core.robustness``).
+corrupted (JPEG, crop, scribble, watermark) query photos (``gallery_core.evaluation.robustness``).
 
 Budget (2 CPU cores shared with other jobs): the backbone is frozen entirely (``trainable_stages=0``),
 so each model trains its projection, heads and (VAE) decoder on the frozen EfficientNet-Lite0 features
@@ -38,10 +38,13 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gallery_core.artifacts import write_json  # noqa: E402
-from gallery_core.backbones import create_backbone  # noqa: E402
-from gallery_core.catalogue import Catalogue, load_catalogue  # noqa: E402
+from gallery_core.app.report_view import EVALUATION_DIR  # noqa: E402
+from gallery_core.artifacts.run import Run  # noqa: E402
+from gallery_core.artifacts.store import write_json  # noqa: E402
 from gallery_core.config import BuildConfig, ModelConfig, TrainConfig  # noqa: E402
+from gallery_core.data.catalogue import Catalogue, load_catalogue  # noqa: E402
+from gallery_core.data.photos import to_model_input, trunk_cache_key  # noqa: E402
+from gallery_core.data.tasks import encode_labels  # noqa: E402
 from gallery_core.evaluation.holdout import holdout_task  # noqa: E402
 from gallery_core.evaluation.metrics import (  # noqa: E402
     attribute_precision_at_k,
@@ -55,18 +58,15 @@ from gallery_core.evaluation.metrics import (  # noqa: E402
 from gallery_core.evaluation.models import ProbeConfig, fit_probe  # noqa: E402
 from gallery_core.evaluation.objectives import ABLATION_FILE, paired_differences  # noqa: E402
 from gallery_core.evaluation.report import ablation_tables, robustness_table  # noqa: E402
-from gallery_core.photos import to_model_input, trunk_cache_key  # noqa: E402
-from gallery_core.reports import EVALUATION_DIR  # noqa: E402
-from gallery_core.robustness import (  # noqa: E402
+from gallery_core.evaluation.robustness import (  # noqa: E402
     CORRUPTION_KINDS,
     corrupted_pixels,
     evaluate_run_robustness,
     query_photo_rows,
     robustness_metrics,
 )
-from gallery_core.run import Run  # noqa: E402
-from gallery_core.tasks import encode_labels  # noqa: E402
-from gallery_core.train import load_checkpoint, split_listings, train  # noqa: E402
+from gallery_core.models.backbones import create_backbone  # noqa: E402
+from gallery_core.training.loop import load_checkpoint, split_listings, train  # noqa: E402
 
 ARMS: dict[str, dict[str, float]] = {
     "attributes": {},
@@ -105,7 +105,7 @@ def derive_frozen_cache(catalogue: Catalogue, source_cache: Path, out_cache: Pat
         x = torch.from_numpy(np.asarray(features[start:start + 512], dtype=np.float32))
         out[start:start + 512, :, 0, 0] = source_backbone.forward_top(x).numpy().astype(np.float16)
     # Check against the backbone on pixels for a few photos.
-    from gallery_core.photos import load_photo
+    from gallery_core.data.photos import load_photo
 
     sample = [0, len(features) // 2, len(features) - 1]
     pixels = np.stack([load_photo(index["paths"][i], image_size) for i in sample])
@@ -253,7 +253,7 @@ def markdown(report: dict[str, Any]) -> str:
               f">= 2 photos, clean. *Clean vs corrupted*: {s['n_queries']} listings (every validation "
               "listing, then a seeded sample of training listings) "
               f"({s['n_query_photos']} query photos), their query halves corrupted by each corruption of "
-              "`gallery_core.corruptions` (catalogue photos stay clean).",
+              "`gallery_core.data.corruptions` (catalogue photos stay clean).",
               f"- Attribute precision@{k}: share of a listing's {k} nearest listings with its recorded value, "
               f"mean over {', '.join(s['attributes'])}.", ""]
     lines += ablation_tables(arms, s, paired_differences(arms, k))

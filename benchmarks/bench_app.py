@@ -14,7 +14,7 @@ browser). Per page and run:
 The 100k run is synthetic: the demo run's listings repeated with new ids, its photos reused (same
 files), photo embeddings jittered, listing embeddings their normalised means, UMAP coordinates
 jittered, predictions copied; it reuses the demo checkpoint and gets a valid manifest through
-``gallery_core.artifacts.record_step``. It is made once and reused while the demo run is unchanged.
+``gallery_core.artifacts.store.record_step``. It is made once and reused while the demo run is unchanged.
 Further comparisons: the map with and without downsampling, and thumbnails made from the photos vs
 read from the disk and memory caches.
 """
@@ -38,17 +38,17 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 from gallery_core import thumbnails  # noqa: E402
-from gallery_core.artifacts import STEPS, RunPaths, atomic_path, hash_key, record_step, write_parquet  # noqa: E402
+from gallery_core.app.explore import DEFAULT_MAX_MAP_POINTS  # noqa: E402
+from gallery_core.artifacts.check import check_run  # noqa: E402
+from gallery_core.artifacts.run import Run  # noqa: E402
+from gallery_core.artifacts.store import STEPS, RunPaths, atomic_path, hash_key, record_step, write_parquet  # noqa: E402
 from gallery_core.config import BuildConfig  # noqa: E402
-from gallery_core.explore import DEFAULT_MAX_MAP_POINTS  # noqa: E402
-from gallery_core.index import (  # noqa: E402
+from gallery_core.search.index import (  # noqa: E402
     build_index,
     l2_normalise,  # noqa: E402
     save_index,
 )
-from gallery_core.run import Run  # noqa: E402
-from gallery_core.run_check import check_run  # noqa: E402
-from gallery_core.seeds import SeedGallery  # noqa: E402
+from gallery_core.search.seed_gallery import SeedGallery  # noqa: E402
 
 PAGES = ("overview", "map", "retrieve", "listing", "audit", "model")
 SYNTHETIC_INDEX_TREES = 10

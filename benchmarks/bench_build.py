@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from gallery_core.artifacts import STEPS
-from gallery_core.build import run_steps
+from gallery_core.artifacts.store import STEPS
 from gallery_core.config import DEMO_IMAGE_SIZE, BuildConfig, ModelConfig, demo_catalogue_dir
+from gallery_core.pipeline.build import run_steps
 
 # The demo's build as `make demo-data` runs it: the defaults at the demo's photo size.
 DEMO_CONFIG = BuildConfig(model=ModelConfig(image_size=DEMO_IMAGE_SIZE))

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 from sklearn.decomposition import PCA
 
+from gallery_core.artifacts.run import open_run
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import gallery_completion_ranks, hit_rate_at_k, split_galleries
-from gallery_core.run import open_run
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gallery_core.catalogue import load_catalogue
 from gallery_core.config import BuildConfig, demo_catalogue_dir
-from gallery_core.photos import trunk_cache_key
-from gallery_core.train import build_model, label_tensors, prepare_data, regression_stats, run_epoch
+from gallery_core.data.catalogue import load_catalogue
+from gallery_core.data.photos import trunk_cache_key
+from gallery_core.training.loop import build_model, label_tensors, prepare_data, regression_stats, run_epoch
 from gallery_core.weighting import create_weighting
 
 

@@ -32,10 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from gallery_core.artifacts import write_json
-from gallery_core.backbones import create_backbone
+from gallery_core.artifacts.run import open_run
+from gallery_core.artifacts.store import write_json
 from gallery_core.config import BuildConfig, demo_catalogue_dir
-from gallery_core.embed import encode_trunk_features, new_task_embeddings
+from gallery_core.data.photos import derive_trunk_cache, trunk_cache_key
+from gallery_core.data.tasks import parse_task_file
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import (
@@ -53,10 +54,9 @@ from gallery_core.evaluation.transfer import (
     retrain_without,
     trained_task_scores,
 )
-from gallery_core.photos import derive_trunk_cache, trunk_cache_key
-from gallery_core.run import open_run
-from gallery_core.tasks import parse_task_file
-from gallery_core.train import prepare_data
+from gallery_core.models.backbones import create_backbone
+from gallery_core.pipeline.embed import encode_trunk_features, new_task_embeddings
+from gallery_core.training.loop import prepare_data
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "docs" / "representation_study.json"

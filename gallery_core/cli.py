@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from gallery_core.artifacts import STEPS, ArtifactError
+from gallery_core.artifacts.store import STEPS, ArtifactError
 from gallery_core.config import (
     DEMO_RUN_NAME,
     NEW_TASK_FEATURES,
@@ -75,7 +75,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _config_from_args(args: argparse.Namespace, out: Path) -> BuildConfig:
-    from gallery_core.build import config_for_run
+    from gallery_core.pipeline.build import config_for_run
 
     data = config_for_run(out).to_dict()
     if args.config is not None:
@@ -105,7 +105,7 @@ def _log_quietly(quiet: bool):
 # --- commands ---
 
 def cmd_demo_catalogue(args: argparse.Namespace) -> int:
-    from gallery_core.demo import generate_demo_catalogue
+    from gallery_core.demo.generator import generate_demo_catalogue
 
     started = time.perf_counter()
     out = generate_demo_catalogue(args.out, n_listings=args.listings, seed=args.seed, image_size=args.image_size,
@@ -115,7 +115,7 @@ def cmd_demo_catalogue(args: argparse.Namespace) -> int:
 
 
 def cmd_steps(args: argparse.Namespace) -> int:
-    from gallery_core.build import run_steps
+    from gallery_core.pipeline.build import run_steps
 
     steps = STEPS if args.command == "build" else (args.command,)
     if args.command == "build" and args.steps:
@@ -130,7 +130,7 @@ def cmd_steps(args: argparse.Namespace) -> int:
 
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
-    from gallery_core.run import open_run
+    from gallery_core.artifacts.run import open_run
 
     run = open_run(args.artifacts)
     seed = run.seed_vector(uploaded=run.embed_uploads(args.photos))
@@ -148,8 +148,8 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
 
 def cmd_search_photo(args: argparse.Namespace) -> int:
     """Visual search: one photo -> the most similar catalogue photos and listings (exact search)."""
-    from gallery_core.run import open_run
-    from gallery_core.visual_search import search_photo
+    from gallery_core.artifacts.run import open_run
+    from gallery_core.search.photo_search import search_photo
 
     if args.k < 1:
         raise ValueError(f"-k must be >= 1, got {args.k}")
@@ -170,8 +170,8 @@ def cmd_search_photo(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    from gallery_core.predict import metrics_table, small_split_warning
-    from gallery_core.run import open_run
+    from gallery_core.artifacts.run import open_run
+    from gallery_core.pipeline.predict import metrics_table, small_split_warning
 
     run = open_run(args.artifacts)
     m = run.manifest
@@ -252,9 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from gallery_core.backbones import BackboneWeightsError
-    from gallery_core.catalogue import CatalogueError
-    from gallery_core.photos import PhotoError
+    from gallery_core.data.catalogue import CatalogueError
+    from gallery_core.data.photos import PhotoError
+    from gallery_core.models.backbones import BackboneWeightsError
 
     try:
         return args.func(args)

@@ -77,7 +77,7 @@ class ModelConfig:
 
     def validate(self) -> None:
         if self.image_size is None:  # resolved once, so the run's manifest records the size it used
-            from gallery_core.backbones import native_image_size  # torch: only where a model is built
+            from gallery_core.models.backbones import native_image_size  # torch: only where a model is built
 
             self.image_size = native_image_size(self.backbone)
         _check(self.trainable_stages >= 0, f"trainable_stages must be >= 0, got {self.trainable_stages}")
@@ -121,11 +121,11 @@ class TrainConfig:
     amp: bool = True  # mixed precision, used on CUDA only
     # Visual-search objectives (docs/visual_search_ablation.md). They enter the loss weighting as further
     # "tasks" named triplet and vae; the defaults (off) train the attribute heads alone, as before.
-    triplet_weight: float = 0.0  # multi-attribute triplet ranking loss (gallery_core.triplets); 0 = off
+    triplet_weight: float = 0.0  # multi-attribute triplet ranking loss (gallery_core.training.triplets); 0 = off
     triplet_margin: float = 0.2  # hinge margin per level of gap between positive and negative
-    vae_weight: float = 0.0  # VAE reconstruction + KL of the photos (gallery_core.vae); 0 = off
+    vae_weight: float = 0.0  # VAE reconstruction + KL of the photos (gallery_core.models.vae); 0 = off
     vae_image_size: int = 32  # side of the small photos the VAE decoder reconstructs
-    augment: bool = False  # JPEG/crop/scribble/watermark augmentation (gallery_core.augment); decodes photos
+    augment: bool = False  # JPEG/crop/scribble/watermark augmentation (gallery_core.training.augment); decodes photos
 
     def validate(self) -> None:
         _check(self.weighting in WEIGHTINGS, f"unknown weighting {self.weighting!r}; choose from {WEIGHTINGS}")

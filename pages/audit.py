@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from gallery_core import audit
-from gallery_core.explore import format_value
+from gallery_core.app import audit
+from gallery_core.app.explore import format_value
 from ui import loaders
 from ui.widgets import listing_link, listing_url, require_run, thumbnail_grid
 

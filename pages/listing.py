@@ -5,8 +5,8 @@ Addressable by URL: ``/listing?listing=L000123``."""
 import pandas as pd
 import streamlit as st
 
-from gallery_core import audit, explore
-from gallery_core.thumbnails import LARGE_THUMBNAIL
+from gallery_core.app import audit, explore
+from gallery_core.app.thumbnails import LARGE_THUMBNAIL
 from ui import loaders
 from ui.seed_tray import add_catalogue_photos
 from ui.widgets import require_run, table_height, thumbnail_grid

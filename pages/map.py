@@ -3,7 +3,7 @@ a box or lasso selection shows the selected listings' galleries."""
 
 import streamlit as st
 
-from gallery_core import explore, figures
+from gallery_core.app import explore, figures
 from ui import loaders
 from ui.widgets import attribute_filters, key_attributes_text, listing_link, require_run, thumbnail_grid
 

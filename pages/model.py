@@ -4,8 +4,8 @@ import json
 
 import streamlit as st
 
-from gallery_core import figures
-from gallery_core.reports import evaluation_command, load_evaluation_report
+from gallery_core.app import figures
+from gallery_core.app.report_view import evaluation_command, load_evaluation_report
 from ui import loaders
 from ui.widgets import require_run, table_height
 

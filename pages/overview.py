@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from gallery_core import summary
-from gallery_core.artifacts import ArtifactError
+from gallery_core.app import summary
+from gallery_core.artifacts.store import ArtifactError
 from ui import loaders
 from ui.widgets import current_run_root, no_artifacts_message, table_height
 

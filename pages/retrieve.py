@@ -6,11 +6,10 @@ import math
 import numpy as np
 import streamlit as st
 
-from gallery_core import explore
-from gallery_core.photos import PhotoError
-from gallery_core.seeds import MAX_SEED_PHOTOS, SeedLimitError, UploadedSeed
-from gallery_core.thumbnails import SMALL_THUMBNAIL, make_thumbnail
-from gallery_core.uploads import (
+from gallery_core.app import explore
+from gallery_core.app.thumbnails import SMALL_THUMBNAIL, make_thumbnail
+from gallery_core.data.photos import PhotoError
+from gallery_core.data.uploads import (
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_COUNT,
     UploadError,
@@ -18,7 +17,8 @@ from gallery_core.uploads import (
     check_uploads,
     format_bytes,
 )
-from gallery_core.visual_search import similar_listings, similar_photos
+from gallery_core.search.photo_search import similar_listings, similar_photos
+from gallery_core.search.seed_gallery import MAX_SEED_PHOTOS, SeedLimitError, UploadedSeed
 from ui import loaders
 from ui.seed_tray import add_catalogue_photos, get_tray, pop_problems, report_problems
 from ui.widgets import attribute_filters, key_attributes_text, listing_link, require_run, thumbnail_grid

@@ -39,7 +39,7 @@ def tiny_config(**train_overrides) -> BuildConfig:
 
 @pytest.fixture(scope="session")
 def tiny_catalogue(tmp_path_factory) -> Path:
-    from gallery_core.demo import generate_demo_catalogue
+    from gallery_core.demo.generator import generate_demo_catalogue
 
     out = tmp_path_factory.mktemp("catalogue") / "tiny"
     return generate_demo_catalogue(out, n_listings=40, seed=0, image_size=32, workers=1, progress=False)
@@ -53,7 +53,7 @@ def catalogue_copy(tiny_catalogue, tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_run(tiny_catalogue, tmp_path_factory) -> Path:
-    from gallery_core.build import run_steps
+    from gallery_core.pipeline.build import run_steps
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
     run_steps(out, catalogue_dir=tiny_catalogue, config=tiny_config(), progress=False, log=lambda _: None)

@@ -12,13 +12,13 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gallery_core import audit, explore, figures, summary, thumbnails
-from gallery_core.reports import load_evaluation_report, split_markdown
-from gallery_core.run import Run
-from gallery_core.run_check import check_run
-from gallery_core.seeds import MAX_SEED_PHOTOS, SeedGallery, SeedLimitError, UploadedSeed
-from gallery_core.tasks import TaskSpec
-from gallery_core.uploads import UploadError, check_upload, check_uploads, sniff_format
+from gallery_core.app import audit, explore, figures, summary, thumbnails
+from gallery_core.app.report_view import load_evaluation_report, split_markdown
+from gallery_core.artifacts.check import check_run
+from gallery_core.artifacts.run import Run
+from gallery_core.data.tasks import TaskSpec
+from gallery_core.data.uploads import UploadError, check_upload, check_uploads, sniff_format
+from gallery_core.search.seed_gallery import MAX_SEED_PHOTOS, SeedGallery, SeedLimitError, UploadedSeed
 
 pytest_plugins = ["conftest_app"]
 

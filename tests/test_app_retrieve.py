@@ -9,8 +9,8 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
-from gallery_core.run import Run
-from gallery_core.seeds import MAX_SEED_PHOTOS, SeedGallery
+from gallery_core.artifacts.run import Run
+from gallery_core.search.seed_gallery import MAX_SEED_PHOTOS, SeedGallery
 
 pytest_plugins = ["conftest_app"]
 

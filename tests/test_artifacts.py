@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from conftest import tiny_config
 
-from gallery_core.artifacts import ArtifactError, atomic_path, file_checksum, load_manifest
-from gallery_core.build import run_steps
-from gallery_core.run import Run
+from gallery_core.artifacts.run import Run
+from gallery_core.artifacts.store import ArtifactError, atomic_path, file_checksum, load_manifest
+from gallery_core.pipeline.build import run_steps
 
 
 def test_run_round_trip(tiny_run):

@@ -6,9 +6,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gallery_core.augment import AUGMENTATIONS, Augmenter, augment_image, load_corrupted_photo, photo_rng
-from gallery_core.photos import load_photo
-from gallery_core.robustness import corrupted_pixels, corruption_rng
+from gallery_core.data.photos import load_photo
+from gallery_core.evaluation.robustness import corrupted_pixels, corruption_rng
+from gallery_core.training.augment import (
+    AUGMENTATIONS,
+    Augmenter,
+    augment_image,
+    load_corrupted_photo,
+    photo_rng,
+)
 
 
 def _photo() -> Image.Image:

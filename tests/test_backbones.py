@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 from skimage import data
 
-from gallery_core.backbones import (
+from gallery_core.data.photos import to_model_input
+from gallery_core.models.backbones import (
     BackboneWeightsError,
     create_backbone,
     create_classifier,
@@ -17,7 +18,6 @@ from gallery_core.backbones import (
     native_image_size,
     register,
 )
-from gallery_core.photos import to_model_input
 
 
 @pytest.mark.parametrize("name", list_backbones())

@@ -6,8 +6,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from gallery_core.catalogue import CatalogueError, load_catalogue
-from gallery_core.tasks import encode_labels
+from gallery_core.data.catalogue import CatalogueError, load_catalogue
+from gallery_core.data.tasks import encode_labels
 
 
 def _edit_listings(root, edit):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gallery_core.corruptions import CORRUPTIONS, jpeg_compress, random_crop, scribble, watermark
+from gallery_core.data.corruptions import CORRUPTIONS, jpeg_compress, random_crop, scribble, watermark
 
 
 def _photo(size: int = 64, mode: str = "RGB") -> Image.Image:

@@ -14,8 +14,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from gallery_core import demo, demo_render
-from gallery_core.demo import (
+from gallery_core.demo import generator as demo
+from gallery_core.demo import render as demo_render
+from gallery_core.demo.generator import (
     CITIES,
     FLAG_COLUMNS,
     LISTING_COLUMNS,

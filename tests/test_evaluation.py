@@ -7,11 +7,11 @@ import json
 
 import pytest
 
+from gallery_core.app.report_view import load_evaluation_report
 from gallery_core.evaluation import EvaluationConfig, evaluate
 from gallery_core.evaluation.cli import add_parser, config_from_args, main
 from gallery_core.evaluation.config import ProbeConfig
 from gallery_core.evaluation.verdicts import holdout_verdicts, quality_verdicts
-from gallery_core.reports import load_evaluation_report
 
 
 def _parse(*argv: str) -> argparse.Namespace:

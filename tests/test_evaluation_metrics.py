@@ -10,6 +10,7 @@ import pytest
 from scipy import stats
 
 from gallery_core.config import IndexConfig
+from gallery_core.data.tasks import TaskSpec
 from gallery_core.evaluation.audit_eval import ranking_scores
 from gallery_core.evaluation.holdout import holdout_task, nested_subsets
 from gallery_core.evaluation.metrics import (
@@ -31,8 +32,7 @@ from gallery_core.evaluation.metrics import (
     wilson_interval,
 )
 from gallery_core.evaluation.quality import default_single_task_tasks
-from gallery_core.index import build_index, exact_search, query_index
-from gallery_core.tasks import TaskSpec
+from gallery_core.search.index import build_index, exact_search, query_index
 
 # --- gallery completion ---
 

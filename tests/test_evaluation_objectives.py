@@ -8,11 +8,11 @@ import json
 import numpy as np
 import pytest
 
+from gallery_core.artifacts.run import open_run
 from gallery_core.evaluation import EvaluationConfig, evaluate
 from gallery_core.evaluation.objectives import ABLATION_FILE, paired_differences
 from gallery_core.evaluation.report import ablation_tables
 from gallery_core.evaluation.verdicts import ablation_verdicts, robustness_verdicts
-from gallery_core.run import open_run
 
 CONDITIONS = ("clean", "jpeg", "crop", "scribble", "watermark")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gallery_core.artifacts.run import Run
 from gallery_core.config import IndexConfig
-from gallery_core.index import (
+from gallery_core.search.index import (
     angular_to_cosine,
     build_index,
     exact_search,
@@ -15,7 +16,6 @@ from gallery_core.index import (
     query_index,
     save_index,
 )
-from gallery_core.run import Run
 
 
 @pytest.fixture(scope="module")

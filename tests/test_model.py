@@ -7,9 +7,9 @@ import math
 import pytest
 import torch
 
-from gallery_core.backbones import create_backbone
-from gallery_core.model import GalleryEncoder, MultiTaskHeads, segment_mean, task_loss
-from gallery_core.tasks import TaskSpec
+from gallery_core.data.tasks import TaskSpec
+from gallery_core.models.backbones import create_backbone
+from gallery_core.models.encoder import GalleryEncoder, MultiTaskHeads, segment_mean, task_loss
 
 
 @pytest.fixture(scope="module")

@@ -12,13 +12,13 @@ import torch
 from conftest import tiny_config
 from torch import nn
 
-from gallery_core.backbones import create_backbone
-from gallery_core.catalogue import load_catalogue
 from gallery_core.config import BuildConfig, ModelConfig, TrainConfig
-from gallery_core.embed import new_task_embeddings
+from gallery_core.data.catalogue import load_catalogue
 from gallery_core.evaluation.metrics import mean_interval, participation_ratio
-from gallery_core.model import GalleryEncoder
-from gallery_core.train import L2SP, build_model, param_groups, train
+from gallery_core.models.backbones import create_backbone
+from gallery_core.models.encoder import GalleryEncoder
+from gallery_core.pipeline.embed import new_task_embeddings
+from gallery_core.training.loop import L2SP, build_model, param_groups, train
 from gallery_core.weighting import create_weighting
 
 # --- participation ratio (effective rank) on hand-made matrices ---
@@ -65,7 +65,7 @@ def test_no_projection_means_the_heads_read_the_pooled_backbone():
 
 
 def load_catalogue_tasks():
-    from gallery_core.tasks import TaskSpec
+    from gallery_core.data.tasks import TaskSpec
 
     return (TaskSpec(name="a", column="a", kind="binary"),)
 
@@ -158,7 +158,7 @@ def test_new_task_embedding_puts_normalised_parts_side_by_side():
 
 
 def test_a_built_run_exposes_its_new_task_embedding(tiny_run):
-    from gallery_core.run import open_run
+    from gallery_core.artifacts.run import open_run
 
     run = open_run(tiny_run)
     assert run.config.embed.new_task_features == "pretrained+learned"
@@ -197,7 +197,7 @@ def test_a_small_catalogue_is_told_so_and_keeps_the_pretrained_features(tiny_cat
 
 
 def test_the_validation_table_marks_tiny_splits():
-    from gallery_core.predict import metrics_table, small_split_warning
+    from gallery_core.pipeline.predict import metrics_table, small_split_warning
 
     metrics = {"a": {"kind": "binary", "primary": "accuracy", "accuracy": 1.0, "baseline_accuracy": 0.5,
                      "beats_baseline": True, "n": 3},
@@ -210,7 +210,7 @@ def test_the_validation_table_marks_tiny_splits():
 
 
 def test_a_derived_trunk_cache_equals_the_trunk_on_pixels(tiny_catalogue, tmp_path):
-    from gallery_core.photos import (
+    from gallery_core.data.photos import (
         cached_trunk_features,
         compute_trunk_features,
         derive_trunk_cache,
@@ -240,10 +240,10 @@ def test_a_derived_trunk_cache_equals_the_trunk_on_pixels(tiny_catalogue, tmp_pa
 
 
 def test_a_held_out_task_never_reaches_the_model_it_is_held_out_of(tiny_run, tmp_path, monkeypatch):
-    import gallery_core.train as train_module
+    import gallery_core.training.loop as train_module
+    from gallery_core.artifacts.run import open_run
     from gallery_core.evaluation.context import Context
     from gallery_core.evaluation.transfer import choose_transfer_tasks, retrain_without
-    from gallery_core.run import open_run
 
     run = open_run(tiny_run)
     ctx = Context(run=run, work_dir=tmp_path / "work", report_dir=tmp_path, progress=False, log=lambda _: None)

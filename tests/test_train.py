@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from gallery_core.catalogue import load_catalogue
-from gallery_core.train import load_checkpoint, split_listings, train
+from gallery_core.data.catalogue import load_catalogue
+from gallery_core.training.loop import load_checkpoint, split_listings, train
 
 
 def _train(catalogue_dir, run_dir, **overrides):
@@ -49,7 +49,7 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_catalogue, 
     full = _train(tiny_catalogue, tmp_path / "full", max_epochs=3)
 
     # Interrupt a 3-epoch run (as Ctrl-C or a lost machine would) right after epoch 2's resume file is saved.
-    import gallery_core.train as train_module
+    import gallery_core.training.loop as train_module
 
     original_save = train_module._save
     saved = []
@@ -84,7 +84,7 @@ def test_split_is_by_listing_and_seeded():
 
 
 def test_a_subset_reuses_the_parents_trunk_cache(tiny_catalogue, tmp_path, monkeypatch):
-    import gallery_core.photos as photos_module
+    import gallery_core.data.photos as photos_module
 
     catalogue = load_catalogue(tiny_catalogue)
     train(catalogue, tiny_config(max_epochs=1), tmp_path / "full", progress=False, log=lambda _: None)

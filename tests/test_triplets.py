@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from gallery_core.tasks import TaskSpec
-from gallery_core.triplets import (
+from gallery_core.data.tasks import TaskSpec
+from gallery_core.training.triplets import (
     MISSING,
     MiningConfig,
     attribute_codes,

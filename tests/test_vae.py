@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import tiny_config
 
-from gallery_core.catalogue import load_catalogue
-from gallery_core.train import load_checkpoint, train
-from gallery_core.vae import VAEDecoder, cached_thumbnails, kl_divergence, vae_loss
+from gallery_core.data.catalogue import load_catalogue
+from gallery_core.models.vae import VAEDecoder, cached_thumbnails, kl_divergence, vae_loss
+from gallery_core.training.loop import load_checkpoint, train
 
 
 def test_kl_divergence_matches_a_hand_computation():

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
+from gallery_core.artifacts.run import Run
 from gallery_core.cli import main
 from gallery_core.evaluation.metrics import gallery_completion_ranks, split_galleries
-from gallery_core.robustness import completion_ranks, query_photo_rows, robustness_metrics
-from gallery_core.run import Run
-from gallery_core.visual_search import similar_listings, similar_photos
+from gallery_core.evaluation.robustness import completion_ranks, query_photo_rows, robustness_metrics
+from gallery_core.search.photo_search import similar_listings, similar_photos
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from gallery_core.tasks import TaskSpec
+from gallery_core.data.tasks import TaskSpec
 from gallery_core.weighting import create_weighting
 
 TASKS = (TaskSpec("flag", "flag", "binary"), TaskSpec("kind", "kind", "multiclass", ("a", "b")),

@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from gallery_core import audit, explore, thumbnails
-from gallery_core.artifacts import FILE_NAMES, MANIFEST, ArtifactError
-from gallery_core.predict import metrics_table
-from gallery_core.run import Run, list_runs
-from gallery_core.run_check import RunCheck, check_run
+from gallery_core.app import audit, explore, thumbnails
+from gallery_core.artifacts.check import RunCheck, check_run
+from gallery_core.artifacts.run import Run, list_runs
+from gallery_core.artifacts.store import FILE_NAMES, MANIFEST, ArtifactError
+from gallery_core.pipeline.predict import metrics_table
 
 RunKey = tuple[str, tuple[tuple[str, int, int], ...]]
 

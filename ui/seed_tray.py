@@ -6,7 +6,7 @@ from collections.abc import Iterable
 
 import streamlit as st
 
-from gallery_core.seeds import SeedGallery, SeedLimitError
+from gallery_core.search.seed_gallery import SeedGallery, SeedLimitError
 
 TRAY_KEY = "seed_tray"
 MESSAGES_KEY = "seed_tray_messages"

@@ -9,11 +9,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from gallery_core.artifacts import ArtifactError
+from gallery_core.app.explore import Filters, format_value
+from gallery_core.app.thumbnails import SMALL_THUMBNAIL
+from gallery_core.artifacts.run import Run
+from gallery_core.artifacts.store import ArtifactError
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
-from gallery_core.explore import Filters, format_value
-from gallery_core.run import Run
-from gallery_core.thumbnails import SMALL_THUMBNAIL
 from ui import loaders
 
 RUN_STATE_KEY = "run_name"

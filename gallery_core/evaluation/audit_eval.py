@@ -2,7 +2,7 @@
 
 The demo catalogue flips about 3% of its binary flags and lists them in ``truth/flipped_flags.csv``
 (listing_id, column, recorded, true); training never reads it. The audit's ranking
-(``gallery_core.audit.suspicion_table``: 1 - out-of-fold P(recorded value)) is scored against it:
+(``gallery_core.app.audit.suspicion_table``: 1 - out-of-fold P(recorded value)) is scored against it:
 precision and recall of its top k for each binary task, and over all binary tasks pooled.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gallery_core.audit import suspicion_table
+from gallery_core.app.audit import suspicion_table
+from gallery_core.data.tasks import TaskSpec, encode_labels, observed_mask
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import average_precision, precision_recall_at_k
-from gallery_core.tasks import TaskSpec, encode_labels, observed_mask
 
 FLIPPED_FILE = "flipped_flags.csv"
 
@@ -73,6 +73,6 @@ def evaluate_audit(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
     positive_keys = set(everything.loc[everything["positive"], "key"])
     pooled_ks = tuple(sorted({*config.audit_ks, *(k * len(per_task) for k in config.audit_ks)}))
     overall = ranking_scores(everything["key"], positive_keys, n_positive, pooled_ks)
-    return {"truth": str(path), "ranking": "gallery_core.audit.suspicion_table (1 - out-of-fold P(recorded))",
+    return {"truth": str(path), "ranking": "gallery_core.app.audit.suspicion_table (1 - out-of-fold P(recorded))",
             "ks": list(config.audit_ks), "tasks": per_task, "pooled": overall,
             "mean_r_precision": float(np.nanmean([s["r_precision"] for s in per_task.values()]))}

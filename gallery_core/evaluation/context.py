@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gallery_core.catalogue import Catalogue
+from gallery_core.artifacts.run import Run
 from gallery_core.config import BuildConfig
+from gallery_core.data.catalogue import Catalogue
 from gallery_core.evaluation.models import imagenet_gallery_features, load_run_catalogue
-from gallery_core.run import Run
 
 
 @dataclass

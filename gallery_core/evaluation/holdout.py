@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from gallery_core.data.tasks import TaskSpec, class_labels, encode_labels
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import accuracy, paired_bootstrap_difference, wilson_interval
 from gallery_core.evaluation.models import fit_probe, head_outputs, model_gallery_embeddings, train_baseline
-from gallery_core.tasks import TaskSpec, class_labels, encode_labels
 
 METHODS: dict[str, str] = {
     "mtl": "MTL embeddings",

@@ -19,16 +19,16 @@ import numpy as np
 import torch
 from sklearn.metrics import r2_score
 
-from gallery_core.backbones import create_backbone
-from gallery_core.catalogue import Catalogue, load_catalogue
+from gallery_core.artifacts.run import Run
 from gallery_core.config import BuildConfig
-from gallery_core.embed import mean_per_listing, pretrained_photo_features
+from gallery_core.data.catalogue import Catalogue, load_catalogue
+from gallery_core.data.photos import cached_trunk_features
+from gallery_core.data.tasks import TaskSpec
 from gallery_core.evaluation.config import ProbeConfig
-from gallery_core.model import GalleryModel, TaskHead, task_loss
-from gallery_core.photos import cached_trunk_features
-from gallery_core.run import Run
-from gallery_core.tasks import TaskSpec
-from gallery_core.train import load_checkpoint, pick_device, prepare_data, train
+from gallery_core.models.backbones import create_backbone
+from gallery_core.models.encoder import GalleryModel, TaskHead, task_loss
+from gallery_core.pipeline.embed import mean_per_listing, pretrained_photo_features
+from gallery_core.training.loop import load_checkpoint, pick_device, prepare_data, train
 
 Log = Callable[[str], None]
 

@@ -2,7 +2,7 @@
 corrupted query photos, and the ablation of the training objectives.
 
 - ``robustness``: gallery completion and attribute precision with the query halves clean, then JPEG
-  re-compressed, cropped, scribbled and watermarked (``gallery_core.robustness``), on validation listings.
+  re-compressed, cropped, scribbled and watermarked (``gallery_core.evaluation.robustness``), on validation listings.
 - ``ablation``: four models that differ only in their objectives (attributes; + triplet; + VAE; all
   three). Training them is a job of its own (``benchmarks/ablation_visual_search.py``, which writes
   ``visual_search_ablation.json`` into the run's evaluation folder); this section reads its results,
@@ -23,7 +23,7 @@ import numpy as np
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import paired_bootstrap_difference
-from gallery_core.robustness import evaluate_run_robustness
+from gallery_core.evaluation.robustness import evaluate_run_robustness
 
 ABLATION_FILE = "visual_search_ablation.json"
 ABLATION_COMMAND = "python benchmarks/ablation_visual_search.py --run {run}"

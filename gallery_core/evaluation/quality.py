@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from gallery_core.data.tasks import TaskSpec, encode_labels
 from gallery_core.evaluation.config import MTL_WEIGHTINGS, EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import class_balance, pearson, relative_error_increase, task_error
@@ -24,8 +25,7 @@ from gallery_core.evaluation.models import (
     model_gallery_embeddings,
     train_baseline,
 )
-from gallery_core.predict import task_metrics
-from gallery_core.tasks import TaskSpec, encode_labels
+from gallery_core.pipeline.predict import task_metrics
 
 PAPER_PEARSON = {"pseudo_uniform": 0.78, "uncertainty": 0.80}
 

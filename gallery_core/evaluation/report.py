@@ -18,7 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gallery_core.artifacts import atomic_path, write_json  # noqa: E402
+from gallery_core.artifacts.store import atomic_path, write_json  # noqa: E402
 from gallery_core.evaluation.holdout import METHODS  # noqa: E402
 from gallery_core.evaluation.transfer import METHODS as TRANSFER_METHODS  # noqa: E402
 from gallery_core.evaluation.verdicts import (  # noqa: E402
@@ -462,7 +462,7 @@ def robustness_markdown(r: dict[str, Any], verdicts: list[str]) -> list[str]:
         return lines + [status, ""]
     lines += [f"This run's model on {r['n_queries']} validation listings ({r['n_query_photos']} query photos): the "
               "gallery-completion protocol of section 4 with the query half clean, then each photo of it JPEG "
-              "re-compressed (quality 10-30), cropped, scribbled or watermarked (`gallery_core.corruptions`, seeded); "
+              "re-compressed (quality 10-30), cropped, scribbled or watermarked (`gallery_core.data.corruptions`, seeded); "
               "the catalogue's photos stay clean. Photo search: each corrupted photo searched among all clean "
               "photos.", ""]
     return lines + robustness_table(r) + _bullets(verdicts)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from gallery_core.data.tasks import class_labels
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import (
@@ -24,8 +25,7 @@ from gallery_core.evaluation.metrics import (
     recall_at_k,
     split_galleries,
 )
-from gallery_core.index import exact_search, query_index
-from gallery_core.tasks import class_labels
+from gallery_core.search.index import exact_search, query_index
 
 COMPLETION_KS = (1, 10)
 ANN_K = 10

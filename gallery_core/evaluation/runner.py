@@ -18,6 +18,8 @@ from typing import Any
 
 import torch
 
+from gallery_core.app.report_view import EVALUATION_DIR
+from gallery_core.artifacts.run import open_run
 from gallery_core.evaluation.audit_eval import evaluate_audit
 from gallery_core.evaluation.config import SECTIONS, EvaluationConfig
 from gallery_core.evaluation.context import Context
@@ -27,9 +29,7 @@ from gallery_core.evaluation.quality import evaluate_quality
 from gallery_core.evaluation.report import all_verdicts, write_report
 from gallery_core.evaluation.retrieval import evaluate_retrieval
 from gallery_core.evaluation.transfer import evaluate_transfer
-from gallery_core.reports import EVALUATION_DIR
-from gallery_core.run import open_run
-from gallery_core.train import pick_device
+from gallery_core.training.loop import pick_device
 
 SECTION_FUNCTIONS: dict[str, Callable[[Context, EvaluationConfig], dict[str, Any]]] = {
     "holdout": evaluate_holdout,

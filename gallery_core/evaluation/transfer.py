@@ -32,7 +32,7 @@ from sklearn.decomposition import PCA
 from tqdm.auto import tqdm
 
 from gallery_core.config import BuildConfig
-from gallery_core.embed import new_task_embeddings
+from gallery_core.data.tasks import TaskSpec, encode_labels, observed_mask
 from gallery_core.evaluation.config import EvaluationConfig, ProbeConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.holdout import holdout_task, nested_subsets
@@ -46,7 +46,7 @@ from gallery_core.evaluation.models import (
     train_baseline,
 )
 from gallery_core.evaluation.quality import default_single_task_tasks
-from gallery_core.tasks import TaskSpec, encode_labels, observed_mask
+from gallery_core.pipeline.embed import new_task_embeddings
 
 METHODS: dict[str, str] = {
     "product": "Product embedding for new tasks",

@@ -1,0 +1,119 @@
+"""Do a listing's photos agree with its recorded attributes?
+
+Two views:
+
+* ``suspicion_table``: for one task, every labelled listing ranked by how strongly its photos
+  contradict the recorded value, from the out-of-fold probes (a probe that never saw the listing's
+  label): classification 1 - P(recorded); regression |recorded - oof| / std of the oof residuals.
+* ``listing_comparison``: for one listing, every task's recorded value beside the trained model's
+  prediction, with disagreements flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from gallery_core.app.explore import format_value
+from gallery_core.data.tasks import TaskSpec, class_labels, encode_labels, observed_mask
+
+# A regression prediction disagrees when it is this many residual stds from the recorded value.
+REGRESSION_DISAGREEMENT_STDS = 2.0
+TOP_CLASSES_SHOWN = 3
+# Above these, a listing counts as suspicious: P(recorded) < 0.2, or 2 residual stds away.
+CLASSIFICATION_SUSPICION_THRESHOLD = 0.8
+REGRESSION_SUSPICION_THRESHOLD = 2.0
+
+
+def suspicion_threshold(task: TaskSpec) -> float:
+    return REGRESSION_SUSPICION_THRESHOLD if task.kind == "regression" else CLASSIFICATION_SUSPICION_THRESHOLD
+
+
+def residual_std(task: TaskSpec, listings: pd.DataFrame, predictions: pd.DataFrame, column: str) -> float:
+    """Standard deviation of (recorded - ``predictions[column]``) over the listings with a recorded value."""
+    labels = encode_labels(task, listings[task.column])
+    predicted = pd.to_numeric(predictions[column], errors="coerce").to_numpy(float)
+    usable = observed_mask(task, labels) & ~np.isnan(predicted)
+    if usable.sum() < 2:
+        return float("nan")
+    return float(np.std(labels[usable] - predicted[usable]))
+
+
+def suspicion_table(task: TaskSpec, listings: pd.DataFrame, predictions: pd.DataFrame) -> pd.DataFrame:
+    """Labelled listings, most suspicious first: listing_id, split, recorded, photos_say, suspicion.
+
+    ``photos_say`` is the out-of-fold prediction (P(1) for binary, a class for multiclass, a value for
+    regression); for classification ``p_recorded`` is the out-of-fold probability of the recorded value.
+    """
+    labels = encode_labels(task, listings[task.column])
+    observed = observed_mask(task, labels)
+    oof = predictions[f"{task.name}__oof_pred"]
+    table = pd.DataFrame({"listing_id": listings["listing_id"].to_numpy(),
+                          "split": listings["split"].to_numpy() if "split" in listings else "",
+                          "recorded": class_labels(listings[task.column]).to_numpy()
+                          if task.kind != "regression" else listings[task.column].to_numpy(float),
+                          "photos_say": oof.to_numpy()})
+    if task.kind == "regression":
+        std = residual_std(task, listings, predictions, f"{task.name}__oof_pred")
+        scale = std if std > 0 else 1.0
+        table["suspicion"] = np.abs(labels - pd.to_numeric(oof, errors="coerce").to_numpy(float)) / scale
+    else:
+        table["p_recorded"] = predictions[f"{task.name}__oof_p_recorded"].to_numpy(float)
+        table["suspicion"] = 1.0 - table["p_recorded"]
+    table = table[observed & table["suspicion"].notna().to_numpy()]
+    table = table.sort_values("suspicion", ascending=False, kind="stable").reset_index(drop=True)
+    table.insert(0, "rank", np.arange(1, len(table) + 1))
+    return table
+
+
+def _top_classes(task: TaskSpec, prediction_row: pd.Series) -> str:
+    assert task.classes is not None
+    probabilities = sorted(((float(prediction_row[f"{task.name}__p__{c}"]), c) for c in task.classes), reverse=True)
+    return ", ".join(f"{c} {p:.2f}" for p, c in probabilities[:TOP_CLASSES_SHOWN])
+
+
+def listing_comparison(tasks: Sequence[TaskSpec], listing: pd.Series, prediction_row: pd.Series,
+                       regression_stds: dict[str, float]) -> pd.DataFrame:
+    """One row per task: recorded value, the model's prediction (probabilities for classes), the
+    out-of-fold check and whether the prediction disagrees with the recorded value.
+
+    ``regression_stds``: residual std of each regression task's predictions (see ``residual_std``).
+    """
+    rows = []
+    for task in tasks:
+        recorded_raw = listing[task.column]
+        recorded_code = encode_labels(task, pd.Series([recorded_raw]))[0]
+        is_recorded = bool(observed_mask(task, np.array([recorded_code]))[0])
+        row = {"task": task.name, "kind": task.kind, "recorded": format_value(recorded_raw) if is_recorded else "—"}
+        if task.kind == "binary":
+            p1 = float(prediction_row[f"{task.name}__prob"])
+            row["predicted"] = str(int(p1 >= 0.5))
+            row["probabilities"] = f"P(1) = {p1:.2f}"
+            disagrees = is_recorded and int(p1 >= 0.5) != int(recorded_code)
+        elif task.kind == "multiclass":
+            row["predicted"] = str(prediction_row[f"{task.name}__pred"])
+            row["probabilities"] = _top_classes(task, prediction_row)
+            disagrees = is_recorded and row["predicted"] != class_labels(pd.Series([recorded_raw]))[0]
+        else:
+            predicted = float(prediction_row[f"{task.name}__pred"])
+            row["predicted"] = format_value(predicted)
+            std = regression_stds.get(task.name, float("nan"))
+            row["probabilities"] = f"± {std:.3g} (residual std)" if np.isfinite(std) else ""
+            disagrees = bool(is_recorded and np.isfinite(std) and std > 0
+                             and abs(predicted - float(recorded_code)) > REGRESSION_DISAGREEMENT_STDS * std)
+        row["out-of-fold check"] = _out_of_fold_text(task, prediction_row) if is_recorded else ""
+        row["disagrees"] = bool(disagrees)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["task", "kind", "recorded", "predicted", "probabilities",
+                                       "out-of-fold check", "disagrees"])
+
+
+def _out_of_fold_text(task: TaskSpec, prediction_row: pd.Series) -> str:
+    """What the photos-only probe (which never saw this listing's label) says."""
+    if task.kind == "regression":
+        value = prediction_row.get(f"{task.name}__oof_pred", np.nan)
+        return "" if pd.isna(value) else f"predicts {float(value):.3g}"
+    p_recorded = prediction_row.get(f"{task.name}__oof_p_recorded", np.nan)
+    return "" if pd.isna(p_recorded) else f"P(recorded) = {float(p_recorded):.2f}"

@@ -1,0 +1,1 @@
+"""Networks: image backbones, the gallery encoder with its task heads, the VAE decoder."""

@@ -1,0 +1,1 @@
+"""The build: train -> embed -> index -> project -> predict, each step skipped when its inputs are unchanged."""

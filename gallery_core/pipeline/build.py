@@ -1,0 +1,169 @@
+"""train -> embed -> index -> project -> predict, each step skipped when its inputs are unchanged.
+
+A step's input key covers its config section, the catalogue fingerprint where it reads the
+catalogue, and the checksums of the upstream files it reads (see ``gallery_core.artifacts.store``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gallery_core.artifacts.store import (
+    STEPS,
+    RunPaths,
+    read_manifest,
+    record_step,
+    step_input_key,
+    step_is_done,
+    write_json,
+    write_parquet,
+)
+from gallery_core.config import BuildConfig
+from gallery_core.data.catalogue import Catalogue, load_catalogue
+from gallery_core.pipeline.embed import embed
+from gallery_core.pipeline.predict import metrics_table, predict_all, small_split_warning
+from gallery_core.pipeline.projection import fit_projection
+from gallery_core.search.index import build_index, save_index
+from gallery_core.training.loop import load_checkpoint, train
+
+Log = Callable[[str], None]
+
+
+def config_for_run(run_dir: str | Path, config: BuildConfig | None = None) -> BuildConfig:
+    """The given config, else the one the run was built with, else the defaults (not yet validated, so
+    that a size left to the backbone follows a backbone chosen later; ``run_steps`` validates)."""
+    if config is not None:
+        return config.validate()
+    manifest = read_manifest(run_dir)
+    if manifest and "config" in manifest:
+        return BuildConfig.from_dict(manifest["config"])
+    return BuildConfig()
+
+
+def _step_key(run_dir: Path, step: str, config: BuildConfig, catalogue: Catalogue | None) -> str:
+    parts = {
+        "train": (config.model, config.train),
+        "embed": config.embed,
+        "index": (config.index, config.train.seed),
+        "project": (config.projection, config.train.seed),
+        "predict": (config.predict, config.train.seed),
+    }[step]
+    fingerprint = catalogue.fingerprint if catalogue is not None and step in ("train", "embed") else None
+    return step_input_key(run_dir, step, parts, fingerprint)
+
+
+def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str | Path | None = None,
+              config: BuildConfig | None = None, force: bool = False, device: str | None = None,
+              progress: bool = True, log: Log = print) -> dict[str, Any]:
+    """Run the named steps in pipeline order; returns the manifest."""
+    unknown = [s for s in steps if s not in STEPS]
+    if unknown:
+        raise ValueError(f"unknown steps {unknown}; the steps are {list(STEPS)}")
+    run_dir = Path(out)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config = config_for_run(run_dir, config).validate()
+    catalogue = None
+    if any(s in ("train", "embed") for s in steps):
+        if catalogue_dir is None:
+            raise ValueError("the train and embed steps need --catalogue")
+        catalogue = load_catalogue(catalogue_dir)
+        log(f"catalogue {catalogue.root}: {len(catalogue.listings)} listings, {len(catalogue.photos)} photos, "
+            f"{len(catalogue.tasks)} tasks" + (f"; {catalogue.report.summary()}" if catalogue.report.skipped_photos
+                                                or catalogue.report.empty_listings else ""))
+    for step in (s for s in STEPS if s in steps):
+        key = _step_key(run_dir, step, config, catalogue)
+        if not force and step_is_done(run_dir, step, key):
+            log(f"[{step}] up to date, skipped")
+            continue
+        log(f"[{step}] running")
+        started = time.perf_counter()
+        info, base = STEP_FUNCTIONS[step](run_dir, config, catalogue, device, progress, log)
+        seconds = time.perf_counter() - started
+        record_step(run_dir, step, key, seconds, info, base)
+        log(f"[{step}] done in {seconds:.1f}s")
+    manifest = read_manifest(run_dir)
+    assert manifest is not None
+    return manifest
+
+
+# --- the steps: each returns (info for its manifest record, manifest fields to set) ---
+
+def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None, progress: bool,
+                log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+    result = train(catalogue, config, run_dir, device=device, progress=progress, log=log)
+    trained = result.catalogue
+    base = {
+        "config": config.to_dict(),
+        "catalogue": {"root": str(catalogue.root), "fingerprint": catalogue.fingerprint,
+                      "n_listings": len(trained.listings), "n_photos": len(trained.photos),
+                      "skipped": trained.report.to_dict() | {"skipped_photos": trained.report.skipped_photos[:50]}},
+        "tasks": [t.to_dict() for t in trained.tasks],
+        "holdout": list(catalogue.holdout),
+    }
+    checkpoint = load_checkpoint(RunPaths(run_dir).checkpoint)[1]
+    base["backbone"] = checkpoint["backbone"]
+    return {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}, base
+
+
+def _embed_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None, progress: bool,
+                log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+    result = embed(catalogue, run_dir, device=device, progress=progress, embed_config=config.embed)
+    return {"n_photos": len(result.photo_table), "n_listings": len(result.listing_table),
+            "dim": int(result.listing_embeddings.shape[1]),
+            "new_task_dim": int(result.new_task_embeddings.shape[1]),
+            "new_task_features": config.embed.new_task_features}, {}
+
+
+def _index_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
+                progress: bool, log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+    paths = RunPaths(run_dir)
+    embeddings = np.load(paths.listing_embeddings)
+    save_index(build_index(embeddings, config.index, seed=config.train.seed), paths.index)
+    return {"n_items": len(embeddings), "n_trees": config.index.n_trees, "dim": int(embeddings.shape[1])}, \
+        {"config": config.to_dict()}
+
+
+def _project_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
+                  progress: bool, log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+    paths = RunPaths(run_dir)
+    embeddings = np.load(paths.listing_embeddings)
+    listing_ids = pd.read_parquet(paths.listing_table, columns=["listing_id"])["listing_id"]
+    coords = fit_projection(embeddings, config.projection, seed=config.train.seed)
+    write_parquet(paths.umap, pd.DataFrame({"listing_id": listing_ids, "x": coords[:, 0], "y": coords[:, 1]}))
+    return {"n_points": len(coords)}, {"config": config.to_dict()}
+
+
+def _predict_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
+                  progress: bool, log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+    paths = RunPaths(run_dir)
+    model, checkpoint = load_checkpoint(paths.checkpoint, device="cpu")
+    listings = pd.read_parquet(paths.listing_table)
+    photo_table = pd.read_parquet(paths.photo_table, columns=["listing_index"])
+    predictions, metrics = predict_all(
+        model.heads, model.heads.tasks, listings, np.load(paths.photo_embeddings),
+        photo_table["listing_index"].to_numpy(), np.load(paths.new_task_embeddings), config.predict,
+        seed=config.train.seed, progress=progress)
+    write_parquet(paths.predictions, predictions)
+    write_json(paths.metrics, {"split": "val", "n_val_listings": int((listings["split"] == "val").sum()),
+                               "tasks": metrics})
+    table = metrics_table(metrics)
+    log("validation metrics (model vs trivial baseline):\n" + table.to_string(index=False, float_format="%.4f"))
+    if (warning := small_split_warning(table)) is not None:
+        log(f"warning: {warning}")
+    return {"tasks_beating_baseline": int(table["beats_baseline"].sum()), "n_tasks": len(table)}, \
+        {"config": config.to_dict()}
+
+
+STEP_FUNCTIONS = {
+    "train": _train_step,
+    "embed": _embed_step,
+    "index": _index_step,
+    "project": _project_step,
+    "predict": _predict_step,
+}

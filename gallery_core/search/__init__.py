@@ -1,0 +1,1 @@
+"""Retrieval: vector primitives, the Annoy index, seed galleries and single-photo search."""
