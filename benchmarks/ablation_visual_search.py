@@ -50,7 +50,6 @@ from gallery_core.evaluation.metrics import (  # noqa: E402
     attribute_precision_at_k,
     gallery_completion_ranks,
     hit_rate_at_k,
-    l2_normalise_rows,
     neighbours,
     split_galleries,
     wilson_interval,
@@ -67,6 +66,7 @@ from gallery_core.evaluation.robustness import (  # noqa: E402
 )
 from gallery_core.models.backbones import create_backbone  # noqa: E402
 from gallery_core.training.loop import load_checkpoint, split_listings, train  # noqa: E402
+from gallery_core.vectors import l2_normalise  # noqa: E402
 
 ARMS: dict[str, dict[str, float]] = {
     "attributes": {},
@@ -200,7 +200,7 @@ def evaluate_arm(model, checkpoint: dict[str, Any], catalogue: Catalogue, clean_
 
     # Clean retrieval over every listing (the evaluation's protocol and functions).
     ranks = gallery_completion_ranks(photos, listing_index, n, in_query)
-    unit = l2_normalise_rows(gallery)
+    unit = l2_normalise(gallery)
     near = neighbours(unit, k)
     precision = {col: attribute_precision_at_k(listings[col].to_numpy(dtype=object), near) for col in attributes}
     clean_all = {"n_queries": int(len(ranks)), "recall_at_1": hit_rate_at_k(ranks, 1),

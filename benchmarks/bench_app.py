@@ -45,10 +45,10 @@ from gallery_core.artifacts.store import STEPS, RunPaths, atomic_path, hash_key,
 from gallery_core.config import BuildConfig  # noqa: E402
 from gallery_core.search.index import (  # noqa: E402
     build_index,
-    l2_normalise,  # noqa: E402
     save_index,
 )
 from gallery_core.search.seed_gallery import SeedGallery  # noqa: E402
+from gallery_core.vectors import l2_normalise  # noqa: E402
 
 PAGES = ("overview", "map", "retrieve", "listing", "audit", "model")
 SYNTHETIC_INDEX_TREES = 10

@@ -20,7 +20,6 @@ from gallery_core.evaluation.metrics import (
     class_balance,
     gallery_completion_ranks,
     hit_rate_at_k,
-    l2_normalise_rows,
     neighbours,
     paired_bootstrap_difference,
     pearson,
@@ -33,6 +32,7 @@ from gallery_core.evaluation.metrics import (
 )
 from gallery_core.evaluation.quality import default_single_task_tasks
 from gallery_core.search.index import build_index, exact_search, query_index
+from gallery_core.vectors import l2_normalise
 
 # --- gallery completion ---
 
@@ -77,7 +77,7 @@ def test_gallery_completion_refuses_a_listing_without_two_halves():
 
 
 def test_neighbours_leave_the_item_out():
-    x = l2_normalise_rows(np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32))
+    x = l2_normalise(np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], dtype=np.float32))
     assert neighbours(x, 1).ravel().tolist() == [1, 0, 3, 2]
     with pytest.raises(ValueError, match="k must be"):
         neighbours(x, 4)
@@ -96,7 +96,7 @@ def test_attribute_precision_at_k_by_hand():
 
 def test_recall_at_k_by_hand_and_annoy_against_exact():
     assert recall_at_k([[1, 2, 3], [4, 5]], [[3, 2, 1], [4, 6]]) == pytest.approx((1 + 0.5) / 2)
-    vectors = l2_normalise_rows(np.random.default_rng(0).normal(size=(300, 8)))
+    vectors = l2_normalise(np.random.default_rng(0).normal(size=(300, 8)))
     index = build_index(vectors, IndexConfig(n_trees=20), seed=0)
     approx = [query_index(index, v, 10, search_k=-1)[0] for v in vectors[:50]]
     exact = exact_search(vectors, vectors[:50], 10)[0]

@@ -11,11 +11,11 @@ from gallery_core.search.index import (
     angular_to_cosine,
     build_index,
     exact_search,
-    l2_normalise,
     load_index,
     query_index,
     save_index,
 )
+from gallery_core.vectors import l2_normalise
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import torch
 
 from gallery_core.data.tasks import TaskSpec
 from gallery_core.models.backbones import create_backbone
-from gallery_core.models.encoder import GalleryEncoder, MultiTaskHeads, segment_mean, task_loss
+from gallery_core.models.encoder import GalleryEncoder, MultiTaskHeads, group_mean, task_loss
 
 
 @pytest.fixture(scope="module")
@@ -18,10 +18,10 @@ def encoder() -> GalleryEncoder:
     return GalleryEncoder(create_backbone("efficientnet_lite0", trainable_stages=2, pretrained=False), 8).eval()
 
 
-def test_segment_mean_by_hand():
+def test_group_mean_by_hand():
     values = torch.tensor([[1.0, 2.0], [3.0, 4.0], [10.0, 10.0]])
     ids = torch.tensor([0, 0, 2])
-    out = segment_mean(values, ids, 3)
+    out = group_mean(values, ids, 3)
     assert torch.equal(out, torch.tensor([[2.0, 3.0], [0.0, 0.0], [10.0, 10.0]]))  # empty gallery -> zeros
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gallery_core.vectors import l2_normalise
 from gallery_core.artifacts.store import STEPS, ArtifactError, RunPaths, load_manifest
 from gallery_core.config import BuildConfig, artifacts_root
-from gallery_core.search.index import exact_search, l2_normalise, load_index, query_index
+from gallery_core.search.index import exact_search, load_index, query_index
 from gallery_core.data.tasks import TaskSpec
 
 

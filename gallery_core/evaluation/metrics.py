@@ -12,6 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
+from gallery_core.vectors import group_mean, l2_normalise, top_k
+
 # --- classification accuracy with an interval ---
 
 
@@ -120,11 +122,6 @@ def pearson(x: Sequence[float], y: Sequence[float]) -> dict[str, float]:
 # --- retrieval ---
 
 
-def l2_normalise_rows(x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
-
-
 def split_galleries(listing_index: np.ndarray, n_listings: int, seed: int = 0) -> np.ndarray:
     """For gallery completion: which photos are in each listing's query half (boolean (P,)).
 
@@ -143,14 +140,6 @@ def split_galleries(listing_index: np.ndarray, n_listings: int, seed: int = 0) -
         rows = order[starts[listing]:starts[listing + 1]]
         in_query[rng.choice(rows, size=len(rows) // 2, replace=False)] = True
     return in_query
-
-
-def _half_means(photo_embeddings: np.ndarray, listing_index: np.ndarray, n_listings: int,
-                mask: np.ndarray) -> np.ndarray:
-    sums = np.zeros((n_listings, photo_embeddings.shape[1]), dtype=np.float64)
-    np.add.at(sums, listing_index[mask], photo_embeddings[mask])
-    counts = np.bincount(listing_index[mask], minlength=n_listings)
-    return sums / np.maximum(counts, 1)[:, None]
 
 
 def gallery_completion_ranks(photo_embeddings: np.ndarray, listing_index: np.ndarray, n_listings: int,
@@ -174,9 +163,9 @@ def gallery_completion_ranks(photo_embeddings: np.ndarray, listing_index: np.nda
     if not (has_query[listings] & has_rest[listings]).all():
         raise ValueError("every queried listing needs photos in both halves")
     everything = np.ones(len(listing_index), dtype=bool)
-    whole = l2_normalise_rows(_half_means(photo_embeddings, listing_index, n_listings, everything))
-    query = l2_normalise_rows(_half_means(photo_embeddings, listing_index, n_listings, in_query)[listings])
-    rest = l2_normalise_rows(_half_means(photo_embeddings, listing_index, n_listings, ~in_query)[listings])
+    whole = l2_normalise(group_mean(photo_embeddings[everything], listing_index[everything], n_listings))
+    query = l2_normalise(group_mean(photo_embeddings[in_query], listing_index[in_query], n_listings)[listings])
+    rest = l2_normalise(group_mean(photo_embeddings[~in_query], listing_index[~in_query], n_listings)[listings])
     ranks = np.empty(len(listings), dtype=np.int64)
     for start in range(0, len(listings), 1024):  # (chunk, n_listings) similarities at a time
         q = query[start:start + 1024]
@@ -214,9 +203,7 @@ def neighbours(embeddings: np.ndarray, k: int, queries: np.ndarray | None = None
         rows = queries[start:start + chunk]
         sims = embeddings[rows] @ embeddings.T
         sims[np.arange(len(rows)), rows] = -np.inf
-        top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
-        out[start:start + len(rows)] = np.take_along_axis(top, order, axis=1)
+        out[start:start + len(rows)] = top_k(sims, k)
     return out
 
 

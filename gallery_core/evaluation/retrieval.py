@@ -20,12 +20,12 @@ from gallery_core.evaluation.metrics import (
     attribute_precision_at_k,
     gallery_completion_ranks,
     hit_rate_at_k,
-    l2_normalise_rows,
     neighbours,
     recall_at_k,
     split_galleries,
 )
 from gallery_core.search.index import exact_search, query_index
+from gallery_core.vectors import l2_normalise
 
 COMPLETION_KS = (1, 10)
 ANN_K = 10
@@ -39,7 +39,7 @@ def evaluate_retrieval(ctx: Context, config: EvaluationConfig) -> dict[str, Any]
         return {"skipped": "retrieval needs at least 2 listings"}
     rng = np.random.default_rng(config.seed)
     spaces = {"mtl": (np.array(run.photo_embeddings), np.array(run.listing_embeddings)),
-              "imagenet": (ctx.imagenet.photos, l2_normalise_rows(ctx.imagenet.listings))}
+              "imagenet": (ctx.imagenet.photos, l2_normalise(ctx.imagenet.listings))}
     listing_index = np.array(run.photos["listing_index"], dtype=np.int64)
     bar = tqdm(total=3, desc="retrieval", unit="measure", disable=not ctx.progress)
 

@@ -30,11 +30,11 @@ from gallery_core.data.tasks import class_labels
 from gallery_core.evaluation.metrics import (
     attribute_precision_at_k,
     hit_rate_at_k,
-    l2_normalise_rows,
     split_galleries,
 )
 from gallery_core.models.encoder import GalleryEncoder
 from gallery_core.training.augment import AUGMENTATIONS, load_corrupted_photo
+from gallery_core.vectors import group_mean, l2_normalise, top_k
 
 CORRUPTION_KINDS: tuple[str, ...] = AUGMENTATIONS
 
@@ -74,12 +74,6 @@ def query_photo_rows(listing_index: np.ndarray, in_query: np.ndarray, query_list
     return np.flatnonzero(np.asarray(in_query) & wanted[np.asarray(listing_index)])
 
 
-def _means(vectors: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
-    sums = np.zeros((n, vectors.shape[1]), dtype=np.float64)
-    np.add.at(sums, owner, vectors)
-    return sums / np.maximum(np.bincount(owner, minlength=n), 1)[:, None]
-
-
 def completion_ranks(query: np.ndarray, rest: np.ndarray, whole: np.ndarray, own: np.ndarray) -> np.ndarray:
     """Gallery-completion rank of each query (1 = best), as ``evaluation.metrics.gallery_completion_ranks``.
 
@@ -100,16 +94,14 @@ def completion_ranks(query: np.ndarray, rest: np.ndarray, whole: np.ndarray, own
 def _top_k_excluding(query: np.ndarray, whole: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:
     sims = query @ whole.T  # (Q, L)
     sims[np.arange(len(own)), own] = -np.inf
-    top = np.argpartition(-sims, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1)
+    return top_k(sims, k)
 
 
 def _photo_search(corrupted: np.ndarray, rows: np.ndarray, clean_unit: np.ndarray, listing_index: np.ndarray,
                   n_listings: int, k: int) -> dict[str, float]:
     """Each corrupted photo searched among all clean photos: its original's rank 1, its listing in top k
     (listings ranked by their best photo, as ``visual_search.similar_listings`` does)."""
-    corrupted_unit = l2_normalise_rows(corrupted)
+    corrupted_unit = l2_normalise(corrupted)
     order = np.argsort(listing_index, kind="stable")  # photos grouped by listing for reduceat
     sizes = np.bincount(listing_index, minlength=n_listings)
     has_photos = sizes > 0
@@ -145,17 +137,17 @@ def robustness_metrics(photo_embeddings: np.ndarray, listing_index: np.ndarray, 
     rows = query_photo_rows(listing_index, in_query, query_listings)
     position = np.full(n_listings, -1, dtype=np.int64)
     position[query_listings] = np.arange(len(query_listings))
-    whole = l2_normalise_rows(_means(photo_embeddings, listing_index, n_listings))
+    whole = l2_normalise(group_mean(photo_embeddings, listing_index, n_listings))
     rest_rows = np.flatnonzero(~np.asarray(in_query) & (position[listing_index] >= 0))
-    rest = l2_normalise_rows(_means(photo_embeddings[rest_rows], position[listing_index[rest_rows]],
+    rest = l2_normalise(group_mean(photo_embeddings[rest_rows], position[listing_index[rest_rows]],
                                     len(query_listings)))
-    clean_unit = l2_normalise_rows(photo_embeddings)
+    clean_unit = l2_normalise(photo_embeddings)
     conditions = {"clean": photo_embeddings[rows], **corrupted}
     out: dict[str, Any] = {"n_queries": int(len(query_listings)), "n_query_photos": int(len(rows)), "conditions": {}}
     for name, vectors in conditions.items():
         if len(vectors) != len(rows):
             raise ValueError(f"{name}: {len(vectors)} embeddings for {len(rows)} query photos")
-        query = l2_normalise_rows(_means(np.asarray(vectors, np.float32), position[listing_index[rows]],
+        query = l2_normalise(group_mean(np.asarray(vectors, np.float32), position[listing_index[rows]],
                                          len(query_listings)))
         ranks = completion_ranks(query, rest, whole, query_listings)
         entry: dict[str, Any] = {f"recall_at_{k}": hit_rate_at_k(ranks, k) for k in ks}

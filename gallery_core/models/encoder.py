@@ -16,16 +16,7 @@ from torch import nn
 
 from gallery_core.data.tasks import TaskSpec
 from gallery_core.models.backbones import Backbone
-
-
-def segment_mean(values: torch.Tensor, segment_ids: torch.Tensor, n_segments: int) -> torch.Tensor:
-    """Mean of the rows of ``values`` (P, D) per segment id (P,) in [0, n_segments) -> (n_segments, D).
-
-    Empty segments give zeros (never NaN).
-    """
-    sums = values.new_zeros(n_segments, values.shape[1]).index_add_(0, segment_ids, values)
-    counts = torch.bincount(segment_ids, minlength=n_segments).clamp_min(1).to(values.dtype)
-    return sums / counts[:, None]
+from gallery_core.vectors import group_mean
 
 
 class GalleryEncoder(nn.Module):
@@ -48,7 +39,7 @@ class GalleryEncoder(nn.Module):
     def forward(self, photos: torch.Tensor, gallery_ids: torch.Tensor, n_galleries: int,
                 from_trunk: bool = False) -> torch.Tensor:
         """Photos of ``n_galleries`` galleries, ``gallery_ids`` (P,) saying whose each is -> (G, D)."""
-        return segment_mean(self.embed_photos(photos, from_trunk), gallery_ids, n_galleries)
+        return group_mean(self.embed_photos(photos, from_trunk), gallery_ids, n_galleries)
 
 
 class TaskHead(nn.Module):

@@ -23,16 +23,16 @@ from gallery_core.config import NEW_TASK_FEATURES, BuildConfig, EmbedConfig, Mod
 from gallery_core.data.catalogue import Catalogue
 from gallery_core.data.photos import load_photo, to_model_input
 from gallery_core.models.backbones import create_backbone
-from gallery_core.models.encoder import GalleryEncoder, segment_mean
-from gallery_core.search.index import l2_normalise
+from gallery_core.models.encoder import GalleryEncoder
 from gallery_core.training.loop import load_checkpoint, pick_device, prepare_data
+from gallery_core.vectors import group_mean, l2_normalise
 
 
 def mean_per_listing(photo_embeddings: np.ndarray, listing_index: np.ndarray, n_listings: int) -> np.ndarray:
     """Mean of each listing's photo embeddings: (P, D) + listing index (P,) -> (L, D), not normalised.
     This is the gallery embedding the task heads were trained on."""
-    pooled = segment_mean(torch.from_numpy(np.array(photo_embeddings, dtype=np.float32)),
-                          torch.from_numpy(np.array(listing_index, dtype=np.int64)), n_listings)
+    pooled = group_mean(torch.from_numpy(np.array(photo_embeddings, dtype=np.float32)),
+                        torch.from_numpy(np.array(listing_index, dtype=np.int64)), n_listings)
     return pooled.numpy()
 
 

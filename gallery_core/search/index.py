@@ -12,11 +12,7 @@ from annoy import AnnoyIndex
 
 from gallery_core.artifacts.store import atomic_path
 from gallery_core.config import IndexConfig
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32)
+from gallery_core.vectors import top_k
 
 
 def build_index(embeddings: np.ndarray, config: IndexConfig, seed: int = 0) -> AnnoyIndex:
@@ -58,8 +54,5 @@ def exact_search(embeddings: np.ndarray, queries: np.ndarray, k: int) -> tuple[n
     """Exact top-k by cosine similarity (a matrix product); embeddings and queries L2-normalised.
     Returns (rows (Q, k), similarities (Q, k))."""
     similarities = queries @ embeddings.T  # (Q, N)
-    k = min(k, embeddings.shape[0])
-    top = np.argpartition(-similarities, k - 1, axis=1)[:, :k]
-    top_sims = np.take_along_axis(similarities, top, axis=1)
-    order = np.argsort(-top_sims, axis=1, kind="stable")
-    return np.take_along_axis(top, order, axis=1), np.take_along_axis(top_sims, order, axis=1)
+    rows = top_k(similarities, k)
+    return rows, np.take_along_axis(similarities, rows, axis=1)

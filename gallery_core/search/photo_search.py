@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from gallery_core.artifacts.run import Run
-from gallery_core.search.index import l2_normalise
+from gallery_core.vectors import l2_normalise, top_k
 
 SEARCH_METHOD = "exact (cosine over all photo embeddings)"
 
@@ -34,13 +34,6 @@ def photo_similarities(run: Run, query_embedding: np.ndarray) -> np.ndarray:
     if query.shape[0] != photos.shape[1]:
         raise ValueError(f"query has {query.shape[0]} dims, the run's photo embeddings {photos.shape[1]}")
     return l2_normalise(photos) @ query
-
-
-def _top(scores: np.ndarray, k: int) -> np.ndarray:
-    """Rows of the k highest scores, best first (ties by row, so results are deterministic)."""
-    k = min(k, len(scores))
-    top = np.argpartition(-scores, k - 1)[:k]
-    return top[np.lexsort((top, -scores[top]))]
 
 
 def similar_photos(run: Run, query_embedding: np.ndarray, k: int = 10,
@@ -55,7 +48,7 @@ def similar_photos(run: Run, query_embedding: np.ndarray, k: int = 10,
     scores = photo_similarities(run, query_embedding)
     if len(exclude_photos):
         scores[np.asarray(exclude_photos, dtype=np.int64)] = -np.inf
-    rows = _top(scores, k)
+    rows = top_k(scores, k)
     rows = rows[np.isfinite(scores[rows])]
     table = run.photos.iloc[rows][["photo_index", "listing_id", "path"]].reset_index(drop=True)
     table["score"] = scores[rows].astype(float)
@@ -76,7 +69,7 @@ def similar_listings(run: Run, query_embedding: np.ndarray, k: int = 10,
     for listing_id in exclude_listings:
         if listing_id in run.row_of_listing:
             best[run.row_of_listing[listing_id]] = -np.inf
-    rows = _top(best, k)
+    rows = top_k(best, k)
     rows = rows[np.isfinite(best[rows])]
     # The photo that gave each listing its score: the first of its photos reaching the maximum.
     best_photo = []

@@ -37,7 +37,7 @@ from gallery_core.data.photos import (
 )
 from gallery_core.data.tasks import TaskSpec, encode_labels, observed_mask
 from gallery_core.models.backbones import create_backbone
-from gallery_core.models.encoder import GalleryEncoder, GalleryModel, MultiTaskHeads, segment_mean, task_loss
+from gallery_core.models.encoder import GalleryEncoder, GalleryModel, MultiTaskHeads, task_loss
 from gallery_core.models.vae import VAEDecoder, cached_thumbnails, thumbnails_to_tensor, vae_loss
 from gallery_core.training.augment import Augmenter
 from gallery_core.training.triplets import (
@@ -47,6 +47,7 @@ from gallery_core.training.triplets import (
     mine_levels,
     triplet_margin_loss,
 )
+from gallery_core.vectors import group_mean
 from gallery_core.weighting import LossWeighting, PseudoUniformWeighting, create_weighting
 
 CHECKPOINT_FORMAT = "gallery-core-checkpoint"
@@ -348,7 +349,7 @@ def _objectives_batch(model: GalleryModel, data: GalleryData, idx: np.ndarray, o
         inputs, gallery_ids, from_trunk = data.batch(galleries, device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
         photo_embeddings = model.encoder.embed_photos(inputs, from_trunk)  # (P, D)
-        embedding = segment_mean(photo_embeddings, gallery_ids, len(galleries))  # (G, D)
+        embedding = group_mean(photo_embeddings, gallery_ids, len(galleries))  # (G, D)
         outputs = model.heads(embedding[:len(idx)])
     extra: dict[str, tuple[torch.Tensor, int]] = {}
     if triplet is not None:
