@@ -15,6 +15,7 @@ import yaml
 from PIL import Image
 
 from gallery_core.demo import generator as demo
+from gallery_core.demo import listings, world
 from gallery_core.demo import render as demo_render
 from gallery_core.demo.generator import (
     CITIES,
@@ -25,6 +26,8 @@ from gallery_core.demo.generator import (
     SIZE_BUCKETS,
     generate_demo_catalogue,
 )
+from gallery_core.demo.render import camera as demo_camera
+from gallery_core.demo.render import registry as scene_registry
 
 TEXT_FILES = ("listings.csv", "photos.csv", "tasks.yaml", "README.md", "truth/clean_listings.csv",
               "truth/flipped_flags.csv")
@@ -140,7 +143,9 @@ def test_tasks_yaml_schema(catalogues):
     assert [c for c, k in kinds.items() if k == "regression"] == [
         "price", "review_score", "distance_to_centre_km", "location_score"]
     assert "star_rating" not in kinds and "chain" not in kinds and "listing_id" not in kinds
-    assert text.splitlines()[1] == "  - {column: is_chain, kind: binary}"
+    lines = text.splitlines()  # readable by hand: one task per line, then the hold-out list
+    assert lines[0] == "tasks:" and len(lines) == len(spec["tasks"]) + 2
+    assert "{column: is_chain, kind: binary}" in lines[1]
 
 
 def test_readme_and_no_leftovers(catalogues):
@@ -241,25 +246,67 @@ def test_geography_and_hierarchy_are_consistent(noisy):
 
 
 def test_world_definition():
-    assert len(demo.REGIONS) == 6 and len(demo.COUNTRIES) == 16 and len(CITIES) == 40
-    per_region = pd.Series([c.region for c in demo.COUNTRIES]).value_counts()
+    assert len(world.REGIONS) == 6 and len(world.COUNTRIES) == 16 and len(CITIES) == 40
+    per_region = pd.Series([c.region for c in world.COUNTRIES]).value_counts()
     assert per_region.between(2, 4).all()
     per_country = pd.Series([c.country for c in CITIES]).value_counts()
     assert per_country.between(2, 3).all() and len(per_country) == 16
     assert len({c.name for c in CITIES}) == 40
-    for region in demo.REGIONS:
+    for region in world.REGIONS:
         assert region.style.roof in demo_render.ROOF_STYLES
         assert region.style.windows in demo_render.WINDOW_STYLES
         assert region.style.tree in demo_render.TREE_STYLES
-    logos = [c.style.logo for c in demo.CHAINS]
+    logos = [c.style.logo for c in world.CHAINS]
     assert len(set(logos)) == len(logos) == 6 and set(logos) <= set(demo_render.LOGO_SHAPES)
+
+
+def test_generator_still_exports_the_schema_and_the_world():
+    """Callers import these from gallery_core.demo.generator; the split into world/listings keeps them there."""
+    assert demo.REGIONS is world.REGIONS and demo.COUNTRIES is world.COUNTRIES and demo.CHAINS is world.CHAINS
+    assert demo.CITIES is world.CITIES and demo.LISTING_COLUMNS is listings.LISTING_COLUMNS
+    for name in demo.__all__:
+        assert hasattr(demo, name), name
+    for name in demo_render.__all__:
+        assert hasattr(demo_render, name), name
+
+
+def test_every_photo_kind_has_exactly_one_registered_scene():
+    assert sorted(scene_registry.scene_kinds()) == sorted(PHOTO_KINDS)
+
+
+def test_the_scene_registry_refuses_a_second_scene_for_a_kind(monkeypatch):
+    monkeypatch.setattr(scene_registry, "_SCENES", dict(scene_registry._SCENES))
+    with pytest.raises(ValueError, match="already has a scene"):
+        scene_registry.scene("pool")(lambda look, decor, rng, size: Image.new("RGB", (size, size)))
+    with pytest.raises(ValueError, match="non-empty"):
+        scene_registry.scene("")
+
+
+def test_a_new_scene_is_one_decorated_function(monkeypatch):
+    monkeypatch.setattr(scene_registry, "_SCENES", dict(scene_registry._SCENES))
+
+    @scene_registry.scene("test_blank")
+    def blank(look, decor, rng, size):
+        return Image.new("RGB", (size, size), (1, 2, 3))
+
+    _, look = listings._sample_listing(0, 0)
+    rng = np.random.default_rng(0)
+    image = demo_render.render_scene("test_blank", look, demo_render.sample_decor(look, rng), rng, 16)
+    assert image.getpixel((0, 0)) == (1, 2, 3)
+
+
+def test_an_unknown_kind_is_refused():
+    _, look = listings._sample_listing(0, 0)
+    rng = np.random.default_rng(0)
+    with pytest.raises(ValueError, match="unknown photo kind"):
+        demo_render.render_scene("ballroom", look, demo_render.sample_decor(look, rng), rng, 16)
 
 
 def test_every_kind_renders_for_every_region_and_type():
     looks: dict[tuple[str, str], demo_render.ListingLook] = {}
     i = 0
     while len(looks) < 36 and i < 5000:
-        row, look = demo._sample_listing(i, 0)
+        row, look = listings._sample_listing(i, 0)
         looks.setdefault((row["world_region"], row["property_type"]), look)
         i += 1
     assert len(looks) >= 36
@@ -316,7 +363,7 @@ def test_a_failed_run_leaves_nothing_behind(tmp_path, monkeypatch):
 
 def test_the_camera_never_shows_outside_the_scene(monkeypatch):
     """Viewpoint changes (zoom, shift, rotation, keystone) stay inside the drawn scene: no black borders."""
-    monkeypatch.setattr(demo_render, "DEFACE_PROBABILITY", 0.0)  # scribbles may legitimately be dark
+    monkeypatch.setattr(demo_camera, "DEFACE_PROBABILITY", 0.0)  # scribbles may legitimately be dark
     white = Image.new("RGB", (64, 64), (255, 255, 255))
     for seed in range(200):
         photo = np.asarray(demo_render.photograph(white, np.random.default_rng(seed), 32))

@@ -1,1 +1,2 @@
-"""The synthetic demo catalogue: what each listing is (generator) and what its photos look like (render)."""
+"""The synthetic demo catalogue: its fixed world (world), what each listing is (listings), what its photos
+look like (render), and writing it all to a catalogue folder (generator)."""
