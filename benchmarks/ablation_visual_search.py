@@ -366,7 +366,7 @@ def main() -> int:
             shutil.rmtree(run_dir)
         if not (run_dir / "model.pt").is_file():
             log(f"training {name}")
-            train(catalogue, config, run_dir, progress=False, log=lambda m: log(f"  {m}"), cache_dir=cache)
+            train(catalogue, config, run_dir, progress=False, cache_dir=cache)
         model, checkpoint = load_checkpoint(run_dir / "model.pt", device="cpu")
         history = checkpoint["history"]
         train_s = sum(h["seconds"] for h in history)  # the epochs' own wall time, also when trained earlier

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -119,8 +120,7 @@ def run_study(args: argparse.Namespace) -> None:
     results: list[dict[str, Any]] = json.loads(args.out.read_text())["runs"] if args.out.is_file() else []
     done = {(r["design"], r["seed"]) for r in results}
     run = open_run(args.run)
-    ctx = Context(run=run, work_dir=REPO / ".tmp" / "study-work", report_dir=REPO / ".tmp", progress=False,
-                  log=log)
+    ctx = Context(run=run, work_dir=REPO / ".tmp" / "study-work", report_dir=REPO / ".tmp", progress=False)
     base = run.config
     ensure_caches(ctx, base)
     evaluation = EvaluationConfig()
@@ -300,6 +300,7 @@ def main() -> None:
     parser.add_argument("--machine", default="the 2-core CPU machine (x86_64, torch CPU), shared with other work")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default torch's)")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # the evaluation code's own progress lines
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.report is not None:

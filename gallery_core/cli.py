@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from gallery_core.config import (
     artifacts_root,
     demo_catalogue_dir,
 )
+from gallery_core.errors import UsageError
 
 
 # CLI flag -> (config section, field). One table, so flags and config files cannot drift apart.
@@ -82,10 +84,10 @@ def _config_from_args(args: argparse.Namespace, out: Path) -> BuildConfig:
         try:
             loaded = yaml.safe_load(args.config.read_text()) or {}
         except (OSError, yaml.YAMLError) as err:
-            raise ValueError(f"{args.config}: cannot read config: {err}") from None
+            raise UsageError(f"{args.config}: cannot read config: {err}") from None
         for section, values in loaded.items():
             if section not in data or not isinstance(values, dict):
-                raise ValueError(f"{args.config}: unknown section {section!r}; sections are {list(data)}")
+                raise UsageError(f"{args.config}: unknown section {section!r}; sections are {list(data)}")
             data[section].update(values)
     for flag, (section, name, _) in CONFIG_FLAGS.items():
         value = getattr(args, flag, None)
@@ -98,8 +100,29 @@ def _config_from_args(args: argparse.Namespace, out: Path) -> BuildConfig:
     return BuildConfig.from_dict(data)
 
 
-def _log_quietly(quiet: bool):
-    return (lambda _msg: None) if quiet else (lambda msg: print(msg, flush=True))
+class _Formatter(logging.Formatter):
+    """Progress lines as they are; warnings and errors with their level, so they stand out."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = super().format(record)
+        return message if record.levelno < logging.WARNING else f"{record.levelname.lower()}: {message}"
+
+
+class _StdoutHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stdout`` is at the time (it may be replaced after set-up, e.g. by pytest)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stdout
+        super().emit(record)
+
+
+def configure_logging(quiet: bool = False) -> None:
+    """gallery-core's progress on stdout (``--quiet``: warnings only); other libraries' INFO stays off."""
+    handler = _StdoutHandler()
+    handler.setFormatter(_Formatter("%(message)s"))
+    package = logging.getLogger("gallery_core")
+    package.handlers[:] = [handler]
+    package.setLevel(logging.WARNING if quiet else logging.INFO)
 
 
 # --- commands ---
@@ -123,7 +146,7 @@ def cmd_steps(args: argparse.Namespace) -> int:
     config = _config_from_args(args, args.out)
     started = time.perf_counter()
     manifest = run_steps(args.out, steps, catalogue_dir=args.catalogue, config=config, force=args.force,
-                         device=args.device, progress=not args.quiet, log=_log_quietly(args.quiet))
+                         device=args.device, progress=not args.quiet)
     shares = ", ".join(f"{s} {manifest['steps'][s]['seconds']:.0f}s" for s in STEPS if s in manifest["steps"])
     print(f"run {args.out} ready in {time.perf_counter() - started:.1f}s (last build of each step: {shares})")
     return 0
@@ -152,7 +175,7 @@ def cmd_search_photo(args: argparse.Namespace) -> int:
     from gallery_core.search.photo_search import search_photo
 
     if args.k < 1:
-        raise ValueError(f"-k must be >= 1, got {args.k}")
+        raise UsageError(f"-k must be >= 1, got {args.k}")
     run = open_run(args.artifacts)
     result = search_photo(run, args.photo, k=args.k)
     columns = ["listing_id", *[c for c in args.show if c in run.listings.columns and c != "listing_id"]]
@@ -250,18 +273,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command. Bad input (a ``UsageError`` or a broken run folder) is one line on stderr and exit
+    code 2; anything else is a bug and keeps its traceback."""
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
-    from gallery_core.data.catalogue import CatalogueError
-    from gallery_core.data.photos import PhotoError
+    args.argv = argv
+    configure_logging(quiet=getattr(args, "quiet", False))
     from gallery_core.models.backbones import BackboneWeightsError
 
     try:
         return args.func(args)
-    except (CatalogueError, ArtifactError, BackboneWeightsError, PhotoError, FileExistsError, ValueError,
-            KeyError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"error: {message}", file=sys.stderr)
+    except (UsageError, ArtifactError, BackboneWeightsError, FileExistsError) as err:
+        print(f"error: {err}", file=sys.stderr)
         return 2
 
 

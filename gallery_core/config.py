@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from gallery_core.errors import ConfigError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEMO_RUN_NAME = "demo"
@@ -43,7 +45,7 @@ MIN_VALIDATION_LISTINGS = 20
 
 def _check(condition: bool, message: str) -> None:
     if not condition:
-        raise ValueError(message)
+        raise ConfigError(message)
 
 
 @dataclass

@@ -56,7 +56,7 @@ def tiny_run(tiny_catalogue, tmp_path_factory) -> Path:
     from gallery_core.pipeline.build import run_steps
 
     out = tmp_path_factory.mktemp("runs") / "tiny"
-    run_steps(out, catalogue_dir=tiny_catalogue, config=tiny_config(), progress=False, log=lambda _: None)
+    run_steps(out, catalogue_dir=tiny_catalogue, config=tiny_config(), progress=False)
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import numpy as np
@@ -40,19 +41,21 @@ def test_run_round_trip(tiny_run):
     assert all(record["checksum"] for record in manifest["files"].values())
 
 
-def test_rebuild_skips_work_already_done(tiny_run, tiny_catalogue):
-    lines: list[str] = []
+def test_rebuild_skips_work_already_done(tiny_run, tiny_catalogue, caplog):
+    caplog.set_level(logging.INFO, logger="gallery_core")
     before = (tiny_run / "manifest.json").read_text()
-    run_steps(tiny_run, catalogue_dir=tiny_catalogue, config=tiny_config(), progress=False, log=lines.append)
+    run_steps(tiny_run, catalogue_dir=tiny_catalogue, config=tiny_config(), progress=False)
+    lines = caplog.messages
     assert sum("up to date, skipped" in line for line in lines) == 5
     assert json.loads(before)["steps"] == json.loads((tiny_run / "manifest.json").read_text())["steps"]
 
 
-def test_changing_a_step_config_reruns_only_that_step_and_later(run_copy, tiny_catalogue):
-    lines: list[str] = []
+def test_changing_a_step_config_reruns_only_that_step_and_later(run_copy, tiny_catalogue, caplog):
+    caplog.set_level(logging.INFO, logger="gallery_core")
     config = tiny_config()
     config.index.n_trees = 7
-    run_steps(run_copy, catalogue_dir=tiny_catalogue, config=config, progress=False, log=lines.append)
+    run_steps(run_copy, catalogue_dir=tiny_catalogue, config=config, progress=False)
+    lines = caplog.messages
     ran = [line.split("]")[0].strip("[") for line in lines if line.endswith("running")]
     assert ran == ["index"]
 
@@ -121,7 +124,7 @@ def test_undecodable_photo_is_skipped_and_reported(catalogue_copy, tmp_path, cac
     truncated.write_bytes(truncated.read_bytes()[:40])
     out = tmp_path / "run"
     run_steps(out, steps=("train", "embed"), catalogue_dir=catalogue_copy, config=tiny_config(max_epochs=1, cache_trunk=cache_trunk),
-              progress=False, log=lambda _: None)
+              progress=False)
     report = json.loads((out / "catalogue_report.json").read_text())
     assert report["n_skipped_photos"] == 2
     assert {p["path"] for p in report["skipped_photos"]} == {str(bad), str(truncated)}

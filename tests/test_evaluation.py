@@ -8,8 +8,9 @@ import json
 import pytest
 
 from gallery_core.app.report_view import load_evaluation_report
+from gallery_core.cli import main
 from gallery_core.evaluation import EvaluationConfig, evaluate
-from gallery_core.evaluation.cli import add_parser, config_from_args, main
+from gallery_core.evaluation.cli import add_parser, config_from_args
 from gallery_core.evaluation.config import ProbeConfig
 from gallery_core.evaluation.verdicts import holdout_verdicts, quality_verdicts
 
@@ -26,7 +27,7 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
     config = EvaluationConfig(fractions=(0.5, 1.0), single_task_tasks=("balcony", "kitchen", "pool"), epochs=1,
                               ann_queries=20, probe=ProbeConfig(max_epochs=10, patience=3), transfer_seeds=(0, 1),
                               transfer_end_to_end_fractions=(1.0,))
-    result = evaluate(tiny_run, config, out_dir=tmp_path / "evaluation", progress=False, log=lambda _: None,
+    result = evaluate(tiny_run, config, out_dir=tmp_path / "evaluation", progress=False,
                       copy_to=tmp_path / "docs")
     assert result.failed == []
     report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
@@ -82,7 +83,7 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
 
 def test_the_apps_loader_finds_the_report(run_copy):
     config = EvaluationConfig(skip=("holdout", "transfer", "quality"), ann_queries=10)
-    evaluate(run_copy, config, progress=False, log=lambda _: None)
+    evaluate(run_copy, config, progress=False)
     report = load_evaluation_report(run_copy)
     assert report is not None and report.json_path is not None
     assert [p.path.name for p in report.parts if p.kind == "image"] == ["retrieval.png", "audit.png"]
@@ -118,7 +119,7 @@ def test_bad_settings_are_clear_errors(argv, message, capsys, tmp_path):
 
 def test_unknown_single_task_is_reported(run_copy):
     config = EvaluationConfig(skip=("holdout", "transfer", "retrieval", "audit"), single_task_tasks=("no_such_task",))
-    result = evaluate(run_copy, config, progress=False, log=lambda _: None)
+    result = evaluate(run_copy, config, progress=False)
     assert result.failed == ["quality"]
     assert "no_such_task" in result.report["sections"]["quality"]["error"]
 

@@ -73,11 +73,11 @@ def test_the_ablation_section_reads_results_for_this_catalogue_only(run_copy, tm
     folder.mkdir(exist_ok=True)
 
     (folder / ABLATION_FILE).write_text(json.dumps(_ablation("another catalogue")))
-    section = evaluate(run_copy, config, progress=False, log=lambda _: None).report["sections"]["ablation"]
+    section = evaluate(run_copy, config, progress=False).report["sections"]["ablation"]
     assert "another catalogue" in section["skipped"]
 
     (folder / ABLATION_FILE).write_text(json.dumps(_ablation(fingerprint)))
-    result = evaluate(run_copy, config, progress=False, log=lambda _: None)
+    result = evaluate(run_copy, config, progress=False)
     section = result.report["sections"]["ablation"]
     assert result.failed == []
     assert section["paired"]["attributes+vae"]["holdout_accuracy"]["difference"] == pytest.approx(0.2)
@@ -86,7 +86,7 @@ def test_the_ablation_section_reads_results_for_this_catalogue_only(run_copy, tm
     assert "## 7. Visual-search objectives" in markdown and "| attributes+vae |" in markdown
 
     (folder / ABLATION_FILE).write_text("{not json")
-    result = evaluate(run_copy, config, progress=False, log=lambda _: None)
+    result = evaluate(run_copy, config, progress=False)
     assert result.failed == ["ablation"] and ABLATION_FILE in result.report["sections"]["ablation"]["error"]
 
 

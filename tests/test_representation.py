@@ -3,6 +3,7 @@ rate, L2-SP, the embedding for new tasks, and the leave-tasks-out protocol's pie
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import replace
 
@@ -131,7 +132,7 @@ def test_l2sp_training_stays_closer_to_the_pretrained_weights(tiny_catalogue, tm
     for weight in (0.0, 100.0):
         config = tiny_config(max_epochs=2, l2sp_weight=weight)
         config = replace(config, model=replace(config.model, embed_dim=0, trainable_stages=1))
-        result = train(catalogue, config, tmp_path / f"l2sp-{weight}", progress=False, log=lambda _: None)
+        result = train(catalogue, config, tmp_path / f"l2sp-{weight}", progress=False)
         state = torch.load(result.checkpoint_path, weights_only=True)["model"]
         reference = create_backbone("efficientnet_lite0", 1, pretrained=True).state_dict()
         distances[weight] = sum(float(((state[f"encoder.backbone.{k}"] - v.float()) ** 2).sum())
@@ -179,13 +180,13 @@ def test_image_size_defaults_to_the_backbones_native_resolution():
 # --- small catalogues ---
 
 
-def test_a_small_catalogue_is_told_so_and_keeps_the_pretrained_features(tiny_catalogue, tmp_path):
+def test_a_small_catalogue_is_told_so_and_keeps_the_pretrained_features(tiny_catalogue, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="gallery_core")
     catalogue = load_catalogue(tiny_catalogue)
     config = tiny_config(min_listings_to_finetune=300)
     config = replace(config, model=replace(config.model, embed_dim=0, trainable_stages=1))
-    messages: list[str] = []
-    result = train(catalogue, config, tmp_path / "small", progress=False, log=messages.append)
-    text = "\n".join(messages)
+    result = train(catalogue, config, tmp_path / "small", progress=False)
+    text = "\n".join(caplog.messages)
     assert "only 36 training listings" in text and "fewer than min_listings_to_finetune=300" in text
     assert "validation split has only 4 listings" in text
     checkpoint = torch.load(result.checkpoint_path, weights_only=True)
@@ -246,7 +247,7 @@ def test_a_held_out_task_never_reaches_the_model_it_is_held_out_of(tiny_run, tmp
     from gallery_core.evaluation.transfer import choose_transfer_tasks, retrain_without
 
     run = open_run(tiny_run)
-    ctx = Context(run=run, work_dir=tmp_path / "work", report_dir=tmp_path, progress=False, log=lambda _: None)
+    ctx = Context(run=run, work_dir=tmp_path / "work", report_dir=tmp_path, progress=False)
     held, columns = choose_transfer_tasks(run.tasks, run.listings, ctx.is_val, run.holdout, n_binary=2)
     held_names = {t.name for t in held}
     assert len(held) == 4 and [c.name for c in columns] == ["star_rating"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import pytest
@@ -14,8 +15,7 @@ from gallery_core.training.loop import load_checkpoint, split_listings, train
 
 
 def _train(catalogue_dir, run_dir, **overrides):
-    return train(load_catalogue(catalogue_dir), tiny_config(**overrides), run_dir, progress=False,
-                 log=lambda _: None)
+    return train(load_catalogue(catalogue_dir), tiny_config(**overrides), run_dir, progress=False)
 
 
 def test_training_lowers_the_loss(tiny_catalogue, tmp_path):
@@ -45,7 +45,7 @@ def test_deterministic_for_a_seed(tiny_catalogue, tmp_path):
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_catalogue, tmp_path, monkeypatch):
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_catalogue, tmp_path, monkeypatch, caplog):
     full = _train(tiny_catalogue, tmp_path / "full", max_epochs=3)
 
     # Interrupt a 3-epoch run (as Ctrl-C or a lost machine would) right after epoch 2's resume file is saved.
@@ -67,9 +67,11 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_catalogue, 
     monkeypatch.setattr(train_module, "_save", original_save)
     assert saved == [1, 2] and (tmp_path / "resumed" / "last.pt").exists()
 
-    lines: list[str] = []
+    caplog.set_level(logging.INFO, logger="gallery_core")
+    caplog.clear()
     resumed = train(load_catalogue(tiny_catalogue), tiny_config(max_epochs=3), tmp_path / "resumed",
-                    progress=False, log=lines.append)
+                    progress=False)
+    lines = caplog.messages
     assert any("resuming after epoch 2" in line for line in lines)
     assert sum(line.startswith("epoch") for line in lines) == 1  # only epoch 3 ran again
     assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history],
@@ -87,13 +89,13 @@ def test_a_subset_reuses_the_parents_trunk_cache(tiny_catalogue, tmp_path, monke
     import gallery_core.data.photos as photos_module
 
     catalogue = load_catalogue(tiny_catalogue)
-    train(catalogue, tiny_config(max_epochs=1), tmp_path / "full", progress=False, log=lambda _: None)
+    train(catalogue, tiny_config(max_epochs=1), tmp_path / "full", progress=False)
 
     def no_recompute(*args, **kwargs):
         raise AssertionError("the trunk was recomputed although the cache covers the subset")
 
     monkeypatch.setattr(photos_module, "compute_trunk_features", no_recompute)
     half = catalogue.subset(catalogue.listings["listing_id"].iloc[::2])
-    result = train(half, tiny_config(max_epochs=1), tmp_path / "half", progress=False, log=lambda _: None,
+    result = train(half, tiny_config(max_epochs=1), tmp_path / "half", progress=False,
                    cache_dir=tmp_path / "full" / "cache")
     assert len(result.catalogue.listings) == 20

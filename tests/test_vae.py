@@ -63,7 +63,7 @@ def test_training_with_triplet_and_vae_lowers_the_loss_and_checkpoints_the_decod
                                                                                     tmp_path):
     cache = shutil.copytree(tiny_run / "cache", tmp_path / "cache")  # the tiny run's trunk features: no recompute
     config = tiny_config(max_epochs=3, lr=3e-3, triplet_weight=1.0, vae_weight=1.0, vae_image_size=8)
-    result = train(load_catalogue(tiny_catalogue), config, tmp_path / "run", progress=False, log=lambda _: None,
+    result = train(load_catalogue(tiny_catalogue), config, tmp_path / "run", progress=False,
                    cache_dir=cache)
     history = result.history
     assert history[-1]["train_loss"] < 0.9 * history[0]["train_loss"]
@@ -83,7 +83,6 @@ def test_training_with_triplet_and_vae_lowers_the_loss_and_checkpoints_the_decod
 def test_augmented_training_runs(tiny_catalogue, tmp_path):
     catalogue = load_catalogue(tiny_catalogue)
     small = catalogue.subset(catalogue.listings["listing_id"].tolist()[:12])
-    result = train(small, tiny_config(max_epochs=1, augment=True), tmp_path / "run", progress=False,
-                   log=lambda _: None)
+    result = train(small, tiny_config(max_epochs=1, augment=True), tmp_path / "run", progress=False)
     assert result.epochs_run == 1 and math.isfinite(result.history[0]["train_loss"])
     assert not (tmp_path / "run" / "cache").exists()  # augmentation decodes photos; no trunk cache is made

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gallery_core.errors import UsageError
 from gallery_core.vectors import l2_normalise
 from gallery_core.artifacts.store import STEPS, ArtifactError, RunPaths, load_manifest
 from gallery_core.config import BuildConfig, artifacts_root
@@ -52,7 +53,7 @@ class Run:
         for t in self.tasks:
             if t.name == name:
                 return t
-        raise KeyError(f"unknown task {name!r}; this run has tasks {[t.name for t in self.tasks]}")
+        raise UsageError(f"unknown task {name!r}; this run has tasks {[t.name for t in self.tasks]}")
 
     @property
     def holdout(self) -> list[str]:
@@ -110,7 +111,7 @@ class Run:
 
     def _row(self, listing_id: str) -> int:
         if listing_id not in self.row_of_listing:
-            raise KeyError(f"unknown listing {listing_id!r} in run {self.name}")
+            raise UsageError(f"unknown listing {listing_id!r} in run {self.name}")
         return self.row_of_listing[listing_id]
 
     # --- the model and the index ---
@@ -140,7 +141,7 @@ class Run:
         if uploaded is not None and len(uploaded):
             parts.append(np.asarray(uploaded, dtype=np.float32))
         if not parts:
-            raise ValueError("a seed gallery needs at least one photo")
+            raise UsageError("a seed gallery needs at least one photo")
         return l2_normalise(np.concatenate(parts).mean(axis=0))
 
     def retrieve(self, seed: np.ndarray, k: int = 10, candidates: np.ndarray | None = None,
@@ -152,7 +153,7 @@ class Run:
         through the Annoy index.
         """
         if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
+            raise UsageError(f"k must be >= 1, got {k}")
         if candidates is None and len(self.listings) < self.config.index.exact_below:
             candidates = np.ones(len(self.listings), dtype=bool)
         excluded = {self.row_of_listing[e] for e in exclude if e in self.row_of_listing}

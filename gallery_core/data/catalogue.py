@@ -21,13 +21,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gallery_core.errors import UsageError
 from gallery_core.data.tasks import TaskFileError, TaskSpec, class_labels, parse_task_file
 
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp")
 MAX_ROWS_IN_MESSAGE = 5
 
 
-class CatalogueError(ValueError):
+class CatalogueError(UsageError):
     """The catalogue cannot be used as it is; the message says what and where."""
 
 

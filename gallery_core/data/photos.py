@@ -18,11 +18,12 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
+from gallery_core.errors import UsageError
 from gallery_core.artifacts.store import atomic_path, hash_key, write_json
 from gallery_core.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone
 
 
-class PhotoError(ValueError):
+class PhotoError(UsageError):
     """A photo cannot be decoded."""
 
 

@@ -22,9 +22,10 @@ import yaml
 
 TaskKind = Literal["binary", "multiclass", "regression"]
 TASK_KINDS: tuple[str, ...] = ("binary", "multiclass", "regression")
+from gallery_core.errors import UsageError
 
 
-class TaskFileError(ValueError):
+class TaskFileError(UsageError):
     """The task file is malformed; the message says where."""
 
 

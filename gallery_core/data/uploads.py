@@ -30,9 +30,10 @@ _SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"MM\x00*", "TIFF"),
     (b"PK\x03\x04", "ZIP archive"),
 )
+from gallery_core.errors import UsageError
 
 
-class UploadError(ValueError):
+class UploadError(UsageError):
     """An uploaded file cannot be used as a seed photo; the message says which and why."""
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 
 from gallery_core.app.audit import suspicion_table
 from gallery_core.data.tasks import TaskSpec, encode_labels, observed_mask
+from gallery_core.errors import UsageError
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import average_precision, precision_recall_at_k
@@ -29,7 +30,7 @@ def load_flipped(path: str | Path) -> pd.DataFrame:
     table = pd.read_csv(path, dtype={"listing_id": str})
     missing = {"listing_id", "column"} - set(table.columns)
     if missing:
-        raise ValueError(f"{path}: needs columns listing_id and column (missing {sorted(missing)})")
+        raise UsageError(f"{path}: needs columns listing_id and column (missing {sorted(missing)})")
     return table
 
 

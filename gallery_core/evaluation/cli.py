@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
@@ -116,34 +115,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from gallery_core.evaluation.runner import evaluate
 
     config = config_from_args(args)
-    log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, flush=True))
-    argv = getattr(args, "argv", None)
-    if argv is None:  # called through the main CLI: sys.argv is [prog, "evaluate", ...]
-        argv = sys.argv[2:] if sys.argv[1:2] == ["evaluate"] else []
-    command = "python -m gallery_core evaluate " + " ".join(shlex.quote(a) for a in argv)
+    # The command as typed, recorded in the report so it can be rerun (the main CLI sets args.argv).
+    argv = getattr(args, "argv", None) or ["evaluate"]
+    command = "python -m gallery_core " + " ".join(shlex.quote(a) for a in argv)
     result = evaluate(args.artifacts, config, out_dir=args.out, catalogue_dir=args.catalogue, device=args.device,
-                      progress=not args.quiet, log=log, copy_to=args.copy_to, command=command.strip(),
+                      progress=not args.quiet, copy_to=args.copy_to, command=command.strip(),
                       threads=args.threads)
     if result.failed:
         print(f"error: sections failed: {', '.join(result.failed)} (details in {result.markdown_path.parent}/"
               "report.json)", file=sys.stderr)
         return 1
     return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``evaluate`` alone (``python -m gallery_core.evaluation.cli ...``) until the main CLI has it."""
-    parser = argparse.ArgumentParser(prog="gallery-core")
-    add_parser(parser.add_subparsers(dest="command", required=True))
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parser.parse_args(argv)
-    args.argv = argv[1:]
-    try:
-        return args.func(args)
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

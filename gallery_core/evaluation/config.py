@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from gallery_core.errors import ConfigError
+
 SECTIONS: tuple[str, ...] = ("holdout", "transfer", "quality", "retrieval", "robustness", "ablation", "audit")
 MTL_WEIGHTINGS: tuple[str, ...] = ("pseudo_uniform", "uncertainty")  # the two the paper compares
 # Measured on the demo (2-core CPU, quiet): ~34 s an epoch per model (the demo run's trunk cache is
@@ -35,7 +37,7 @@ class ProbeConfig:
                   (self.weight_decay >= 0, "weight_decay must be >= 0")]
         for ok, message in checks:
             if not ok:
-                raise ValueError(f"probe: {message}")
+                raise ConfigError(f"probe: {message}")
         return self
 
 
@@ -78,35 +80,35 @@ class EvaluationConfig:
 
     def validate(self) -> EvaluationConfig:
         if not self.fractions:
-            raise ValueError("fractions: give at least one")
+            raise ConfigError("fractions: give at least one")
         if any(not 0 < f <= 1 for f in self.fractions):
-            raise ValueError(f"fractions must be in (0, 1], got {list(self.fractions)}")
+            raise ConfigError(f"fractions must be in (0, 1], got {list(self.fractions)}")
         if len(set(self.fractions)) != len(self.fractions):
-            raise ValueError(f"fractions must be distinct, got {list(self.fractions)}")
+            raise ConfigError(f"fractions must be distinct, got {list(self.fractions)}")
         if not self.transfer_seeds or len(set(self.transfer_seeds)) != len(self.transfer_seeds):
-            raise ValueError(f"transfer_seeds must be distinct and at least one, got {list(self.transfer_seeds)}")
+            raise ConfigError(f"transfer_seeds must be distinct and at least one, got {list(self.transfer_seeds)}")
         if self.transfer_binary < 0:
-            raise ValueError(f"transfer_binary must be >= 0, got {self.transfer_binary}")
+            raise ConfigError(f"transfer_binary must be >= 0, got {self.transfer_binary}")
         if any(not 0 < f <= 1 for f in self.transfer_end_to_end_fractions):
-            raise ValueError(f"transfer_end_to_end_fractions must be in (0, 1], got "
+            raise ConfigError(f"transfer_end_to_end_fractions must be in (0, 1], got "
                              f"{list(self.transfer_end_to_end_fractions)}")
         if self.n_single_task < 0:
-            raise ValueError(f"n_single_task must be >= 0, got {self.n_single_task}")
+            raise ConfigError(f"n_single_task must be >= 0, got {self.n_single_task}")
         if self.epochs is not None and self.epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {self.epochs}")
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.completion_queries < 0:
-            raise ValueError(f"completion_queries must be >= 0, got {self.completion_queries}")
+            raise ConfigError(f"completion_queries must be >= 0, got {self.completion_queries}")
         if self.precision_k < 1:
-            raise ValueError(f"precision_k must be >= 1, got {self.precision_k}")
+            raise ConfigError(f"precision_k must be >= 1, got {self.precision_k}")
         if self.robustness_queries < 0:
-            raise ValueError(f"robustness_queries must be >= 0, got {self.robustness_queries}")
+            raise ConfigError(f"robustness_queries must be >= 0, got {self.robustness_queries}")
         if self.ann_queries < 1:
-            raise ValueError(f"ann_queries must be >= 1, got {self.ann_queries}")
+            raise ConfigError(f"ann_queries must be >= 1, got {self.ann_queries}")
         if not self.audit_ks or any(k < 1 for k in self.audit_ks):
-            raise ValueError(f"audit_ks must be >= 1, got {list(self.audit_ks)}")
+            raise ConfigError(f"audit_ks must be >= 1, got {list(self.audit_ks)}")
         unknown = sorted(set(self.skip) - set(SECTIONS))
         if unknown:
-            raise ValueError(f"unknown sections to skip {unknown}; the sections are {list(SECTIONS)}")
+            raise ConfigError(f"unknown sections to skip {unknown}; the sections are {list(SECTIONS)}")
         self.probe.validate()
         return self
 

@@ -4,7 +4,6 @@ and the ImageNet-transfer features (computed once, used by the hold-out and retr
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
@@ -32,7 +31,6 @@ class Context:
     report_dir: Path  # where the report goes (and where results of separate jobs, e.g. the ablation, are read)
     device: str | None = None
     progress: bool = True
-    log: Callable[[str], None] = print
     catalogue_dir: str | Path | None = None
     notes: list[str] = field(default_factory=list)  # things the report should mention (skips, caveats)
 

@@ -16,6 +16,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from gallery_core.data.tasks import TaskSpec, class_labels, encode_labels
+from gallery_core.errors import UsageError
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import accuracy, paired_bootstrap_difference, wilson_interval
@@ -32,12 +33,12 @@ MAX_HOLDOUT_CLASSES = 50
 def holdout_task(listings: pd.DataFrame, column: str) -> TaskSpec:
     """A multiclass task over a hold-out column's recorded values (numbers sorted as numbers)."""
     if column not in listings.columns:
-        raise ValueError(f"hold-out column {column!r} is not in the run's listings table")
+        raise UsageError(f"hold-out column {column!r} is not in the run's listings table")
     values = class_labels(listings[column]).dropna().unique().tolist()
     if len(values) < 2:
-        raise ValueError(f"hold-out column {column!r} has fewer than 2 distinct values")
+        raise UsageError(f"hold-out column {column!r} has fewer than 2 distinct values")
     if len(values) > MAX_HOLDOUT_CLASSES:
-        raise ValueError(f"hold-out column {column!r} has {len(values)} distinct values; the hold-out evaluation "
+        raise UsageError(f"hold-out column {column!r} has {len(values)} distinct values; the hold-out evaluation "
                          f"treats the column as classes (at most {MAX_HOLDOUT_CLASSES})")
     try:
         classes = sorted(values, key=float)
@@ -68,7 +69,7 @@ def evaluate_holdout(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
     if column is None:
         return {"skipped": "the run has no hold-out column (tasks.yaml `holdout:`); pass --holdout-column"}
     if column in {t.column for t in run.tasks}:
-        raise ValueError(f"{column!r} is a training task of this run, not a hold-out column")
+        raise UsageError(f"{column!r} is a training task of this run, not a hold-out column")
     listings = run.listings
     task = holdout_task(listings, column)
     labels = encode_labels(task, listings[column])

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import shutil
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,13 +23,12 @@ from gallery_core.config import BuildConfig
 from gallery_core.data.catalogue import Catalogue, load_catalogue
 from gallery_core.data.photos import cached_trunk_features
 from gallery_core.data.tasks import TaskSpec
+from gallery_core.errors import UsageError
 from gallery_core.evaluation.config import ProbeConfig
 from gallery_core.models.backbones import create_backbone
 from gallery_core.models.encoder import GalleryModel, TaskHead, task_loss
 from gallery_core.pipeline.embed import mean_per_listing, pretrained_photo_features
 from gallery_core.training.loop import load_checkpoint, pick_device, prepare_data, train
-
-Log = Callable[[str], None]
 
 
 def load_run_catalogue(run: Run, catalogue_dir: str | Path | None = None) -> Catalogue:
@@ -40,7 +38,7 @@ def load_run_catalogue(run: Run, catalogue_dir: str | Path | None = None) -> Cat
     catalogue = load_catalogue(root)
     expected = run.manifest["catalogue"]["fingerprint"]
     if catalogue.fingerprint != expected:
-        raise ValueError(f"{root}: the catalogue changed since run {run.name} was built (fingerprint "
+        raise UsageError(f"{root}: the catalogue changed since run {run.name} was built (fingerprint "
                          f"{catalogue.fingerprint} != {expected}); rebuild the run before evaluating it")
     return catalogue
 
@@ -83,7 +81,7 @@ def train_baseline(catalogue: Catalogue, tasks: tuple[TaskSpec, ...], config: Bu
         shutil.rmtree(work_dir)  # never resume from a stale scratch run
     started = time.perf_counter()
     result = train(replace(catalogue, tasks=tasks), config, work_dir, resume=False, device=device,
-                   progress=progress, log=lambda _msg: None, cache_dir=cache_dir)
+                   progress=progress, cache_dir=cache_dir)
     seconds = time.perf_counter() - started
     model, checkpoint = load_checkpoint(result.checkpoint_path, device=device)
     if not keep:

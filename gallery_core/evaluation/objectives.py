@@ -15,15 +15,19 @@ page uses the same).
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from gallery_core.errors import UsageError
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import paired_bootstrap_difference
 from gallery_core.evaluation.robustness import evaluate_run_robustness
+
+logger = logging.getLogger(__name__)
 
 ABLATION_FILE = "visual_search_ablation.json"
 ABLATION_COMMAND = "python benchmarks/ablation_visual_search.py --run {run}"
@@ -34,7 +38,7 @@ def evaluate_robustness(ctx: Context, config: EvaluationConfig) -> dict[str, Any
     run = ctx.run
     if config.robustness_queries == 0:
         return {"skipped": "robustness_queries is 0"}
-    ctx.log(f"[robustness] {config.robustness_queries} validation listings, query photos corrupted 4 ways")
+    logger.info(f"[robustness] {config.robustness_queries} validation listings, query photos corrupted 4 ways")
     result = evaluate_run_robustness(run, n_queries=config.robustness_queries, seed=config.seed, split="val",
                                      ks=(1, config.precision_k), precision_k=config.precision_k)
     if result["n_queries"] == 0:
@@ -77,9 +81,9 @@ def evaluate_ablation(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
         data = json.loads(path.read_text())
         arms, setup = data["arms"], data["setup"]
     except (OSError, ValueError, KeyError) as err:
-        raise ValueError(f"{path}: not an ablation result ({type(err).__name__}: {err})") from None
+        raise UsageError(f"{path}: not an ablation result ({type(err).__name__}: {err})") from None
     if not arms:
-        raise ValueError(f"{path}: the ablation has no arms")
+        raise UsageError(f"{path}: the ablation has no arms")
     run_fingerprint = ctx.run.manifest["catalogue"]["fingerprint"]
     ablation_fingerprint = setup.get("catalogue_fingerprint")
     if ablation_fingerprint != run_fingerprint:

@@ -16,6 +16,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from gallery_core.data.tasks import TaskSpec, encode_labels
+from gallery_core.errors import UsageError
 from gallery_core.evaluation.config import MTL_WEIGHTINGS, EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.metrics import class_balance, pearson, relative_error_increase, task_error
@@ -94,7 +95,7 @@ def evaluate_quality(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
     else:
         unknown = [n for n in config.single_task_tasks if n not in names]
         if unknown:
-            raise ValueError(f"--single-task-tasks: unknown tasks {unknown}; this run's tasks are {names}")
+            raise UsageError(f"--single-task-tasks: unknown tasks {unknown}; this run's tasks are {names}")
         single = list(dict.fromkeys(config.single_task_tasks))
     run_weighting = run.config.train.weighting
     budget = config.epoch_budget(run.config.train.max_epochs)

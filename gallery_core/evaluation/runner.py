@@ -7,6 +7,7 @@ learns of the failure from ``EvaluationResult.failed``.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -20,6 +21,7 @@ import torch
 
 from gallery_core.app.report_view import EVALUATION_DIR
 from gallery_core.artifacts.run import open_run
+from gallery_core.errors import ConfigError
 from gallery_core.evaluation.audit_eval import evaluate_audit
 from gallery_core.evaluation.config import SECTIONS, EvaluationConfig
 from gallery_core.evaluation.context import Context
@@ -30,6 +32,8 @@ from gallery_core.evaluation.report import all_verdicts, write_report
 from gallery_core.evaluation.retrieval import evaluate_retrieval
 from gallery_core.evaluation.transfer import evaluate_transfer
 from gallery_core.training.loop import pick_device
+
+logger = logging.getLogger(__name__)
 
 SECTION_FUNCTIONS: dict[str, Callable[[Context, EvaluationConfig], dict[str, Any]]] = {
     "holdout": evaluate_holdout,
@@ -76,7 +80,7 @@ def choose_threads(requested: int | None = None) -> int:
     """
     if requested is not None:
         if requested < 1:
-            raise ValueError(f"threads must be >= 1, got {requested}")
+            raise ConfigError(f"threads must be >= 1, got {requested}")
         return requested
     busy = busy_cores()
     if busy is None:
@@ -122,7 +126,7 @@ class EvaluationResult:
 
 def evaluate(run_dir: str | Path, config: EvaluationConfig | None = None, out_dir: str | Path | None = None,
              catalogue_dir: str | Path | None = None, device: str | None = None, progress: bool = True,
-             log: Callable[[str], None] = print, copy_to: str | Path | None = None,
+             copy_to: str | Path | None = None,
              command: str = "python -m gallery_core evaluate", threads: int | None = None) -> EvaluationResult:
     """Evaluate a built run; write ``report.md``, ``report.json`` and figures to ``<run>/evaluation``.
 
@@ -132,24 +136,24 @@ def evaluate(run_dir: str | Path, config: EvaluationConfig | None = None, out_di
     previous_threads = torch.get_num_threads()
     n_threads = choose_threads(threads)
     torch.set_num_threads(n_threads)
-    log(f"using {n_threads} torch thread(s) of {os.cpu_count()} cores")
+    logger.info(f"using {n_threads} torch thread(s) of {os.cpu_count()} cores")
     try:
-        return _evaluate(run_dir, config, out_dir, catalogue_dir, device, progress, log, copy_to, command)
+        return _evaluate(run_dir, config, out_dir, catalogue_dir, device, progress, copy_to, command)
     finally:
         torch.set_num_threads(previous_threads)
 
 
 def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path | None,
-              catalogue_dir: str | Path | None, device: str | None, progress: bool, log: Callable[[str], None],
+              catalogue_dir: str | Path | None, device: str | None, progress: bool,
               copy_to: str | Path | None, command: str) -> EvaluationResult:
     started = time.perf_counter()
     load_at_start = _load_average()
     run = open_run(run_dir)
     out = Path(out_dir) if out_dir is not None else run.root / EVALUATION_DIR
     work = out / ".work"
-    ctx = Context(run=run, work_dir=work, report_dir=out, device=device, progress=progress, log=log,
+    ctx = Context(run=run, work_dir=work, report_dir=out, device=device, progress=progress,
                   catalogue_dir=catalogue_dir)
-    log(planned_work(config, len(run.holdout)))
+    logger.info(planned_work(config, len(run.holdout)))
     sections: dict[str, Any] = {}
     seconds: dict[str, float] = {}
     failed: list[str] = []
@@ -157,7 +161,7 @@ def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path
         for name in SECTIONS:
             if name in config.skip:
                 continue
-            log(f"[{name}] running")
+            logger.info(f"[{name}] running")
             section_started = time.perf_counter()
             try:
                 sections[name] = SECTION_FUNCTIONS[name](ctx, config)
@@ -166,10 +170,10 @@ def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path
             except Exception as err:  # recorded, not fatal: the other sections still run
                 failed.append(name)
                 sections[name] = {"error": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()}
-                log(f"[{name}] failed: {type(err).__name__}: {err}")
+                logger.info(f"[{name}] failed: {type(err).__name__}: {err}")
             seconds[name] = round(time.perf_counter() - section_started, 2)
             if name not in failed:
-                log(f"[{name}] done in {seconds[name]:.1f}s")
+                logger.info(f"[{name}] done in {seconds[name]:.1f}s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds["total"] = round(time.perf_counter() - started, 2)
@@ -191,5 +195,5 @@ def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path
         "verdicts": all_verdicts(sections),
     }
     markdown = write_report(report, out, Path(copy_to) if copy_to is not None else None)
-    log(f"evaluation report written to {markdown} in {seconds['total'] / 60:.1f} min")
+    logger.info(f"evaluation report written to {markdown} in {seconds['total'] / 60:.1f} min")
     return EvaluationResult(report, markdown, failed)

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from gallery_core.config import BuildConfig
 from gallery_core.data.tasks import TaskSpec, encode_labels, observed_mask
+from gallery_core.errors import UsageError
 from gallery_core.evaluation.config import EvaluationConfig, ProbeConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.holdout import holdout_task, nested_subsets
@@ -69,13 +70,13 @@ def choose_transfer_tasks(run_tasks: tuple[TaskSpec, ...], listings: pd.DataFram
     if requested is not None:
         unknown = [name for name in requested if name not in by_name]
         if unknown:
-            raise ValueError(f"transfer tasks {unknown} are not training tasks of this run; "
+            raise UsageError(f"transfer tasks {unknown} are not training tasks of this run; "
                              f"they are {sorted(by_name)}")
         names = list(requested)
     else:
         names = default_single_task_tasks(run_tasks, listings, is_val, n_binary)
     if len(names) >= len(run_tasks):
-        raise ValueError("holding out every training task leaves nothing to train on")
+        raise UsageError("holding out every training task leaves nothing to train on")
     columns = [c for c in holdout_columns if c in listings.columns]
     return [by_name[n] for n in names], [holdout_task(listings, c) for c in columns]
 

@@ -6,8 +6,9 @@ catalogue, and the checksums of the upstream files it reads (see ``gallery_core.
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +27,14 @@ from gallery_core.artifacts.store import (
 )
 from gallery_core.config import BuildConfig
 from gallery_core.data.catalogue import Catalogue, load_catalogue
+from gallery_core.errors import UsageError
 from gallery_core.pipeline.embed import embed
 from gallery_core.pipeline.predict import metrics_table, predict_all, small_split_warning
 from gallery_core.pipeline.projection import fit_projection
 from gallery_core.search.index import build_index, save_index
 from gallery_core.training.loop import load_checkpoint, train
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 def config_for_run(run_dir: str | Path, config: BuildConfig | None = None) -> BuildConfig:
@@ -60,33 +62,33 @@ def _step_key(run_dir: Path, step: str, config: BuildConfig, catalogue: Catalogu
 
 def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str | Path | None = None,
               config: BuildConfig | None = None, force: bool = False, device: str | None = None,
-              progress: bool = True, log: Log = print) -> dict[str, Any]:
+              progress: bool = True) -> dict[str, Any]:
     """Run the named steps in pipeline order; returns the manifest."""
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
-        raise ValueError(f"unknown steps {unknown}; the steps are {list(STEPS)}")
+        raise UsageError(f"unknown steps {unknown}; the steps are {list(STEPS)}")
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
     config = config_for_run(run_dir, config).validate()
     catalogue = None
     if any(s in ("train", "embed") for s in steps):
         if catalogue_dir is None:
-            raise ValueError("the train and embed steps need --catalogue")
+            raise UsageError("the train and embed steps need --catalogue")
         catalogue = load_catalogue(catalogue_dir)
-        log(f"catalogue {catalogue.root}: {len(catalogue.listings)} listings, {len(catalogue.photos)} photos, "
+        logger.info(f"catalogue {catalogue.root}: {len(catalogue.listings)} listings, {len(catalogue.photos)} photos, "
             f"{len(catalogue.tasks)} tasks" + (f"; {catalogue.report.summary()}" if catalogue.report.skipped_photos
                                                 or catalogue.report.empty_listings else ""))
     for step in (s for s in STEPS if s in steps):
         key = _step_key(run_dir, step, config, catalogue)
         if not force and step_is_done(run_dir, step, key):
-            log(f"[{step}] up to date, skipped")
+            logger.info(f"[{step}] up to date, skipped")
             continue
-        log(f"[{step}] running")
+        logger.info(f"[{step}] running")
         started = time.perf_counter()
-        info, base = STEP_FUNCTIONS[step](run_dir, config, catalogue, device, progress, log)
+        info, base = STEP_FUNCTIONS[step](run_dir, config, catalogue, device, progress)
         seconds = time.perf_counter() - started
         record_step(run_dir, step, key, seconds, info, base)
-        log(f"[{step}] done in {seconds:.1f}s")
+        logger.info(f"[{step}] done in {seconds:.1f}s")
     manifest = read_manifest(run_dir)
     assert manifest is not None
     return manifest
@@ -94,9 +96,9 @@ def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str 
 
 # --- the steps: each returns (info for its manifest record, manifest fields to set) ---
 
-def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None, progress: bool,
-                log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
-    result = train(catalogue, config, run_dir, device=device, progress=progress, log=log)
+def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None,
+                progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    result = train(catalogue, config, run_dir, device=device, progress=progress)
     trained = result.catalogue
     base = {
         "config": config.to_dict(),
@@ -111,8 +113,8 @@ def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device
     return {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}, base
 
 
-def _embed_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None, progress: bool,
-                log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+def _embed_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None,
+                progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     result = embed(catalogue, run_dir, device=device, progress=progress, embed_config=config.embed)
     return {"n_photos": len(result.photo_table), "n_listings": len(result.listing_table),
             "dim": int(result.listing_embeddings.shape[1]),
@@ -121,7 +123,7 @@ def _embed_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device
 
 
 def _index_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
-                progress: bool, log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+                progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     paths = RunPaths(run_dir)
     embeddings = np.load(paths.listing_embeddings)
     save_index(build_index(embeddings, config.index, seed=config.train.seed), paths.index)
@@ -130,7 +132,7 @@ def _index_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None,
 
 
 def _project_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
-                  progress: bool, log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+                  progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     paths = RunPaths(run_dir)
     embeddings = np.load(paths.listing_embeddings)
     listing_ids = pd.read_parquet(paths.listing_table, columns=["listing_id"])["listing_id"]
@@ -140,7 +142,7 @@ def _project_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | Non
 
 
 def _predict_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
-                  progress: bool, log: Log) -> tuple[dict[str, Any], dict[str, Any]]:
+                  progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     paths = RunPaths(run_dir)
     model, checkpoint = load_checkpoint(paths.checkpoint, device="cpu")
     listings = pd.read_parquet(paths.listing_table)
@@ -153,9 +155,9 @@ def _predict_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | Non
     write_json(paths.metrics, {"split": "val", "n_val_listings": int((listings["split"] == "val").sum()),
                                "tasks": metrics})
     table = metrics_table(metrics)
-    log("validation metrics (model vs trivial baseline):\n" + table.to_string(index=False, float_format="%.4f"))
+    logger.info("validation metrics (model vs trivial baseline):\n" + table.to_string(index=False, float_format="%.4f"))
     if (warning := small_split_warning(table)) is not None:
-        log(f"warning: {warning}")
+        logger.warning(warning)
     return {"tasks_beating_baseline": int(table["beats_baseline"].sum()), "n_tasks": len(table)}, \
         {"config": config.to_dict()}
 

@@ -10,13 +10,14 @@ import warnings
 import numpy as np
 
 from gallery_core.config import ProjectionConfig
+from gallery_core.errors import UsageError
 
 
 def fit_projection(embeddings: np.ndarray, config: ProjectionConfig, seed: int = 0) -> np.ndarray:
     """(N, D) embeddings -> (N, 2) float32 coordinates. Deterministic for a seed (single-threaded)."""
     n = len(embeddings)
     if n < 3:
-        raise ValueError(f"need at least 3 listings for a 2-D map, got {n}")
+        raise UsageError(f"need at least 3 listings for a 2-D map, got {n}")
     import umap  # imported here: numba's start-up is slow and only this step needs it
 
     n_neighbors = min(config.n_neighbors, n - 1)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from gallery_core.artifacts.run import Run
+from gallery_core.errors import UsageError
 from gallery_core.vectors import l2_normalise, top_k
 
 SEARCH_METHOD = "exact (cosine over all photo embeddings)"
@@ -44,7 +45,7 @@ def similar_photos(run: Run, query_embedding: np.ndarray, k: int = 10,
     (photo_index values) are left out, e.g. the query itself when it is a catalogue photo.
     """
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise UsageError(f"k must be >= 1, got {k}")
     scores = photo_similarities(run, query_embedding)
     if len(exclude_photos):
         scores[np.asarray(exclude_photos, dtype=np.int64)] = -np.inf
@@ -60,7 +61,7 @@ def similar_listings(run: Run, query_embedding: np.ndarray, k: int = 10,
                      exclude_listings: list[str] | tuple[str, ...] = ()) -> pd.DataFrame:
     """Top-k listings by their best-matching photo: listing_id, score, best_photo (photo_index), rank."""
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise UsageError(f"k must be >= 1, got {k}")
     scores = photo_similarities(run, query_embedding)
     listing_index = run.photos["listing_index"].to_numpy()
     n_listings = len(run.listings)

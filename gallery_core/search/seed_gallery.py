@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from gallery_core.errors import UsageError
+
 MAX_SEED_PHOTOS = 50
 
 
-class SeedLimitError(ValueError):
+class SeedLimitError(UsageError):
     """The seed gallery is full."""
 
 

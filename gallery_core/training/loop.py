@@ -13,6 +13,7 @@ weighting as further named tasks ("triplet", "vae").
 from __future__ import annotations
 
 import json
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -36,6 +37,7 @@ from gallery_core.data.photos import (
     trunk_cache_key,
 )
 from gallery_core.data.tasks import TaskSpec, encode_labels, observed_mask
+from gallery_core.errors import UsageError
 from gallery_core.models.backbones import create_backbone
 from gallery_core.models.encoder import GalleryEncoder, GalleryModel, MultiTaskHeads, task_loss
 from gallery_core.models.vae import VAEDecoder, cached_thumbnails, thumbnails_to_tensor, vae_loss
@@ -49,6 +51,8 @@ from gallery_core.training.triplets import (
 )
 from gallery_core.vectors import group_mean
 from gallery_core.weighting import LossWeighting, PseudoUniformWeighting, create_weighting
+
+logger = logging.getLogger(__name__)
 
 CHECKPOINT_FORMAT = "gallery-core-checkpoint"
 
@@ -85,17 +89,16 @@ class L2SP(nn.Module):
         return 0.5 * self.weight * sum(((p - a) ** 2).sum() for p, a in zip(self.params, self.anchors, strict=True))
 
 
-def small_catalogue_check(model: GalleryModel, n_train: int, n_val: int, config: TrainConfig,
-                          log: Callable[[str], None]) -> bool:
+def small_catalogue_check(model: GalleryModel, n_train: int, n_val: int, config: TrainConfig) -> bool:
     """Say plainly when a catalogue is too small to learn from; below ``min_listings_to_finetune`` training
     listings freeze the backbone's top (weights and statistics). Returns whether the backbone fine-tunes."""
     backbone = model.encoder.backbone
     if n_val < MIN_VALIDATION_LISTINGS:
-        log(f"warning: the validation split has only {n_val} listings: early stopping and the validation "
+        logger.warning(f"the validation split has only {n_val} listings: early stopping and the validation "
             "metrics rest on a handful of galleries and mean little")
     if n_train >= config.min_listings_to_finetune or len(backbone.top) == 0:
         return len(backbone.top) > 0
-    log(f"warning: only {n_train} training listings, fewer than min_listings_to_finetune="
+    logger.warning(f"only {n_train} training listings, fewer than min_listings_to_finetune="
         f"{config.min_listings_to_finetune}: too few to fine-tune the backbone without losing what it knows. "
         f"Its {len(backbone.top)} top stages keep their pretrained weights and statistics and only the heads train, "
         "so the embedding is the backbone's own features (as good for retrieval as they are). Pass "
@@ -196,7 +199,7 @@ def regression_stats(catalogue: Catalogue, labels: dict[str, torch.Tensor], trai
             y = labels[t.name].numpy()[train_idx]
             y = y[observed_mask(t, y)]
             if len(y) < 2:
-                raise ValueError(f"task {t.name!r}: fewer than 2 training labels; cannot train it")
+                raise UsageError(f"task {t.name!r}: fewer than 2 training labels; cannot train it")
             stats[t.name] = (float(y.mean()), float(y.var()))
     return stats
 
@@ -379,7 +382,7 @@ class TrainResult:
 
 
 def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume: bool = True,
-          device: str | None = None, progress: bool = True, log: Callable[[str], None] = print,
+          device: str | None = None, progress: bool = True,
           cache_dir: str | Path | None = None) -> TrainResult:
     """Train the encoder and heads on ``catalogue``; write ``model.pt`` (best epoch) and ``train_log.jsonl``.
 
@@ -403,7 +406,7 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     catalogue = data.catalogue
     write_json(paths.catalogue_report, catalogue.report.to_dict())
     if catalogue.report.skipped_photos or catalogue.report.empty_listings:
-        log(f"catalogue: {catalogue.report.summary()} (details in {paths.catalogue_report})")
+        logger.info(f"catalogue: {catalogue.report.summary()} (details in {paths.catalogue_report})")
 
     labels = label_tensors(catalogue)
     is_val = split_listings(catalogue.listings["listing_id"].tolist(), config.train.val_fraction, config.train.seed)
@@ -416,7 +419,7 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     objectives = prepare_objectives(config, data, train_idx, val_idx, cache_dir)
     weighting = create_weighting(config.train.weighting, catalogue.tasks, variances, extra).to(dev)
     scale = PseudoUniformWeighting(catalogue.tasks, variances, extra)
-    finetune = small_catalogue_check(model, len(train_idx), len(val_idx), config.train, log)
+    finetune = small_catalogue_check(model, len(train_idx), len(val_idx), config.train)
     # Anchored before any training or resume: w0 are the pretrained weights.
     l2sp = L2SP(model.encoder.backbone.top, config.train.l2sp_weight) if config.train.l2sp_weight > 0 else None
     optimizer = torch.optim.Adam(param_groups(model, weighting, config.train))
@@ -440,9 +443,9 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
             weighting.load_state_dict(saved["weighting"])
             optimizer.load_state_dict(saved["optimizer"])
             state = {k: saved[k] for k in state}
-            log(f"resuming after epoch {state['epoch']} from {paths.resume_checkpoint}")
+            logger.info(f"resuming after epoch {state['epoch']} from {paths.resume_checkpoint}")
         else:
-            log(f"ignoring {paths.resume_checkpoint}: it was made with another config or catalogue")
+            logger.info(f"ignoring {paths.resume_checkpoint}: it was made with another config or catalogue")
 
     generator = torch.Generator().manual_seed(config.train.seed)
     log_lines = [json.dumps(h) for h in state["history"]]
@@ -477,14 +480,14 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
         state["epoch"] = epoch
         epochs.set_postfix(train=f"{train_stats.total:.3f}", val=f"{val_objective:.3f}",
                            best=state["best_epoch"])
-        log(f"epoch {epoch:3d}  train {train_stats.total:.4f}  val {val_objective:.4f}"
+        logger.info(f"epoch {epoch:3d}  train {train_stats.total:.4f}  val {val_objective:.4f}"
             f"{'  *' if improved else ''}  ({entry['seconds']:.1f}s)")
         with atomic_path(paths.train_log) as tmp:
             tmp.write_text("\n".join(log_lines) + "\n")
         _save(paths.resume_checkpoint, {**base, **state, "model": model.state_dict(),
                                         "weighting": weighting.state_dict(), "optimizer": optimizer.state_dict()})
         if state["bad_epochs"] >= config.train.patience:
-            log(f"early stop: no validation improvement for {config.train.patience} epochs")
+            logger.info(f"early stop: no validation improvement for {config.train.patience} epochs")
             break
     epochs.close()
 
@@ -517,7 +520,7 @@ def load_checkpoint(path: str | Path, device: str | None = None) -> tuple[Galler
     path = Path(path)
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if checkpoint.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"{path}: not a gallery-core checkpoint")
+        raise UsageError(f"{path}: not a gallery-core checkpoint")
     config = BuildConfig.from_dict(checkpoint["config"])
     tasks = tuple(TaskSpec.from_dict(t) for t in checkpoint["tasks"])
     # Every weight, the frozen trunk's included, comes from the checkpoint itself.
