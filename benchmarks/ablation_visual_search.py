@@ -38,9 +38,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from gallery_core.app.report_view import EVALUATION_DIR  # noqa: E402
 from gallery_core.artifacts.run import Run  # noqa: E402
-from gallery_core.artifacts.store import write_json  # noqa: E402
+from gallery_core.artifacts.store import EVALUATION_DIR, write_json  # noqa: E402
 from gallery_core.config import BuildConfig, ModelConfig, TrainConfig  # noqa: E402
 from gallery_core.data.catalogue import Catalogue, load_catalogue  # noqa: E402
 from gallery_core.data.photos import to_model_input, trunk_cache_key  # noqa: E402

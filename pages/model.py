@@ -5,7 +5,8 @@ import json
 import streamlit as st
 
 from gallery_core.app import figures
-from gallery_core.app.report_view import evaluation_command, load_evaluation_report
+from gallery_core.app.report_view import load_evaluation_report
+from gallery_core.names import evaluate_command
 from ui import loaders
 from ui.widgets import require_run, table_height
 
@@ -50,7 +51,7 @@ st.header("Evaluation report")
 report = load_evaluation_report(run.root)
 if report is None:
     st.info("This run has no evaluation report yet. Make one with:")
-    st.code(evaluation_command(run.root), language="bash")
+    st.code(evaluate_command(run.root), language="bash")
 else:
     st.caption(f"From `{report.folder}`.")
     for part in report.parts:

@@ -4,6 +4,7 @@ import streamlit as st
 
 from gallery_core.app import summary
 from gallery_core.artifacts.store import ArtifactError
+from gallery_core.names import build_command
 from ui import loaders
 from ui.widgets import current_run_root, no_artifacts_message, table_height
 
@@ -20,7 +21,7 @@ try:
 except ArtifactError as err:
     run = None
     st.error(f"Run `{root.name}` cannot be opened: {err}")
-    st.code(f"python -m gallery_core build --catalogue DIR --out {root}", language="bash")
+    st.code(build_command(root), language="bash")
 
 if run is not None:
     manifest = run.manifest

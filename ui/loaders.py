@@ -19,6 +19,7 @@ from gallery_core.app import audit, explore, thumbnails
 from gallery_core.artifacts.check import RunCheck, check_run
 from gallery_core.artifacts.run import Run, list_runs
 from gallery_core.artifacts.store import FILE_NAMES, MANIFEST, ArtifactError
+from gallery_core.names import pred_column
 from gallery_core.pipeline.predict import metrics_table
 
 RunKey = tuple[str, tuple[tuple[str, int, int], ...]]
@@ -102,7 +103,7 @@ def suspicion_table(key: RunKey, task_name: str) -> pd.DataFrame:
 def regression_stds(key: RunKey) -> dict[str, float]:
     """Residual std of each regression task's head predictions (how far off counts as a disagreement)."""
     run = load_run(key)
-    return {t.name: audit.residual_std(t, run.listings, run.predictions, f"{t.name}__pred")
+    return {t.name: audit.residual_std(t, run.listings, run.predictions, pred_column(t.name))
             for t in run.tasks if t.kind == "regression"}
 
 

@@ -14,11 +14,12 @@ from gallery_core.app.thumbnails import SMALL_THUMBNAIL
 from gallery_core.artifacts.run import Run
 from gallery_core.artifacts.store import ArtifactError
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
+from gallery_core.names import DEMO_COMMAND, build_command
 from ui import loaders
 
 RUN_STATE_KEY = "run_name"
 LISTING_PAGE = "pages/listing.py"
-BUILD_COMMANDS = ("make demo", "python -m gallery_core build --catalogue DIR --out artifacts/NAME")
+BUILD_COMMANDS = (DEMO_COMMAND, build_command("artifacts/NAME"))
 
 
 def default_run(runs: Sequence[Path]) -> Path | None:
@@ -70,7 +71,7 @@ def require_run() -> tuple[Run, loaders.RunKey]:
     except ArtifactError as err:
         st.error(f"Run `{root.name}` cannot be opened: {err}")
         st.markdown("Finish or repair it with (steps already done are skipped):")
-        st.code(f"python -m gallery_core build --catalogue DIR --out {root}", language="bash")
+        st.code(build_command(root), language="bash")
         st.stop()
 
 

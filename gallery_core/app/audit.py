@@ -18,6 +18,13 @@ import pandas as pd
 
 from gallery_core.app.explore import format_value
 from gallery_core.data.tasks import TaskSpec, class_labels, encode_labels, observed_mask
+from gallery_core.names import (
+    class_prob_column,
+    oof_p_recorded_column,
+    oof_pred_column,
+    pred_column,
+    prob_column,
+)
 
 # A regression prediction disagrees when it is this many residual stds from the recorded value.
 REGRESSION_DISAGREEMENT_STDS = 2.0
@@ -49,18 +56,18 @@ def suspicion_table(task: TaskSpec, listings: pd.DataFrame, predictions: pd.Data
     """
     labels = encode_labels(task, listings[task.column])
     observed = observed_mask(task, labels)
-    oof = predictions[f"{task.name}__oof_pred"]
+    oof = predictions[oof_pred_column(task.name)]
     table = pd.DataFrame({"listing_id": listings["listing_id"].to_numpy(),
                           "split": listings["split"].to_numpy() if "split" in listings else "",
                           "recorded": class_labels(listings[task.column]).to_numpy()
                           if task.kind != "regression" else listings[task.column].to_numpy(float),
                           "photos_say": oof.to_numpy()})
     if task.kind == "regression":
-        std = residual_std(task, listings, predictions, f"{task.name}__oof_pred")
+        std = residual_std(task, listings, predictions, oof_pred_column(task.name))
         scale = std if std > 0 else 1.0
         table["suspicion"] = np.abs(labels - pd.to_numeric(oof, errors="coerce").to_numpy(float)) / scale
     else:
-        table["p_recorded"] = predictions[f"{task.name}__oof_p_recorded"].to_numpy(float)
+        table["p_recorded"] = predictions[oof_p_recorded_column(task.name)].to_numpy(float)
         table["suspicion"] = 1.0 - table["p_recorded"]
     table = table[observed & table["suspicion"].notna().to_numpy()]
     table = table.sort_values("suspicion", ascending=False, kind="stable").reset_index(drop=True)
@@ -70,7 +77,7 @@ def suspicion_table(task: TaskSpec, listings: pd.DataFrame, predictions: pd.Data
 
 def _top_classes(task: TaskSpec, prediction_row: pd.Series) -> str:
     assert task.classes is not None
-    probabilities = sorted(((float(prediction_row[f"{task.name}__p__{c}"]), c) for c in task.classes), reverse=True)
+    probabilities = sorted(((float(prediction_row[class_prob_column(task.name, c)]), c) for c in task.classes), reverse=True)
     return ", ".join(f"{c} {p:.2f}" for p, c in probabilities[:TOP_CLASSES_SHOWN])
 
 
@@ -88,16 +95,16 @@ def listing_comparison(tasks: Sequence[TaskSpec], listing: pd.Series, prediction
         is_recorded = bool(observed_mask(task, np.array([recorded_code]))[0])
         row = {"task": task.name, "kind": task.kind, "recorded": format_value(recorded_raw) if is_recorded else "—"}
         if task.kind == "binary":
-            p1 = float(prediction_row[f"{task.name}__prob"])
+            p1 = float(prediction_row[prob_column(task.name)])
             row["predicted"] = str(int(p1 >= 0.5))
             row["probabilities"] = f"P(1) = {p1:.2f}"
             disagrees = is_recorded and int(p1 >= 0.5) != int(recorded_code)
         elif task.kind == "multiclass":
-            row["predicted"] = str(prediction_row[f"{task.name}__pred"])
+            row["predicted"] = str(prediction_row[pred_column(task.name)])
             row["probabilities"] = _top_classes(task, prediction_row)
             disagrees = is_recorded and row["predicted"] != class_labels(pd.Series([recorded_raw]))[0]
         else:
-            predicted = float(prediction_row[f"{task.name}__pred"])
+            predicted = float(prediction_row[pred_column(task.name)])
             row["predicted"] = format_value(predicted)
             std = regression_stds.get(task.name, float("nan"))
             row["probabilities"] = f"± {std:.3g} (residual std)" if np.isfinite(std) else ""
@@ -113,7 +120,7 @@ def listing_comparison(tasks: Sequence[TaskSpec], listing: pd.Series, prediction
 def _out_of_fold_text(task: TaskSpec, prediction_row: pd.Series) -> str:
     """What the photos-only probe (which never saw this listing's label) says."""
     if task.kind == "regression":
-        value = prediction_row.get(f"{task.name}__oof_pred", np.nan)
+        value = prediction_row.get(oof_pred_column(task.name), np.nan)
         return "" if pd.isna(value) else f"predicts {float(value):.3g}"
-    p_recorded = prediction_row.get(f"{task.name}__oof_p_recorded", np.nan)
+    p_recorded = prediction_row.get(oof_p_recorded_column(task.name), np.nan)
     return "" if pd.isna(p_recorded) else f"P(recorded) = {float(p_recorded):.2f}"

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from gallery_core.data.tasks import TaskSpec, class_labels, encode_labels, observed_mask
+from gallery_core.names import class_prob_column, pred_column, prob_column
 
 # Columns of listings.parquet that describe the run's bookkeeping, not the listing.
 BOOKKEEPING_COLUMNS = ("listing_id", "n_photos", "first_photo")
@@ -101,7 +102,7 @@ def colour_options(listings: pd.DataFrame, tasks: Sequence[TaskSpec]) -> list[Co
 
 def prediction_values(task: TaskSpec, predictions: pd.DataFrame) -> pd.Series:
     """The model's prediction: P(1) for binary, the class for multiclass, the value for regression."""
-    column = f"{task.name}__prob" if task.kind == "binary" else f"{task.name}__pred"
+    column = prob_column(task.name) if task.kind == "binary" else pred_column(task.name)
     return predictions[column].rename(f"predicted {task.name}")
 
 
@@ -114,14 +115,14 @@ def prediction_error(task: TaskSpec, listings: pd.DataFrame, predictions: pd.Dat
     observed = observed_mask(task, labels)
     error = np.full(len(listings), np.nan)
     if task.kind == "regression":
-        error[observed] = np.abs(predictions[f"{task.name}__pred"].to_numpy(float)[observed] - labels[observed])
+        error[observed] = np.abs(predictions[pred_column(task.name)].to_numpy(float)[observed] - labels[observed])
     elif task.kind == "binary":
-        p1 = predictions[f"{task.name}__prob"].to_numpy(float)
+        p1 = predictions[prob_column(task.name)].to_numpy(float)
         p_recorded = np.where(labels == 1, p1, 1 - p1)
         error[observed] = 1 - p_recorded[observed]
     else:
         assert task.classes is not None
-        probabilities = predictions[[f"{task.name}__p__{c}" for c in task.classes]].to_numpy(float)
+        probabilities = predictions[[class_prob_column(task.name, c) for c in task.classes]].to_numpy(float)
         rows = np.flatnonzero(observed)
         error[rows] = 1 - probabilities[rows, labels[rows]]
     return pd.Series(error, index=listings.index, name=f"error of {task.name}")

@@ -11,9 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-EVALUATION_DIR = "evaluation"
-REPORT_MARKDOWN = "report.md"
-REPORT_JSON = "report.json"
+from gallery_core.artifacts.store import EVALUATION_DIR, REPORT_JSON, REPORT_MARKDOWN
 
 _IMAGE = re.compile(r"!\[(?P<alt>[^\]]*)\]\((?P<target>[^)\s]+)(?:\s+\"[^\"]*\")?\)")
 
@@ -31,10 +29,6 @@ class EvaluationReport:
     parts: list[ReportPart]
     json_path: Path | None
     unreferenced_figures: list[Path]  # PNGs in the folder that the Markdown does not show
-
-
-def evaluation_command(run_root: str | Path) -> str:
-    return f"python -m gallery_core evaluate --artifacts {run_root}"
 
 
 def split_markdown(markdown: str, folder: Path) -> list[ReportPart]:

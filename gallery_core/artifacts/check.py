@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gallery_core.names import build_command
 from gallery_core.artifacts.store import MANIFEST, STEP_FILES, STEPS, ArtifactError, file_checksum, read_manifest
 
 
@@ -35,8 +36,7 @@ def check_run(root: str | Path, verify_checksums: bool = True) -> RunCheck:
     except ArtifactError as err:
         return RunCheck(pd.DataFrame(), [str(err)])
     if manifest is None:
-        return RunCheck(pd.DataFrame(), [f"{root}: no {MANIFEST}; build the run with "
-                                         f"`python -m gallery_core build --catalogue DIR --out {root}`"])
+        return RunCheck(pd.DataFrame(), [f"{root}: no {MANIFEST}; build the run with `{build_command(root)}`"])
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
     recorded_files = manifest.get("files", {})

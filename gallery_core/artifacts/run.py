@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gallery_core.names import build_command
 from gallery_core.errors import UsageError
 from gallery_core.vectors import l2_normalise
 from gallery_core.artifacts.store import STEPS, ArtifactError, RunPaths, load_manifest
@@ -176,6 +177,5 @@ def open_run(root: str | Path, verify: bool = True) -> Run:
     """``Run`` with a friendlier error when the folder does not exist."""
     root = Path(root)
     if not root.exists():
-        raise ArtifactError(f"{root}: no such run folder; build one with "
-                            f"`python -m gallery_core build --catalogue DIR --out {root}`")
+        raise ArtifactError(f"{root}: no such run folder; build one with `{build_command(root)}`")
     return Run(root, verify=verify)

@@ -24,9 +24,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gallery_core.names import build_command, step_command
 from gallery_core.config import SCHEMA_VERSION
 
 MANIFEST = "manifest.json"
+# What `evaluate` writes into a run (the app's Model page reads it back).
+EVALUATION_DIR = "evaluation"
+REPORT_MARKDOWN = "report.md"
+REPORT_JSON = "report.json"
 
 # One source of truth for the files of a run, by step. Each step's files are what its record lists.
 STEP_FILES: dict[str, dict[str, str]] = {
@@ -215,12 +220,11 @@ def load_manifest(root: str | Path, verify: bool = True, steps: tuple[str, ...] 
     root = Path(root)
     manifest = read_manifest(root)
     if manifest is None:
-        raise ArtifactError(f"{root}: no {MANIFEST}; build the run with "
-                            f"`python -m gallery_core build --catalogue DIR --out {root}`")
+        raise ArtifactError(f"{root}: no {MANIFEST}; build the run with `{build_command(root)}`")
     for step in steps:
         if step not in manifest.get("steps", {}):
-            raise ArtifactError(f"{root}: step {step!r} has not been run (run `python -m gallery_core {step} ...` "
-                                "or `build`)")
+            raise ArtifactError(f"{root}: step {step!r} has not been run (run "
+                                f"`{step_command(step, root)}` or `{build_command(root)}`)")
         for file_name in STEP_FILES[step].values():
             path = root / file_name
             record = manifest["files"].get(file_name)

@@ -26,6 +26,7 @@ from gallery_core.evaluation.models import (
     model_gallery_embeddings,
     train_baseline,
 )
+from gallery_core.names import class_prob_column
 from gallery_core.pipeline.predict import task_metrics
 
 PAPER_PEARSON = {"pseudo_uniform": 0.78, "uncertainty": 0.80}
@@ -66,7 +67,7 @@ def model_validation_metrics(ctx: Context, trained: TrainedModel) -> dict[str, d
         out = outputs[task.name]
         if task.kind == "multiclass":
             for j, c in enumerate(task.classes):
-                columns[f"{task.name}__p__{c}"] = _scatter(out[:, j], rows, len(listings))
+                columns[class_prob_column(task.name, c)] = _scatter(out[:, j], rows, len(listings))
         else:
             suffix = "prob" if task.kind == "binary" else "pred"
             columns[f"{task.name}__{suffix}"] = _scatter(out, rows, len(listings))

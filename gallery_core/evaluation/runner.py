@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from gallery_core.app.report_view import EVALUATION_DIR
 from gallery_core.artifacts.run import open_run
+from gallery_core.artifacts.store import EVALUATION_DIR
 from gallery_core.errors import ConfigError
 from gallery_core.evaluation.audit_eval import evaluate_audit
 from gallery_core.evaluation.config import SECTIONS, EvaluationConfig

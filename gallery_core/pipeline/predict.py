@@ -27,6 +27,14 @@ from tqdm.auto import tqdm
 from gallery_core.config import MIN_VALIDATION_LISTINGS, PredictConfig
 from gallery_core.data.tasks import TaskSpec, encode_labels, observed_mask
 from gallery_core.models.encoder import MultiTaskHeads
+from gallery_core.names import (
+    class_prob_column,
+    confidence_column,
+    oof_p_recorded_column,
+    oof_pred_column,
+    pred_column,
+    prob_column,
+)
 from gallery_core.pipeline.embed import mean_per_listing
 
 
@@ -41,15 +49,15 @@ def head_predictions(heads: MultiTaskHeads, gallery_embeddings: np.ndarray) -> p
         task = head.task
         out = head.predict(x).float().cpu().numpy()
         if task.kind == "binary":
-            columns[f"{name}__prob"] = out
+            columns[prob_column(name)] = out
         elif task.kind == "regression":
-            columns[f"{name}__pred"] = out
+            columns[pred_column(name)] = out
         else:
             classes = np.array(task.classes, dtype=object)
-            columns[f"{name}__pred"] = classes[out.argmax(axis=1)]
-            columns[f"{name}__confidence"] = out.max(axis=1)
+            columns[pred_column(name)] = classes[out.argmax(axis=1)]
+            columns[confidence_column(name)] = out.max(axis=1)
             for j, c in enumerate(task.classes):
-                columns[f"{name}__p__{c}"] = out[:, j]
+                columns[class_prob_column(name, c)] = out[:, j]
     return pd.DataFrame(columns)
 
 
@@ -91,9 +99,9 @@ def out_of_fold_predictions(task: TaskSpec, embeddings: np.ndarray, labels: np.n
             oof_pred[held_idx] = proba[:, 1]
         else:
             oof_pred[held_idx] = np.array(task.classes, dtype=object)[proba.argmax(axis=1)]
-    out = {f"{task.name}__oof_pred": oof_pred}
+    out = {oof_pred_column(task.name): oof_pred}
     if task.kind != "regression":
-        out[f"{task.name}__oof_p_recorded"] = p_recorded
+        out[oof_p_recorded_column(task.name)] = p_recorded
     return out
 
 
@@ -140,16 +148,16 @@ def task_metrics(task: TaskSpec, predictions: pd.DataFrame, listings: pd.DataFra
     if val.sum() == 0:
         return {"kind": task.kind, "n": 0, "note": "no labelled validation listings"}
     if task.kind == "regression":
-        metrics = regression_metrics(predictions[f"{task.name}__pred"].to_numpy()[val], labels[val], labels[train])
+        metrics = regression_metrics(predictions[pred_column(task.name)].to_numpy()[val], labels[val], labels[train])
         metrics.update(kind="regression", primary="rmse", higher_is_better=False,
                        beats_baseline=metrics["rmse"] < metrics["baseline_rmse"])
         return metrics
     if task.kind == "binary":
-        p1 = predictions[f"{task.name}__prob"].to_numpy()[val]
+        p1 = predictions[prob_column(task.name)].to_numpy()[val]
         probabilities = np.stack([1 - p1, p1], axis=1)
         n_classes = 2
     else:
-        probabilities = predictions[[f"{task.name}__p__{c}" for c in task.classes]].to_numpy()[val]
+        probabilities = predictions[[class_prob_column(task.name, c) for c in task.classes]].to_numpy()[val]
         n_classes = len(task.classes)
     metrics = classification_metrics(probabilities, labels[val].astype(np.int64), labels[train].astype(np.int64),
                                      n_classes)
