@@ -15,8 +15,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from gallery_core.artifacts.store import (
+    MANIFEST,
+    STEP_FILES,
+    STEPS,
+    ArtifactError,
+    check_step,
+    read_manifest,
+)
 from gallery_core.names import build_command
-from gallery_core.artifacts.store import MANIFEST, STEP_FILES, STEPS, ArtifactError, file_checksum, read_manifest
 
 
 @dataclass
@@ -39,31 +46,12 @@ def check_run(root: str | Path, verify_checksums: bool = True) -> RunCheck:
         return RunCheck(pd.DataFrame(), [f"{root}: no {MANIFEST}; build the run with `{build_command(root)}`"])
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
-    recorded_files = manifest.get("files", {})
     for step in STEPS:
-        record = manifest.get("steps", {}).get(step)
-        if record is None:
-            problems.append(f"step {step!r} has not been run")
-        inputs_ok = record is not None and all(
-            recorded_files.get(name, {}).get("checksum") == checksum for name, checksum in record.get("inputs", {}).items())
-        if record is not None and not inputs_ok:
-            problems.append(f"step {step!r} was built from different input files than those present; rebuild it")
-        for file_name in STEP_FILES[step].values():
-            path = root / file_name
-            present = path.is_file()
-            expected = recorded_files.get(file_name)
-            checksum_ok: bool | None = None
-            if present and expected is not None and verify_checksums:
-                checksum_ok = file_checksum(path) == expected["checksum"]
-                if not checksum_ok:
-                    problems.append(f"{file_name}: checksum differs from the manifest (changed or from another run)")
-            if record is not None and not present:
-                problems.append(f"{file_name}: missing (written by step {step!r})")
-            rows.append({"step": step, "file": file_name, "present": present,
-                         "bytes": path.stat().st_size if present else 0,
-                         "checksum_ok": checksum_ok, "inputs_ok": inputs_ok if record is not None else None,
-                         "built_in_s": record.get("seconds") if record else None,
-                         "finished_at": record.get("finished_at") if record else None})
+        check = check_step(root, manifest, step, verify_checksums)
+        problems.extend(check.problems)
+        record = manifest.get("steps", {}).get(step) or {}
+        rows.extend({"step": step, **row, "inputs_ok": check.inputs_ok, "built_in_s": record.get("seconds"),
+                     "finished_at": record.get("finished_at")} for row in check.files)
     problems.extend(_alignment_problems(root))
     return RunCheck(pd.DataFrame(rows), problems)
 

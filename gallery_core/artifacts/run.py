@@ -15,13 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gallery_core.names import build_command
-from gallery_core.errors import UsageError
-from gallery_core.vectors import l2_normalise
 from gallery_core.artifacts.store import STEPS, ArtifactError, RunPaths, load_manifest
 from gallery_core.config import BuildConfig, artifacts_root
-from gallery_core.search.index import exact_search, load_index, query_index
 from gallery_core.data.tasks import TaskSpec
+from gallery_core.errors import UsageError
+from gallery_core.names import build_command
+from gallery_core.search.index import exact_search, load_index, query_index
+from gallery_core.vectors import l2_normalise
 
 
 def list_runs(root: str | Path | None = None) -> list[Path]:
@@ -129,7 +129,9 @@ class Run:
 
     def embed_uploads(self, photos: Sequence[str | Path | bytes]) -> np.ndarray:
         """Embed new photos with the trained encoder -> (P, D). Raises PhotoError on an undecodable one."""
-        from gallery_core.pipeline.embed import embed_photo_files  # torch: imported only when photos are embedded
+        from gallery_core.pipeline.embed import (
+            embed_photo_files,  # torch: imported only when photos are embedded
+        )
 
         return embed_photo_files(self.model.encoder, list(photos), self.config.model.image_size)
 

@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gallery_core.names import build_command, step_command
 from gallery_core.config import SCHEMA_VERSION
+from gallery_core.names import build_command, step_command
 
 MANIFEST = "manifest.json"
 # What `evaluate` writes into a run (the app's Model page reads it back).
@@ -211,6 +211,53 @@ def record_step(root: str | Path, step: str, key: str, seconds: float, info: dic
     return manifest
 
 
+@dataclasses.dataclass
+class StepCheck:
+    """One step of a run against its manifest: a row per file it wrote, and what is wrong, in words."""
+
+    step: str
+    recorded: bool  # the manifest records the step as run
+    inputs_ok: bool | None  # its recorded inputs are the files now present (None: step not recorded)
+    files: list[dict[str, Any]]  # file, present, bytes, checksum_ok (None: not checked)
+    problems: list[str]
+
+
+def check_step(root: str | Path, manifest: dict[str, Any], step: str, verify: bool = True) -> StepCheck:
+    """Check one step's files against ``manifest``: recorded, present, (with ``verify``) the same bytes as
+    recorded, and built from the upstream files now present. The one place a run's integrity is judged
+    (``load_manifest`` raises on the first problem; ``artifacts.check.check_run`` lists them all)."""
+    root = Path(root)
+    recorded_files = manifest.get("files", {})
+    record = manifest.get("steps", {}).get(step)
+    problems: list[str] = []
+    if record is None:
+        problems.append(f"{root}: step {step!r} has not been run (run `{step_command(step, root)}` or "
+                        f"`{build_command(root)}`)")
+    files: list[dict[str, Any]] = []
+    for file_name in STEP_FILES[step].values():
+        path = root / file_name
+        expected = recorded_files.get(file_name)
+        present = path.is_file()
+        checksum_ok: bool | None = None
+        if record is not None and (expected is None or not present):
+            problems.append(f"{path}: missing (written by step {step!r})")
+        elif present and expected is not None and verify:
+            checksum_ok = file_checksum(path) == expected["checksum"]
+            if not checksum_ok:
+                problems.append(f"{path}: checksum differs from {MANIFEST}; the file was changed or comes "
+                                "from another run. Rebuild this step.")
+        files.append({"file": file_name, "present": present, "bytes": path.stat().st_size if present else 0,
+                      "checksum_ok": checksum_ok})
+    inputs_ok = None
+    if record is not None:
+        stale = [name for name, checksum in record.get("inputs", {}).items()
+                 if recorded_files.get(name, {}).get("checksum") != checksum]
+        inputs_ok = not stale
+        problems.extend(f"{root}: step {step!r} was built from a different {name} than the one present; the "
+                        "artifacts do not belong together. Rebuild it." for name in stale)
+    return StepCheck(step, record is not None, inputs_ok, files, problems)
+
+
 def load_manifest(root: str | Path, verify: bool = True, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
     """Read a run's manifest and check that the named steps' files exist and belong together.
 
@@ -222,20 +269,6 @@ def load_manifest(root: str | Path, verify: bool = True, steps: tuple[str, ...] 
     if manifest is None:
         raise ArtifactError(f"{root}: no {MANIFEST}; build the run with `{build_command(root)}`")
     for step in steps:
-        if step not in manifest.get("steps", {}):
-            raise ArtifactError(f"{root}: step {step!r} has not been run (run "
-                                f"`{step_command(step, root)}` or `{build_command(root)}`)")
-        for file_name in STEP_FILES[step].values():
-            path = root / file_name
-            record = manifest["files"].get(file_name)
-            if record is None or not path.is_file():
-                raise ArtifactError(f"{path}: missing (written by step {step!r})")
-            if verify and file_checksum(path) != record["checksum"]:
-                raise ArtifactError(f"{path}: checksum differs from {MANIFEST}; the file was changed or comes "
-                                    "from another run. Rebuild this step.")
-        for file_name, checksum in manifest["steps"][step].get("inputs", {}).items():
-            current = manifest["files"].get(file_name, {}).get("checksum")
-            if current != checksum:
-                raise ArtifactError(f"{root}: step {step!r} was built from a different {file_name} than the one "
-                                    "present; the artifacts do not belong together. Rebuild it.")
+        if problems := check_step(root, manifest, step, verify).problems:
+            raise ArtifactError(problems[0])
     return manifest
