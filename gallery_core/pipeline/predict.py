@@ -19,9 +19,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.model_selection import KFold
+from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, r2_score, root_mean_squared_error
+from sklearn.model_selection import KFold, cross_val_predict
 from tqdm.auto import tqdm
 
 from gallery_core.config import MIN_VALIDATION_LISTINGS, PredictConfig
@@ -36,6 +39,10 @@ from gallery_core.names import (
     prob_column,
 )
 from gallery_core.pipeline.embed import mean_per_listing
+
+# Floor on a probability in log losses (and smoothing of the class prior): a confident mistake costs
+# -log(1e-7) ~ 16 nats instead of infinity.
+PRIOR_SMOOTHING = 1e-7
 
 
 @torch.no_grad()
@@ -66,76 +73,89 @@ def gallery_embeddings(photo_embeddings: np.ndarray, listing_index: np.ndarray, 
     return mean_per_listing(photo_embeddings, listing_index, n_listings)
 
 
+class _Probe(ClassifierMixin, BaseEstimator):
+    """Logistic regression on frozen embeddings; a training fold with a single class predicts that class
+    with certainty (a rare class can be absent from a fold of a small catalogue)."""
+
+    def __init__(self, C: float = 1.0, max_iter: int = 300) -> None:
+        self.C = C
+        self.max_iter = max_iter
+
+    def fit(self, x: np.ndarray, y: np.ndarray) -> _Probe:
+        self.classes_ = np.unique(y)
+        self.model_ = (DummyClassifier(strategy="prior") if len(self.classes_) < 2 else
+                       LogisticRegression(C=self.C, max_iter=self.max_iter)).fit(x, y)
+        return self
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.model_.predict_proba(x)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return self.classes_[self.predict_proba(x).argmax(axis=1)]
+
+
 def out_of_fold_predictions(task: TaskSpec, embeddings: np.ndarray, labels: np.ndarray,
                             config: PredictConfig, seed: int = 0) -> dict[str, np.ndarray]:
     """k-fold probes (logistic / ridge) on frozen embeddings; NaN where there is no recorded label."""
     n = len(labels)
     observed = np.flatnonzero(observed_mask(task, labels))
     oof_pred = np.full(n, np.nan) if task.kind != "multiclass" else np.full(n, None, dtype=object)
-    p_recorded = np.full(n, np.nan)
     folds = KFold(n_splits=min(config.oof_folds, len(observed)), shuffle=True, random_state=seed)
-    for fit_rows, held_rows in folds.split(observed):
-        fit_idx, held_idx = observed[fit_rows], observed[held_rows]
-        x_fit, y_fit = embeddings[fit_idx], labels[fit_idx]
-        if task.kind == "regression":
-            probe = Ridge(alpha=1.0).fit(x_fit, y_fit)
-            oof_pred[held_idx] = probe.predict(embeddings[held_idx])
-            continue
-        y_fit = y_fit.astype(np.int64)
-        present = np.unique(y_fit)
-        if len(present) < 2:  # a fold with one class: predict it with certainty
-            proba = np.zeros((len(held_idx), task.output_dim if task.kind == "multiclass" else 2))
-            proba[:, present[0]] = 1.0
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                warnings.filterwarnings("ignore", message="The number of unique classes")
-                probe = LogisticRegression(C=1.0, max_iter=300).fit(x_fit, y_fit)
-            proba = np.zeros((len(held_idx), task.output_dim if task.kind == "multiclass" else 2))
-            proba[:, probe.classes_] = probe.predict_proba(embeddings[held_idx])
-        recorded = labels[held_idx].astype(np.int64)
-        p_recorded[held_idx] = proba[np.arange(len(held_idx)), recorded]
-        if task.kind == "binary":
-            oof_pred[held_idx] = proba[:, 1]
-        else:
-            oof_pred[held_idx] = np.array(task.classes, dtype=object)[proba.argmax(axis=1)]
-    out = {oof_pred_column(task.name): oof_pred}
-    if task.kind != "regression":
-        out[oof_p_recorded_column(task.name)] = p_recorded
-    return out
+    x, y = embeddings[observed], labels[observed]
+    if task.kind == "regression":
+        oof_pred[observed] = cross_val_predict(Ridge(alpha=1.0), x, y, cv=folds)
+        return {oof_pred_column(task.name): oof_pred}
+    y = y.astype(np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.filterwarnings("ignore", message="The number of unique classes")
+        warnings.filterwarnings("ignore", message="Number of classes in training fold")
+        present = cross_val_predict(_Probe(), x, y, cv=folds, method="predict_proba")  # (n_observed, classes seen)
+    proba = np.zeros((len(observed), task.output_dim if task.kind == "multiclass" else 2))
+    proba[:, np.unique(y)] = present  # a class absent from a fold has probability 0 there
+    p_recorded = np.full(n, np.nan)
+    p_recorded[observed] = proba[np.arange(len(observed)), y]
+    if task.kind == "binary":
+        oof_pred[observed] = proba[:, 1]
+    else:
+        oof_pred[observed] = np.array(task.classes, dtype=object)[proba.argmax(axis=1)]
+    return {oof_pred_column(task.name): oof_pred, oof_p_recorded_column(task.name): p_recorded}
 
 
-# --- metrics against trivial baselines ---
+# --- metrics against trivial baselines (scikit-learn's metrics and dummy estimators) ---
 
 def classification_metrics(probabilities: np.ndarray, labels: np.ndarray, train_labels: np.ndarray,
                            n_classes: int) -> dict[str, float]:
     """probabilities (N, C), labels (N,) int; baseline = the training set's majority class / class prior."""
-    eps = 1e-7
-    prior = np.bincount(train_labels, minlength=n_classes).astype(float)
-    prior = (prior + eps) / (prior + eps).sum()
-    majority = int(prior.argmax())
-    p_true = np.clip(probabilities[np.arange(len(labels)), labels], eps, 1.0)
+    classes = np.arange(n_classes)
+    no_features = np.zeros((len(train_labels), 1))
+    majority = DummyClassifier(strategy="most_frequent").fit(no_features, train_labels)
+    # The prior over every class, smoothed so that a class unseen in training costs a finite log loss.
+    prior = np.bincount(train_labels, minlength=n_classes) + PRIOR_SMOOTHING
+    prior = np.tile(prior / prior.sum(), (len(labels), 1))
+    floored = np.clip(probabilities, PRIOR_SMOOTHING, 1.0)
+    floored /= floored.sum(axis=1, keepdims=True)
     return {
         "n": len(labels),
-        "accuracy": float((probabilities.argmax(axis=1) == labels).mean()),
-        "baseline_accuracy": float((labels == majority).mean()),
-        "log_loss": float(-np.log(p_true).mean()),
-        "baseline_log_loss": float(-np.log(prior[labels]).mean()),
+        "accuracy": float(accuracy_score(labels, probabilities.argmax(axis=1))),
+        "baseline_accuracy": float(accuracy_score(labels, majority.predict(np.zeros((len(labels), 1))))),
+        "log_loss": float(log_loss(labels, floored, labels=classes)),
+        "baseline_log_loss": float(log_loss(labels, prior, labels=classes)),
     }
 
 
 def regression_metrics(predictions: np.ndarray, labels: np.ndarray, train_labels: np.ndarray) -> dict[str, float]:
-    """RMSE, MAE and R^2; baseline = predicting the training mean."""
-    mean = float(train_labels.mean())
-    residual = predictions - labels
-    ss_tot = float(((labels - labels.mean()) ** 2).sum())
+    """RMSE, MAE and R^2; baseline = predicting the training mean. R^2 is NaN for constant labels."""
+    no_features = np.zeros((len(train_labels), 1))
+    baseline = DummyRegressor(strategy="mean").fit(no_features, train_labels).predict(np.zeros((len(labels), 1)))
+    constant = bool(np.all(labels == labels[0]))
     return {
         "n": len(labels),
-        "rmse": float(np.sqrt((residual ** 2).mean())),
-        "baseline_rmse": float(np.sqrt(((labels - mean) ** 2).mean())),
-        "mae": float(np.abs(residual).mean()),
-        "baseline_mae": float(np.abs(labels - mean).mean()),
-        "r2": float(1 - (residual ** 2).sum() / ss_tot) if ss_tot > 0 else float("nan"),
+        "rmse": float(root_mean_squared_error(labels, predictions)),
+        "baseline_rmse": float(root_mean_squared_error(labels, baseline)),
+        "mae": float(mean_absolute_error(labels, predictions)),
+        "baseline_mae": float(mean_absolute_error(labels, baseline)),
+        "r2": float("nan") if constant else float(r2_score(labels, predictions)),
     }
 
 
