@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT))  # the app's ui/ package sits beside gallery_core, not inside it
 
-from gallery_core import thumbnails  # noqa: E402
+from gallery_core.app import thumbnails  # noqa: E402
 from gallery_core.app.explore import DEFAULT_MAX_MAP_POINTS  # noqa: E402
 from gallery_core.artifacts.check import check_run  # noqa: E402
 from gallery_core.artifacts.run import Run  # noqa: E402
@@ -49,8 +49,9 @@ from gallery_core.search.index import (  # noqa: E402
 )
 from gallery_core.search.seed_gallery import SeedGallery  # noqa: E402
 from gallery_core.vectors import l2_normalise  # noqa: E402
+from ui import navigation  # noqa: E402
 
-PAGES = ("overview", "map", "retrieve", "listing", "audit", "model")
+PAGES = tuple(Path(p.script).stem for p in navigation.PAGES)  # the app's pages, in sidebar order
 SYNTHETIC_INDEX_TREES = 10
 CHUNK_ROWS = 100_000
 CACHED_BUDGET_S = 1.0
@@ -185,7 +186,7 @@ def time_page(page: str, run: Run, run_name: str, repeats: int, cold: bool) -> d
     if page != "overview":
         at.run()  # registers the pages, so switch_page can resolve them (Overview renders here, uncached)
         clear_streamlit_caches()
-        at.switch_page(f"pages/{page}.py")
+        at.switch_page(f"ui/pages/{page}.py")
     started = time.perf_counter()
     at.run()
     first = time.perf_counter() - started
@@ -208,7 +209,7 @@ def time_map_points(run: Run, run_name: str, max_points: int, repeats: int) -> t
     at = app_test(timeout_s=600)
     at.session_state["run_name"] = run_name
     at.run()
-    at.switch_page("pages/map.py").run()
+    at.switch_page(navigation.page("Map").script).run()
     at.number_input(key="map_max_points").set_value(max_points).run()
     times = []
     for _ in range(repeats):
@@ -348,29 +349,26 @@ def main() -> None:
     import streamlit  # noqa: F401  (imported before timing: the first import takes seconds)
     import torch
 
-    from ui.testing import navigation_pages
-
     machine = (f"Machine: {platform.machine()}, {os.cpu_count()} CPU cores (shared with other jobs while "
                f"measuring), {torch.get_num_threads()} torch threads, no GPU used; Python {platform.python_version()}.")
     runs = {args.run: Run(root / args.run, verify=False), large_name: Run(root / large_name, verify=False)}
     timings: dict[str, dict[str, dict[str, float]]] = {}
-    with navigation_pages():
-        for page in PAGES:  # warm-up: the first script runs import the app's modules; not timed
-            time_page(page, runs[args.run], args.run, repeats=1, cold=False)
-        for name, run in runs.items():
-            timings[name] = {}
-            for page in PAGES:
-                cold = time_page(page, run, name, repeats=1, cold=True)
-                warm = time_page(page, run, name, repeats=args.repeats, cold=False)
-                timings[name][page] = {"cold": cold["first"], "first": warm["first"], "cached": warm["cached"]}
-                t = timings[name][page]
-                print(f"{name:>16s} {page:9s} cold {t['cold']:6.2f} s  first {t['first']:6.2f} s  "
-                      f"cached {t['cached']:6.3f} s", flush=True)
-        map_points = {points: time_map_points(runs[large_name], large_name, points, args.repeats)
-                      for points in sorted({min(DEFAULT_MAX_MAP_POINTS, args.listings), args.listings})}
-        for points, (seconds, size) in map_points.items():
-            print(f"map of {large_name} drawing {points:,} points: cached render {seconds:.2f} s, "
-                  f"figure {size / 1e6:.1f} MB", flush=True)
+    for page in PAGES:  # warm-up: the first script runs import the app's modules; not timed
+        time_page(page, runs[args.run], args.run, repeats=1, cold=False)
+    for name, run in runs.items():
+        timings[name] = {}
+        for page in PAGES:
+            cold = time_page(page, run, name, repeats=1, cold=True)
+            warm = time_page(page, run, name, repeats=args.repeats, cold=False)
+            timings[name][page] = {"cold": cold["first"], "first": warm["first"], "cached": warm["cached"]}
+            t = timings[name][page]
+            print(f"{name:>16s} {page:9s} cold {t['cold']:6.2f} s  first {t['first']:6.2f} s  "
+                  f"cached {t['cached']:6.3f} s", flush=True)
+    map_points = {points: time_map_points(runs[large_name], large_name, points, args.repeats)
+                  for points in sorted({min(DEFAULT_MAX_MAP_POINTS, args.listings), args.listings})}
+    for points, (seconds, size) in map_points.items():
+        print(f"map of {large_name} drawing {points:,} points: cached render {seconds:.2f} s, "
+              f"figure {size / 1e6:.1f} MB", flush=True)
     checks = {name: time_run_check(run) for name, run in runs.items()}
     print("verifying the runs' files: " + ", ".join(f"{name} {s:.2f} s" for name, s in checks.items()))
     thumbs = time_thumbnails(runs[args.run])

@@ -44,6 +44,14 @@ def tiny_listing_id(app_artifacts) -> str:
     return str(pd.read_parquet(app_artifacts / DEMO_RUN_NAME / "listings.parquet")["listing_id"].iloc[0])
 
 
+@pytest.fixture(scope="session")
+def n_tasks(app_artifacts) -> int:
+    """How many training tasks the test run has (whatever the demo's task file holds)."""
+    from gallery_core.artifacts.run import open_run
+
+    return len(open_run(app_artifacts / DEMO_RUN_NAME).tasks)
+
+
 @pytest.fixture
 def app_env(app_artifacts, monkeypatch) -> Path:
     """Point the app at the test artifacts root."""
@@ -53,17 +61,15 @@ def app_env(app_artifacts, monkeypatch) -> Path:
 
 @pytest.fixture
 def new_app():
-    """``new_app()`` -> an ``AppTest`` of app.py, which runs app.py before every page as a live server
-    does (see ``ui.testing.navigation_pages``)."""
-    from ui.testing import app_test, navigation_pages
+    """``new_app()`` -> an ``AppTest`` of app.py, which runs app.py before every page as a live server does."""
+    from ui.testing import app_test
 
-    with navigation_pages():
-        yield lambda: app_test(APP_TIMEOUT_S)
+    return lambda: app_test(APP_TIMEOUT_S)
 
 
 @pytest.fixture
 def open_page(app_env, new_app):
-    """``open_page("pages/map.py", listing="L000001")`` -> the app run on that page, query params set."""
+    """``open_page("ui/pages/map.py", listing="L000001")`` -> the app run on that page, query params set."""
 
     def _open(page: str | None = None, **query_params: str):
         at = new_app()

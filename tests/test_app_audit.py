@@ -6,7 +6,7 @@ pytest_plugins = ["conftest_app"]
 
 
 def test_suspects_are_ranked_by_out_of_fold_suspicion(open_page):
-    at = open_page("pages/audit.py")
+    at = open_page("ui/pages/audit.py")
     assert not at.exception
     assert at.selectbox(key="audit_task").value == "is_chain"
     table = at.dataframe[0].value
@@ -20,7 +20,7 @@ def test_suspects_are_ranked_by_out_of_fold_suspicion(open_page):
 
 
 def test_a_regression_task_is_scored_in_residual_stds(open_page):
-    at = open_page("pages/audit.py")
+    at = open_page("ui/pages/audit.py")
     at.selectbox(key="audit_task").set_value("price").run()
     assert not at.exception
     assert "residual standard deviation" in " ".join(m.value for m in at.markdown)

@@ -30,7 +30,7 @@ def n_points(traces: list[dict]) -> int:
 
 
 def test_map_draws_every_listing_with_its_id(open_page, app_artifacts):
-    at = open_page("pages/map.py")
+    at = open_page("ui/pages/map.py")
     assert not at.exception
     traces = map_points(at)
     assert {trace["type"] for trace in traces} == {"scattergl"}
@@ -44,7 +44,7 @@ def test_map_draws_every_listing_with_its_id(open_page, app_artifacts):
 
 
 def test_colouring_by_a_prediction_error_uses_a_colour_scale(open_page):
-    at = open_page("pages/map.py")
+    at = open_page("ui/pages/map.py")
     at.selectbox(key="map_colour").set_value("Prediction error: price").run()
     assert not at.exception
     traces = map_points(at)
@@ -56,7 +56,7 @@ def test_colouring_by_a_prediction_error_uses_a_colour_scale(open_page):
 def test_filters_keep_only_matching_listings(open_page, app_artifacts):
     listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
     kept_type = listings["property_type"].value_counts().index[0]
-    at = open_page("pages/map.py")
+    at = open_page("ui/pages/map.py")
     at.multiselect(key="map_filter_columns").set_value(["property_type"]).run()
     at.multiselect(key="map_filter_property_type").set_value([kept_type]).run()
     assert not at.exception
@@ -66,7 +66,7 @@ def test_filters_keep_only_matching_listings(open_page, app_artifacts):
 
 
 def test_beyond_the_point_limit_the_map_draws_a_sample_and_says_so(open_page):
-    at = open_page("pages/map.py")
+    at = open_page("ui/pages/map.py")
     at.number_input(key="map_max_points").set_value(15).run()
     assert not at.exception
     assert n_points(map_points(at)) == 15
@@ -75,7 +75,7 @@ def test_beyond_the_point_limit_the_map_draws_a_sample_and_says_so(open_page):
 
 def test_selected_listings_show_their_galleries(open_page, app_artifacts):
     photos = pd.read_parquet(app_artifacts / "demo" / "photos.parquet")
-    at = open_page("pages/map.py")
+    at = open_page("ui/pages/map.py")
     assert "Nothing selected yet" in " ".join(c.value for c in at.caption)
     selected = ["L000002", "L000005"]
     at.session_state["map_selection"] = selected  # what the chart's selection callback stores

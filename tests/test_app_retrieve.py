@@ -37,7 +37,7 @@ def png_bytes(size: int = 40, colour: tuple[int, int, int] = (200, 30, 30)) -> b
 
 
 def test_an_empty_tray_invites_photos(open_page):
-    at = open_page("pages/retrieve.py")
+    at = open_page("ui/pages/retrieve.py")
     assert not at.exception
     assert tray_size(at) == 0
     assert "Empty." in at.info[0].value
@@ -49,7 +49,7 @@ def test_clicking_a_catalogue_photo_retrieves_similar_listings(open_page, app_ar
     run = Run(app_artifacts / "demo")
     seed = run.seed_vector(photo_indices=[0])
     own_listing = run.photos["listing_id"].iloc[0]
-    at = open_page("pages/retrieve.py")
+    at = open_page("ui/pages/retrieve.py")
     at.button(key="add_photo_0").click().run()
     assert not at.exception
     assert tray_size(at) == 1
@@ -64,7 +64,7 @@ def test_clicking_a_catalogue_photo_retrieves_similar_listings(open_page, app_ar
 
 def test_whole_galleries_and_result_filters(open_page, app_artifacts):
     listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
-    at = open_page("pages/retrieve.py")
+    at = open_page("ui/pages/retrieve.py")
     first = listings["listing_id"].iloc[0]
     at.button(key=f"add_listing_{first}").click().run()
     assert tray_size(at) == int(listings["n_photos"].iloc[0])
@@ -77,7 +77,7 @@ def test_whole_galleries_and_result_filters(open_page, app_artifacts):
 
 
 def test_a_full_tray_says_so(open_page, app_artifacts):
-    at = open_page("pages/retrieve.py")
+    at = open_page("ui/pages/retrieve.py")
     at.session_state["seed_tray"] = SeedGallery(str(app_artifacts / "demo"), photo_indices=list(range(MAX_SEED_PHOTOS)))
     at.text_input(key="retrieve_search").set_value("L000030").run()
     at.button(key="add_listing_L000030").click().run()
@@ -88,7 +88,7 @@ def test_a_full_tray_says_so(open_page, app_artifacts):
 
 def test_search_narrows_the_listings_to_browse(open_page, app_artifacts):
     listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
-    at = open_page("pages/retrieve.py")
+    at = open_page("ui/pages/retrieve.py")
     at.text_input(key="retrieve_search").set_value(listings["listing_id"].iloc[3]).run()
     assert not at.exception
     assert "1 listings match." in [c.value for c in at.caption]
@@ -96,10 +96,10 @@ def test_search_narrows_the_listings_to_browse(open_page, app_artifacts):
 
 
 def test_the_tray_survives_a_page_switch(open_page):
-    at = open_page("pages/retrieve.py")
+    at = open_page("ui/pages/retrieve.py")
     at.button(key="add_photo_0").click().run()
-    at.switch_page("pages/map.py").run()
-    at.switch_page("pages/retrieve.py").run()
+    at.switch_page("ui/pages/map.py").run()
+    at.switch_page("ui/pages/retrieve.py").run()
     assert tray_size(at) == 1
     at.button(key="retrieve_clear").click().run()
     assert tray_size(at) == 0
@@ -107,7 +107,7 @@ def test_the_tray_survives_a_page_switch(open_page):
 
 def test_an_uploaded_photo_is_embedded_and_used_as_a_seed(open_page, app_artifacts):
     photos = pd.read_parquet(app_artifacts / "demo" / "photos.parquet")
-    at = open_page("pages/retrieve.py")
+    at = open_page("ui/pages/retrieve.py")
     at.file_uploader[0].set_value([("mine.jpg", Path(photos["path"].iloc[0]).read_bytes(), "image/jpeg"),
                                    ("drawing.png", png_bytes(), "image/png")]).run()
     assert not at.exception
@@ -119,7 +119,7 @@ def test_an_uploaded_photo_is_embedded_and_used_as_a_seed(open_page, app_artifac
 
 
 def test_bad_uploads_are_refused_with_clear_messages(open_page):
-    at = open_page("pages/retrieve.py")
+    at = open_page("ui/pages/retrieve.py")
     gif = io.BytesIO()
     Image.new("RGB", (20, 20)).save(gif, format="GIF")
     at.file_uploader[0].set_value([
@@ -140,7 +140,7 @@ def test_bad_uploads_are_refused_with_clear_messages(open_page):
 
 def test_visual_search_with_one_photo(open_page, app_artifacts):
     photos = pd.read_parquet(app_artifacts / "demo" / "photos.parquet")
-    at = open_page("pages/retrieve.py")
+    at = open_page("ui/pages/retrieve.py")
     query = photos.iloc[5]
     at.file_uploader[1].set_value([("query.jpg", Path(query["path"]).read_bytes(), "image/jpeg")]).run()
     assert not at.exception and not at.error
@@ -152,7 +152,7 @@ def test_visual_search_with_one_photo(open_page, app_artifacts):
 
 
 def test_visual_search_refuses_a_bad_photo(open_page):
-    at = open_page("pages/retrieve.py")
+    at = open_page("ui/pages/retrieve.py")
     at.file_uploader[1].set_value([("notes.jpg", b"not a photo", "image/jpeg")]).run()
     assert not at.exception
     assert any("notes.jpg: only JPEG and PNG photos are accepted" in e.value for e in at.error)

@@ -16,9 +16,9 @@ from gallery_core.artifacts.store import ArtifactError
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
 from gallery_core.names import DEMO_COMMAND, build_command
 from ui import loaders
+from ui.navigation import LISTING_PAGE
 
 RUN_STATE_KEY = "run_name"
-LISTING_PAGE = "pages/listing.py"
 BUILD_COMMANDS = (DEMO_COMMAND, build_command("artifacts/NAME"))
 
 

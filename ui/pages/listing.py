@@ -8,6 +8,7 @@ import streamlit as st
 from gallery_core.app import audit, explore
 from gallery_core.app.thumbnails import LARGE_THUMBNAIL
 from ui import loaders
+from ui.navigation import page
 from ui.seed_tray import add_catalogue_photos
 from ui.widgets import require_run, table_height, thumbnail_grid
 
@@ -62,7 +63,7 @@ thumbnail_grid(run.root, gallery["path"].tolist(), size=LARGE_THUMBNAIL, width=1
 
 if st.button("Use this gallery as retrieval seeds", on_click=add_catalogue_photos, icon=":material/image_search:",
              args=(str(run.root), gallery["photo_index"].tolist())):
-    st.switch_page("pages/retrieve.py")
+    st.switch_page(page("Retrieve").script)
 
 comparison = audit.listing_comparison(run.tasks, listing, run.predictions.iloc[run.row_of_listing[listing_id]],
                                       loaders.regression_stds(key))

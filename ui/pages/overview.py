@@ -6,6 +6,7 @@ from gallery_core.app import summary
 from gallery_core.artifacts.store import ArtifactError
 from gallery_core.names import build_command
 from ui import loaders
+from ui.navigation import page
 from ui.widgets import current_run_root, no_artifacts_message, table_height
 
 st.title("Overview")
@@ -77,7 +78,7 @@ if not check.files.empty:
 
 if run is not None:
     st.subheader("Explore")
-    st.page_link("pages/map.py", label="Map of the listings", icon=":material/scatter_plot:")
-    st.page_link("pages/retrieve.py", label="Retrieve listings from seed photos", icon=":material/image_search:")
-    st.page_link("pages/audit.py", label="Audit attributes against photos", icon=":material/fact_check:")
-    st.page_link("pages/model.py", label="Training curves and metrics", icon=":material/monitoring:")
+    st.page_link(page("Map").script, label="Map of the listings", icon=":material/scatter_plot:")
+    st.page_link(page("Retrieve").script, label="Retrieve listings from seed photos", icon=":material/image_search:")
+    st.page_link(page("Audit").script, label="Audit attributes against photos", icon=":material/fact_check:")
+    st.page_link(page("Model").script, label="Training curves and metrics", icon=":material/monitoring:")
