@@ -52,8 +52,10 @@ def test_search_photo_cli_end_to_end(run, tiny_run, capsys):
     text = capsys.readouterr().out
     assert "top 2 photos" in text and "top 2 listings" in text
 
-    assert main(["search-photo", "--artifacts", str(tiny_run), "--photo", str(tiny_run / "nope.jpg")]) == 2
-    assert "error" in capsys.readouterr().err
+    missing = tiny_run / "nope.jpg"
+    assert main(["search-photo", "--artifacts", str(tiny_run), "--photo", str(missing)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {missing}: ") and "No such file" in err and "Traceback" not in err
 
 
 def test_completion_ranks_match_the_evaluation_and_identity_corruption_changes_nothing(run):
