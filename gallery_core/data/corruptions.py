@@ -24,7 +24,7 @@ from collections.abc import Callable
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["CORRUPTIONS", "jpeg_compress", "random_crop", "scribble", "watermark"]
+__all__ = ["CORRUPTIONS", "CORRUPTION_KINDS", "jpeg_compress", "random_crop", "scribble", "watermark"]
 
 
 def _as_rgb(img: Image.Image) -> Image.Image:
@@ -158,3 +158,5 @@ CORRUPTIONS: dict[str, Callable[[Image.Image, np.random.Generator], Image.Image]
     "scribble": _scribble_random,
     "watermark": _watermark_random,
 }
+# Their names in a fixed order: augmentation draws and the robustness evaluation's per-kind seeds index it.
+CORRUPTION_KINDS: tuple[str, ...] = tuple(CORRUPTIONS)
