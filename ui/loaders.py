@@ -108,7 +108,7 @@ def regression_stds(key: RunKey) -> dict[str, float]:
 
 
 def thumbnail(photo_path: str, size: int, run_root: str) -> bytes:
-    """A photo's thumbnail, made once into the run's disk cache (``<run>/cache/thumbs/``).
+    """A photo's thumbnail, made once into the run's disk cache (``<run>/cache/ui-thumbnails/``).
 
     Deliberately not wrapped in ``st.cache_data``: reading a thumbnail from the disk cache costs about as
     much as a ``st.cache_data`` lookup (under 0.1 ms; docs/benchmarks/app.md), and the disk cache also

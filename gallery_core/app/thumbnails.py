@@ -1,6 +1,6 @@
 """Small square JPEG thumbnails of catalogue photos, made once and kept on disk.
 
-A thumbnail is cached under ``<run>/cache/thumbs/`` by a key of the photo's path, modification time,
+A thumbnail is cached under ``<run>/cache/ui-thumbnails/`` by a key of the photo's path, modification time,
 size in bytes and the thumbnail size, so a changed photo gets a new thumbnail. Files are written
 atomically (a temp file, then a rename), so concurrent app sessions never read a half-written one.
 A photo that is missing or undecodable gets a grey placeholder, which is not cached.
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
 
-from gallery_core.artifacts.store import atomic_path, hash_key
+from gallery_core.artifacts.store import RunPaths, atomic_path, hash_key
 
 SMALL_THUMBNAIL = 96
 LARGE_THUMBNAIL = 256
@@ -24,7 +24,7 @@ PLACEHOLDER_GREY = (200, 200, 200)
 
 
 def thumbnail_dir(run_root: str | Path) -> Path:
-    return Path(run_root) / "cache" / "thumbs"
+    return RunPaths(Path(run_root)).ui_thumbnails
 
 
 def make_thumbnail(source: str | Path | bytes, size: int) -> bytes:

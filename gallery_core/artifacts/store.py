@@ -79,6 +79,11 @@ class RunPaths:
         return self.root / "cache"
 
     @property
+    def ui_thumbnails(self) -> Path:
+        """The app's JPEG thumbnails of catalogue photos (a cache; see ``gallery_core.app.thumbnails``)."""
+        return self.cache_dir / "ui-thumbnails"
+
+    @property
     def resume_checkpoint(self) -> Path:
         return self.root / "last.pt"
 
