@@ -15,7 +15,7 @@ of per cent); recalls, sizes and memory are not.
 
 HNSW needs the benchmark-only extra ``hnswlib``:
 
-    .venv/bin/pip install -r requirements-bench.txt
+    make bench   # or: .venv/bin/pip install -r requirements/bench.lock
     .venv/bin/python benchmarks/bench_ann.py --quick               # demo + 100k, small grid, ~5 min
     .venv/bin/python benchmarks/bench_ann.py                       # + 1M (tens of minutes)
     .venv/bin/python benchmarks/bench_ann.py --datasets demo_listings demo_photos   # re-run some
@@ -180,7 +180,7 @@ def bench_hnsw(items: np.ndarray, queries: np.ndarray, exact: np.ndarray, m: int
     try:
         import hnswlib
     except ImportError:
-        log("  hnswlib not installed (pip install -r requirements-bench.txt): HNSW skipped")
+        log("  hnswlib not installed (make bench installs it: the bench extra): HNSW skipped")
         return []
     before = baseline_rss()
     started = time.perf_counter()
