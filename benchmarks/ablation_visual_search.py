@@ -1,9 +1,10 @@
 """Ablation of the visual-search objectives on the demo catalogue (issue 5).
 
-Four models that differ only in their objectives: attributes only; + triplet ranking; + VAE; all
-three. Each is scored on the hold-out column (star_rating, a probe on its listing embeddings, the
-evaluation's ``fit_probe``), gallery-completion recall and attribute precision@k, with clean and with
-corrupted (JPEG, crop, scribble, watermark) query photos (``gallery_core.evaluation.robustness``).
+Four models that differ only in their objectives (``gallery_core.evaluation.objective_ablation.ARMS``):
+attributes only; + triplet ranking; + VAE; all three. This script trains them and writes the results;
+the scoring is the evaluation's (``objective_ablation.evaluate_arm``): the hold-out column (star_rating,
+a probe on each arm's listing embeddings), gallery-completion recall and attribute precision@k, with
+clean and with corrupted (JPEG, crop, scribble, watermark) query photos.
 
 Budget (2 CPU cores shared with other jobs): the backbone is frozen entirely (``trainable_stages=0``),
 so each model trains its projection, heads and (VAE) decoder on the frozen EfficientNet-Lite0 features
@@ -28,51 +29,39 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-
-from gallery_core.artifacts.run import Run  # noqa: E402
-from gallery_core.artifacts.store import EVALUATION_DIR, write_json  # noqa: E402
-from gallery_core.config import BuildConfig, ModelConfig, TrainConfig  # noqa: E402
-from gallery_core.data.catalogue import Catalogue, load_catalogue  # noqa: E402
-from gallery_core.data.photos import to_model_input, trunk_cache_key  # noqa: E402
-from gallery_core.data.tasks import encode_labels  # noqa: E402
-from gallery_core.evaluation.holdout import holdout_task  # noqa: E402
-from gallery_core.evaluation.metrics import (  # noqa: E402
-    attribute_precision_at_k,
-    gallery_completion_ranks,
-    hit_rate_at_k,
-    neighbours,
-    split_galleries,
-    wilson_interval,
+from gallery_core.artifacts.run import Run
+from gallery_core.artifacts.store import EVALUATION_DIR, write_json
+from gallery_core.config import BuildConfig, ModelConfig, TrainConfig
+from gallery_core.data.catalogue import Catalogue, load_catalogue
+from gallery_core.data.photos import load_photo, to_model_input, trunk_cache_key
+from gallery_core.evaluation.metrics import split_galleries
+from gallery_core.evaluation.objective_ablation import (
+    ABLATION_FILE,
+    ARMS,
+    ablation_queries,
+    arm_config,
+    evaluate_arm,
+    holdout_majority_accuracy,
+    paired_differences,
 )
-from gallery_core.evaluation.models import ProbeConfig, fit_probe  # noqa: E402
-from gallery_core.evaluation.objectives import ABLATION_FILE, paired_differences  # noqa: E402
-from gallery_core.evaluation.report import ablation_tables, robustness_table  # noqa: E402
-from gallery_core.evaluation.robustness import (  # noqa: E402
+from gallery_core.evaluation.robustness import (
     CORRUPTION_KINDS,
     corrupted_pixels,
     evaluate_run_robustness,
     query_photo_rows,
-    robustness_metrics,
 )
-from gallery_core.models.backbones import create_backbone  # noqa: E402
-from gallery_core.training.loop import load_checkpoint, split_listings, train  # noqa: E402
-from gallery_core.vectors import l2_normalise  # noqa: E402
+from gallery_core.evaluation.sections.ablation import ablation_tables
+from gallery_core.evaluation.sections.robustness import robustness_table
+from gallery_core.models.backbones import Backbone, create_backbone
+from gallery_core.training.loop import load_checkpoint, split_listings, train
 
-ARMS: dict[str, dict[str, float]] = {
-    "attributes": {},
-    "attributes+triplet": {"triplet_weight": 10.0},
-    "attributes+vae": {"vae_weight": 30.0},
-    "attributes+triplet+vae": {"triplet_weight": 10.0, "vae_weight": 30.0},
-}
+REPO = Path(__file__).resolve().parent.parent
 READING_START, READING_END = "<!-- READING -->", "<!-- /READING -->"
 
 
@@ -82,7 +71,7 @@ def log(message: str) -> None:
 
 # --- frozen features, derived once from the demo run's trunk cache ---
 
-def frozen_backbone(config: ModelConfig):
+def frozen_backbone(config: ModelConfig) -> Backbone:
     return create_backbone(config.backbone, 0, config.weights_path, pretrained=True).eval()
 
 
@@ -104,8 +93,6 @@ def derive_frozen_cache(catalogue: Catalogue, source_cache: Path, out_cache: Pat
         x = torch.from_numpy(np.asarray(features[start:start + 512], dtype=np.float32))
         out[start:start + 512, :, 0, 0] = source_backbone.forward_top(x).numpy().astype(np.float16)
     # Check against the backbone on pixels for a few photos.
-    from gallery_core.data.photos import load_photo
-
     sample = [0, len(features) // 2, len(features) - 1]
     pixels = np.stack([load_photo(index["paths"][i], image_size) for i in sample])
     direct = frozen(to_model_input(pixels)).numpy()
@@ -120,7 +107,7 @@ def derive_frozen_cache(catalogue: Catalogue, source_cache: Path, out_cache: Pat
 
 @torch.no_grad()
 def corrupted_frozen_features(paths: np.ndarray, rows: np.ndarray, image_size: int, kind: str, seed: int,
-                              backbone, cache: Path) -> np.ndarray:
+                              backbone: Backbone, cache: Path) -> np.ndarray:
     """Pooled frozen features (n, 1280, 1, 1) of the query photos under one corruption, cached."""
     path = cache / f"corrupted-{kind}-{seed}-{len(rows)}-{int(rows.sum())}.npy"
     if path.is_file():
@@ -136,85 +123,11 @@ def corrupted_frozen_features(paths: np.ndarray, rows: np.ndarray, image_size: i
     return out
 
 
-# --- one arm ---
+# --- one arm (trained here, scored by the evaluation's objective_ablation.evaluate_arm) ---
 
 def _trained_on(checkpoint: Path) -> str | None:
     """The catalogue fingerprint an arm's checkpoint was trained on (arms in WORK may be from an old catalogue)."""
     return torch.load(checkpoint, map_location="cpu", weights_only=True).get("catalogue_fingerprint")
-
-
-def arm_config(base: BuildConfig, extra: dict[str, float]) -> BuildConfig:
-    return replace(base, train=replace(base.train, **extra)).validate()
-
-
-@torch.no_grad()
-def photo_embeddings_of(model, features: np.ndarray) -> np.ndarray:
-    out = []
-    for start in range(0, len(features), 4096):
-        x = torch.from_numpy(np.asarray(features[start:start + 4096], dtype=np.float32))
-        out.append(model.encoder.embed_photos(x, from_trunk=True).numpy())
-    return np.concatenate(out)
-
-
-def evaluate_arm(model, checkpoint: dict[str, Any], catalogue: Catalogue, clean_features: np.ndarray,
-                 corrupted: dict[str, np.ndarray], listing_index: np.ndarray, in_query: np.ndarray,
-                 queries: np.ndarray, attributes: list[str], holdout_column: str, k: int, seed: int,
-                 ) -> dict[str, Any]:
-    listings = catalogue.listings
-    n = len(listings)
-    photos = photo_embeddings_of(model, clean_features)  # (P, D)
-    gallery = np.zeros((n, photos.shape[1]))
-    np.add.at(gallery, listing_index, photos)
-    gallery /= np.bincount(listing_index, minlength=n)[:, None]  # the heads' input (L, D)
-
-    # Hold-out column: a probe on the training listings' embeddings, accuracy on the validation listings.
-    is_val = listings["listing_id"].isin(set(checkpoint["val_listing_ids"])).to_numpy()
-    task = holdout_task(listings, holdout_column)
-    labels = encode_labels(task, listings[holdout_column])
-    train_rows = np.flatnonzero((labels >= 0) & ~is_val)
-    test_rows = np.flatnonzero((labels >= 0) & is_val)
-    # The evaluation's probe: the same 2-layer head as the model's own task heads.
-    probe_config = ProbeConfig(hidden=checkpoint["config"]["model"]["head_hidden"])
-    probe = fit_probe(task, gallery[train_rows], labels[train_rows], probe_config, seed=seed)
-    correct = probe.predict_proba(gallery[test_rows]).argmax(axis=1) == labels[test_rows]
-    low, high = wilson_interval(int(correct.sum()), len(correct))
-    holdout = {"column": holdout_column, "accuracy": float(correct.mean()), "ci_low": low, "ci_high": high,
-               "n_test": int(len(test_rows)), "n_train": int(len(train_rows)),
-               "correct": correct.astype(int).tolist()}  # per test listing, for paired comparisons
-
-    # The same probe on the validation queries' *query halves*, clean and corrupted (same photos each time).
-    rows = query_photo_rows(listing_index, in_query, queries)
-    corrupted_embeddings = {kind: photo_embeddings_of(model, feats) for kind, feats in corrupted.items()}
-    test_queries = np.array([q for q in queries if q in set(test_rows.tolist())], dtype=np.int64)
-    position = {int(q): i for i, q in enumerate(queries)}
-    owner = np.array([position[int(r)] for r in listing_index[rows]])
-    holdout["query_half"] = {"n_test": int(len(test_queries))}
-    for name, vectors in {"clean": photos[rows], **corrupted_embeddings}.items():
-        half = np.zeros((len(queries), photos.shape[1]))
-        np.add.at(half, owner, vectors)
-        half /= np.maximum(np.bincount(owner, minlength=len(queries)), 1)[:, None]
-        chosen = half[[position[int(q)] for q in test_queries]]
-        hits = probe.predict_proba(chosen).argmax(axis=1) == labels[test_queries]
-        holdout["query_half"][name] = float(hits.mean())
-
-    # Clean retrieval over every listing (the evaluation's protocol and functions).
-    ranks = gallery_completion_ranks(photos, listing_index, n, in_query)
-    unit = l2_normalise(gallery)
-    near = neighbours(unit, k)
-    precision = {col: attribute_precision_at_k(listings[col].to_numpy(dtype=object), near) for col in attributes}
-    clean_all = {"n_queries": int(len(ranks)), "recall_at_1": hit_rate_at_k(ranks, 1),
-                 f"recall_at_{k}": hit_rate_at_k(ranks, k),
-                 f"attribute_precision_at_{k}": {c: v["precision"] for c, v in precision.items()},
-                 f"attribute_chance_at_{k}": {c: v["chance"] for c, v in precision.items()},
-                 f"mean_attribute_precision_at_{k}": float(np.mean([v["precision"] for v in precision.values()])),
-                 "ranks": ranks.tolist()}  # per listing, for paired comparisons
-
-    # Clean vs corrupted query photos on the query listings.
-    values = {col: listings[col].to_numpy(dtype=object) for col in attributes}
-    robust = robustness_metrics(photos, listing_index, n, in_query, queries, corrupted_embeddings, values,
-                                ks=(1, k), precision_k=k)
-    assert robust["n_query_photos"] == len(rows)
-    return {"holdout": holdout, "clean_all_listings": clean_all, "robustness": robust}
 
 
 # --- the report ---
@@ -336,13 +249,8 @@ def main() -> int:
     in_query = split_galleries(listing_index, n, seed=seed)
     # Queries: every validation listing (never trained on; the hold-out test set), then a seeded sample of
     # training listings up to --queries.
-    has_half = np.bincount(listing_index[in_query], minlength=n) > 0
     val = split_listings(catalogue.listings["listing_id"].tolist(), base.train.val_fraction, seed)
-    val_queries = np.flatnonzero(has_half & val)[:args.queries]
-    others = np.flatnonzero(has_half & ~val)
-    extra = np.random.default_rng(seed).choice(others, size=max(0, min(args.queries - len(val_queries),
-                                                                       len(others))), replace=False)
-    queries = np.sort(np.concatenate([val_queries, extra]))
+    queries, n_val_queries = ablation_queries(listing_index, in_query, val, args.queries, seed)
     rows = query_photo_rows(listing_index, in_query, queries)
     paths = catalogue.photos["path"].to_numpy()[rows]
     t0 = time.perf_counter()
@@ -386,13 +294,13 @@ def main() -> int:
     product = None
     if str(args.run) not in ("", ".") and (args.run / "manifest.json").is_file():
         model_key = json.loads((args.run / "manifest.json").read_text())["steps"]["train"]["key"]
-        product_cache = cache / f"run-robustness-{model_key}-{len(val_queries)}.json"
+        product_cache = cache / f"run-robustness-{model_key}-{n_val_queries}.json"
         if product_cache.is_file():
             product = json.loads(product_cache.read_text())
         else:
             log(f"robustness of the built run {args.run} (its own encoder on the corrupted photos)")
             t0 = time.perf_counter()
-            product = evaluate_run_robustness(Run(args.run), n_queries=len(val_queries), seed=seed,
+            product = evaluate_run_robustness(Run(args.run), n_queries=n_val_queries, seed=seed,
                                               attributes=attributes, split="val", ks=(1, k), precision_k=k)
             product["seconds"] = round(time.perf_counter() - t0, 1)
             product["run"] = str(args.run)
@@ -400,10 +308,6 @@ def main() -> int:
     report["built_run"] = product
 
     is_val = val
-    task = holdout_task(catalogue.listings, holdout_column)
-    labels = encode_labels(task, catalogue.listings[holdout_column])
-    majority = np.bincount(labels[(labels >= 0) & ~is_val]).argmax()
-    test = labels[(labels >= 0) & is_val]
     one = next(iter(report["arms"].values()))
     report["setup"] = {
         "catalogue": _shown(args.catalogue), "catalogue_fingerprint": catalogue.fingerprint, "n_listings": n, "n_photos": int(len(listing_index)),
@@ -413,7 +317,7 @@ def main() -> int:
         "triplet_weight": ARMS["attributes+triplet+vae"]["triplet_weight"], "triplet_margin": base.train.triplet_margin,
         "level_edges": list((one.get("triplet_mining") or {}).get("level_edges", [0.7, 0.55, 0.4])),
         "vae_weight": ARMS["attributes+triplet+vae"]["vae_weight"], "vae_image_size": base.train.vae_image_size,
-        "holdout_column": holdout_column, "holdout_majority_accuracy": float((test == majority).mean()),
+        "holdout_column": holdout_column, "holdout_majority_accuracy": holdout_majority_accuracy(catalogue.listings, holdout_column, is_val),
         "attributes": attributes, "k": k, "n_queries": int(len(queries)), "n_query_photos": int(len(rows)),
         "corruptions": list(CORRUPTION_KINDS), "quick": args.quick, "threads": args.threads,
     }

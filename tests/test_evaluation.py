@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from gallery_core.app.report_view import load_evaluation_report
+from gallery_core.artifacts.run import open_run
 from gallery_core.cli import main
 from gallery_core.evaluation import EvaluationConfig, evaluate
 from gallery_core.evaluation.cli import add_parser, config_from_args
 from gallery_core.evaluation.config import ProbeConfig
-from gallery_core.evaluation.verdicts import holdout_verdicts, quality_verdicts
+from gallery_core.evaluation.sections.holdout import holdout_verdicts
+from gallery_core.evaluation.sections.quality import quality_verdicts
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -61,7 +65,14 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
     retrieval = sections["retrieval"]
     assert 0 <= retrieval["gallery_completion"]["mtl"]["top1"] <= retrieval["gallery_completion"]["mtl"]["top10"]
     assert 0 <= retrieval["ann"]["recall"] <= 1
-    assert sections["audit"]["pooled"]["n_flipped"] >= 0
+
+    # The audit counts every known flip of a binary task (the tiny catalogue flips a few), per task and pooled.
+    run = open_run(tiny_run)
+    flipped = pd.read_csv(Path(run.manifest["catalogue"]["root"]) / "truth" / "flipped_flags.csv")
+    expected = int(flipped["column"].isin({t.column for t in run.tasks if t.kind == "binary"}).sum())
+    audit = sections["audit"]
+    assert audit["pooled"]["n_flipped"] == sum(t["n_flipped"] for t in audit["tasks"].values()) == expected > 0
+    assert audit["pooled"]["base_rate"] == pytest.approx(expected / audit["pooled"]["n_ranked"])
 
     robustness = sections["robustness"]
     assert list(robustness["conditions"]) == ["clean", "jpeg", "crop", "scribble", "watermark"]
@@ -157,8 +168,9 @@ def test_quality_verdict_follows_the_correlation():
 def test_threads_follow_the_idle_cores(monkeypatch):
     import gallery_core.evaluation.runner as module
 
-    monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(module, "usable_cores", lambda: 2)
     monkeypatch.setattr(module.torch, "get_num_threads", lambda: 2)
+    # A core counts as taken at a load of 3/4 of it; no load average: torch's own count.
     for busy, threads in [(0.2, 2), (0.7, 2), (0.8, 1), (1.5, 1), (6.0, 1), (None, 2)]:
         monkeypatch.setattr(module, "busy_cores", lambda busy=busy: busy)
         assert module.choose_threads() == threads, busy
@@ -167,14 +179,12 @@ def test_threads_follow_the_idle_cores(monkeypatch):
         module.choose_threads(0)
 
 
-def test_busy_cores_reads_proc_stat(monkeypatch, tmp_path):
+def test_busy_and_usable_cores_come_from_the_standard_library(monkeypatch):
     import gallery_core.evaluation.runner as module
 
-    # Two samples of /proc/stat: 100 jiffies pass on 2 cores, 50 of them busy -> 1 busy core.
-    samples = iter(["cpu  100 0 100 700 0 0 0 0 0 0\n", "cpu  125 0 125 750 0 0 0 0 0 0\n"])
-    stat = tmp_path / "stat"
-    monkeypatch.setattr(module.os, "cpu_count", lambda: 2)
-    monkeypatch.setattr(module.time, "sleep", lambda _: stat.write_text(next(samples)))
-    stat.write_text(next(samples))
-    assert module.busy_cores(stat=stat) == pytest.approx(1.0)
-
+    monkeypatch.setattr(module.os, "getloadavg", lambda: (1.5, 0.5, 0.25))
+    assert module.busy_cores() == 1.5  # the 1-minute load average
+    monkeypatch.setattr(module.os, "getloadavg", lambda: (_ for _ in ()).throw(OSError("no load average")))
+    assert module.busy_cores() is None
+    monkeypatch.setattr(module.os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
+    assert module.usable_cores() == 2  # the cores this process may use, not the machine's

@@ -11,15 +11,15 @@ from scipy import stats
 
 from gallery_core.config import IndexConfig
 from gallery_core.data.tasks import TaskSpec
-from gallery_core.evaluation.audit_eval import ranking_scores
-from gallery_core.evaluation.holdout import holdout_task, nested_subsets
 from gallery_core.evaluation.metrics import (
     accuracy,
     attribute_precision_at_k,
     average_precision,
     class_balance,
+    completion_ranks,
     gallery_completion_ranks,
     hit_rate_at_k,
+    majority_baseline,
     neighbours,
     paired_bootstrap_difference,
     pearson,
@@ -30,7 +30,8 @@ from gallery_core.evaluation.metrics import (
     task_error,
     wilson_interval,
 )
-from gallery_core.evaluation.quality import default_single_task_tasks
+from gallery_core.evaluation.sections.audit import ranking_scores
+from gallery_core.evaluation.tasks import default_single_task_tasks, holdout_task, nested_subsets
 from gallery_core.search.index import build_index, exact_search, query_index
 from gallery_core.vectors import l2_normalise
 
@@ -65,6 +66,21 @@ def test_gallery_completion_counts_a_closer_listing_against_the_query():
     # candidates for listing 0: its rest (cos 0 to the query), listing 1 (cos ~1), listing 2 (cos ~-1)
     assert ranks.tolist() == [2]
     assert hit_rate_at_k(ranks, 1) == 0.0 and hit_rate_at_k(ranks, 2) == 1.0
+
+
+def test_completion_ranks_with_a_changed_query_half():
+    # The ranking robustness uses with corrupted query halves: 3 listings along x, y and -x.
+    whole = np.array([[1, 0], [0, 1], [-1, 0]], dtype=np.float32)
+    rest = np.array([[1, 0]], dtype=np.float32)  # listing 0's other half
+    own = np.array([0])
+    assert completion_ranks(np.array([[1, 0]], np.float32), rest, whole, own).tolist() == [1]
+    # A query half turned towards listing 1 finds it first: listing 0's other half drops to rank 2; its own
+    # whole gallery (which contains the query) is never a candidate.
+    turned = l2_normalise(np.array([[0.6, 0.8]]))
+    assert completion_ranks(turned, rest, whole, own).tolist() == [2]
+    # Ties count against the listing: a candidate scoring exactly as its other half ranks above it.
+    tie = l2_normalise(np.array([[1, 1]]))
+    assert completion_ranks(tie, rest, whole, own).tolist() == [2]
 
 
 def test_gallery_completion_refuses_a_listing_without_two_halves():
@@ -172,6 +188,11 @@ def test_accuracy_and_wilson_interval():
     assert low == 0.0 and high == pytest.approx(0.2775, abs=1e-4)
     low, high = wilson_interval(50, 100)
     assert low == pytest.approx(0.4038, abs=1e-4) and high == pytest.approx(0.5962, abs=1e-4)
+
+
+def test_majority_baseline_is_the_training_majority_scored_on_the_test_labels():
+    assert majority_baseline(np.array([2, 2, 1, 0]), np.array([2, 1, 1, 2])) == (2, 0.5)
+    assert majority_baseline(np.array([3, 1, 1, 3]), np.array([1, 3, 3])) == (1, pytest.approx(1 / 3))  # tie: smaller
 
 
 def test_paired_bootstrap_difference():

@@ -10,9 +10,9 @@ import pytest
 
 from gallery_core.artifacts.run import open_run
 from gallery_core.evaluation import EvaluationConfig, evaluate
-from gallery_core.evaluation.objectives import ABLATION_FILE, paired_differences
-from gallery_core.evaluation.report import ablation_tables
-from gallery_core.evaluation.verdicts import ablation_verdicts, robustness_verdicts
+from gallery_core.evaluation.objective_ablation import ABLATION_FILE, paired_differences
+from gallery_core.evaluation.sections.ablation import ablation_tables, ablation_verdicts
+from gallery_core.evaluation.sections.robustness import robustness_verdicts
 
 CONDITIONS = ("clean", "jpeg", "crop", "scribble", "watermark")
 

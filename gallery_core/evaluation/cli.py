@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
-from gallery_core.evaluation.config import DEFAULT_MAX_EPOCHS, SECTIONS, EvaluationConfig, ProbeConfig
+from gallery_core.evaluation.config import DEFAULT_MAX_EPOCHS, EvaluationConfig, ProbeConfig
+from gallery_core.evaluation.sections import section_names
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -74,8 +75,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    help=f"k of the audit's precision/recall@k (default {' '.join(map(str, defaults.audit_ks))})")
     p.add_argument("--truth", type=Path, default=None,
                    help="folder with flipped_flags.csv for the audit (default <catalogue>/truth)")
-    p.add_argument("--skip", nargs="+", default=[], choices=SECTIONS, metavar="SECTION",
-                   help=f"sections to leave out: {', '.join(SECTIONS)}")
+    sections = section_names()  # the registry's, read now: a section registered later is a choice too
+    p.add_argument("--skip", nargs="+", default=[], choices=sections, metavar="SECTION",
+                   help=f"sections to leave out: {', '.join(sections)}")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of every split and model (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--threads", type=int, default=None,

@@ -1,6 +1,7 @@
 """Settings of ``evaluate``: dataclasses, validated, recorded in ``report.json``.
 
-Light on purpose (no torch): the CLI builds its parser from these defaults without loading models.
+Light on purpose (no torch): the CLI builds its parser from these defaults without loading models, and
+checks ``skip`` against the sections' names (``sections.section_names``) without importing them.
 """
 
 from __future__ import annotations
@@ -8,8 +9,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from gallery_core.errors import ConfigError
+from gallery_core.evaluation.sections import section_names
 
-SECTIONS: tuple[str, ...] = ("holdout", "transfer", "quality", "retrieval", "robustness", "ablation", "audit")
 MTL_WEIGHTINGS: tuple[str, ...] = ("pseudo_uniform", "uncertainty")  # the two the paper compares
 # Measured on the demo (2-core CPU, quiet): ~34 s an epoch per model (the demo run's trunk cache is
 # shared), 8 models in the quality section and 5 end-to-end ones in the hold-out; at 5 epochs the whole
@@ -46,7 +47,7 @@ class EvaluationConfig:
     # Hold-out task (the paper's Table 2): fractions of the labelled training listings.
     fractions: tuple[float, ...] = (0.2, 0.4, 0.6, 0.8, 1.0)
     holdout_column: str | None = None  # default: the run's first hold-out column
-    # Leave tasks out (gallery_core.evaluation.transfer): training tasks held out of training, the MTL model
+    # Leave tasks out (sections/transfer.py): training tasks held out of training, the MTL model
     # retrained without them once per seed, every held-out task probed at ``fractions``.
     transfer_tasks: tuple[str, ...] | None = None  # None = the rule (transfer.RULE): a spread of kinds
     transfer_binary: int = 2  # binary tasks the rule holds out
@@ -106,9 +107,9 @@ class EvaluationConfig:
             raise ConfigError(f"ann_queries must be >= 1, got {self.ann_queries}")
         if not self.audit_ks or any(k < 1 for k in self.audit_ks):
             raise ConfigError(f"audit_ks must be >= 1, got {list(self.audit_ks)}")
-        unknown = sorted(set(self.skip) - set(SECTIONS))
+        unknown = sorted(set(self.skip) - set(section_names()))
         if unknown:
-            raise ConfigError(f"unknown sections to skip {unknown}; the sections are {list(SECTIONS)}")
+            raise ConfigError(f"unknown sections to skip {unknown}; the sections are {list(section_names())}")
         self.probe.validate()
         return self
 

@@ -1,7 +1,9 @@
 """Pure metric functions of the evaluation: arrays in, numbers out, no files and no models.
 
 Each one is small enough to check on a hand-made case (``tests/test_evaluation_metrics.py``); the
-section modules (hold-out, quality, retrieval, audit) only prepare arrays and call these.
+sections (``gallery_core.evaluation.sections``) only prepare arrays and call these. Where scikit-learn
+or SciPy has the measure, it computes it; the rest (intervals, retrieval and top-k ranking measures)
+has no library equivalent with the same definition, said at each.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
+from sklearn.dummy import DummyClassifier
+from sklearn.metrics import accuracy_score
 
 from gallery_core.vectors import group_mean, l2_normalise, top_k
 
@@ -24,7 +28,16 @@ def accuracy(predicted: np.ndarray, labels: np.ndarray) -> float:
         raise ValueError(f"predicted {predicted.shape} and labels {labels.shape} differ in shape")
     if len(labels) == 0:
         raise ValueError("accuracy of an empty set is undefined")
-    return float((predicted == labels).mean())
+    return float(accuracy_score(labels, predicted))
+
+
+def majority_baseline(train_labels: np.ndarray, test_labels: np.ndarray) -> tuple[int, float]:
+    """The trivial classifier: (the training labels' most frequent class, its accuracy on the test
+    labels). Ties go to the smallest class index."""
+    train_labels, test_labels = np.asarray(train_labels), np.asarray(test_labels)
+    dummy = DummyClassifier(strategy="most_frequent").fit(np.zeros((len(train_labels), 1)), train_labels)
+    predicted = dummy.predict(np.zeros((len(test_labels), 1)))
+    return int(dummy.classes_[np.argmax(dummy.class_prior_)]), accuracy(predicted, test_labels)
 
 
 def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
@@ -162,18 +175,29 @@ def gallery_completion_ranks(photo_embeddings: np.ndarray, listing_index: np.nda
     listings = np.asarray(listings, dtype=np.int64)
     if not (has_query[listings] & has_rest[listings]).all():
         raise ValueError("every queried listing needs photos in both halves")
-    everything = np.ones(len(listing_index), dtype=bool)
-    whole = l2_normalise(group_mean(photo_embeddings[everything], listing_index[everything], n_listings))
+    whole = l2_normalise(group_mean(photo_embeddings, listing_index, n_listings))
     query = l2_normalise(group_mean(photo_embeddings[in_query], listing_index[in_query], n_listings)[listings])
     rest = l2_normalise(group_mean(photo_embeddings[~in_query], listing_index[~in_query], n_listings)[listings])
-    ranks = np.empty(len(listings), dtype=np.int64)
-    for start in range(0, len(listings), 1024):  # (chunk, n_listings) similarities at a time
-        q = query[start:start + 1024]
-        own = listings[start:start + 1024]
+    return completion_ranks(query, rest, whole, listings)
+
+
+def completion_ranks(query: np.ndarray, rest: np.ndarray, whole: np.ndarray, own: np.ndarray) -> np.ndarray:
+    """Gallery-completion rank of each query (1 = best): the ranking of ``gallery_completion_ranks``,
+    also used with corrupted query halves (``robustness.robustness_metrics``).
+
+    ``query``/``rest`` (Q, D): the queried listings' query and other halves; ``whole`` (L, D): every
+    listing's whole gallery; ``own`` (Q,): each query's listing row, whose whole gallery is no candidate
+    (it contains the query) and whose other half stands in for it. All L2-normalised. Ties count
+    against the listing: rank = 1 + candidates scoring >= its other half.
+    """
+    own = np.asarray(own, dtype=np.int64)
+    ranks = np.empty(len(query), dtype=np.int64)
+    for start in range(0, len(query), 1024):  # (chunk, L) similarities at a time
+        q, rows = query[start:start + 1024], own[start:start + 1024]
         sims = q @ whole.T
         target = np.einsum("qd,qd->q", q, rest[start:start + 1024])
-        sims[np.arange(len(own)), own] = -np.inf  # the whole gallery of the listing is not a candidate
-        ranks[start:start + len(own)] = 1 + (sims >= target[:, None]).sum(axis=1)
+        sims[np.arange(len(rows)), rows] = -np.inf
+        ranks[start:start + len(rows)] = 1 + (sims >= target[:, None]).sum(axis=1)
     return ranks
 
 
@@ -275,7 +299,11 @@ def precision_recall_at_k(ranked_positive: np.ndarray, k: int, n_positive: int |
 
 
 def average_precision(ranked_positive: np.ndarray, n_positive: int | None = None) -> float:
-    """Mean of the precision at each true positive's rank (unranked positives count as 0)."""
+    """Mean of the precision at each true positive's rank (unranked positives count as 0).
+
+    Not ``sklearn.metrics.average_precision_score``: that needs scores (and pools tied scores into one
+    threshold) and cannot count the positives a ranking never reached, which ``n_positive`` does.
+    """
     ranked_positive = np.asarray(ranked_positive, dtype=bool)
     total = int(ranked_positive.sum()) if n_positive is None else int(n_positive)
     if total == 0:

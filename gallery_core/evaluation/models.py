@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import r2_score
+from sklearn.metrics import accuracy_score, r2_score
 
 from gallery_core.artifacts.run import Run
 from gallery_core.config import BuildConfig
@@ -172,7 +172,7 @@ def probe_score(task: TaskSpec, predicted: np.ndarray, y: np.ndarray) -> float:
     if task.kind == "regression":
         return float(r2_score(y, predicted))
     classes = predicted.argmax(axis=1) if task.kind == "multiclass" else (predicted > 0.5).astype(np.int64)
-    return float((classes == np.asarray(y).astype(np.int64)).mean())
+    return float(accuracy_score(np.asarray(y).astype(np.int64), classes))
 
 
 def fit_probe(task: TaskSpec, x: np.ndarray, y: np.ndarray, config: ProbeConfig, seed: int = 0) -> FittedProbe:

@@ -7,7 +7,8 @@ cropped or drawn on. This module measures what that costs, with the corruptions 
 * gallery completion (the evaluation's protocol): each queried listing's gallery is split in two
   halves (``split_galleries``); the query is the mean of its query half, and the target is its other
   half among every other listing's whole gallery. Recall@k = how often the target ranks in the top k.
-  Clean and corrupted runs use the same split, so their difference is the corruption alone;
+  Clean and corrupted runs use the same split, so their difference is the corruption alone (the
+  ranking is ``metrics.completion_ranks``, the one the evaluation's retrieval section uses);
 * attribute precision@k of the same queries' neighbours (the evaluation's ``attribute_precision_at_k``);
 * single-photo search: each corrupted query photo searched among all clean photos: is its own clean
   original the top hit (near-duplicate recall@1), and is its listing among the top-k listings?
@@ -29,6 +30,7 @@ from gallery_core.data.photos import to_model_input
 from gallery_core.data.tasks import class_labels
 from gallery_core.evaluation.metrics import (
     attribute_precision_at_k,
+    completion_ranks,
     hit_rate_at_k,
     split_galleries,
 )
@@ -72,23 +74,6 @@ def query_photo_rows(listing_index: np.ndarray, in_query: np.ndarray, query_list
     wanted = np.zeros(int(listing_index.max()) + 1, dtype=bool)
     wanted[np.asarray(query_listings)] = True
     return np.flatnonzero(np.asarray(in_query) & wanted[np.asarray(listing_index)])
-
-
-def completion_ranks(query: np.ndarray, rest: np.ndarray, whole: np.ndarray, own: np.ndarray) -> np.ndarray:
-    """Gallery-completion rank of each query (1 = best), as ``evaluation.metrics.gallery_completion_ranks``.
-
-    ``query``/``rest`` (Q, D): the queried listings' query and other halves; ``whole`` (L, D): every
-    listing's whole clean gallery; ``own`` (Q,): each query's listing row, whose whole gallery is no
-    candidate. All L2-normalised. Ties count against the listing.
-    """
-    ranks = np.empty(len(query), dtype=np.int64)
-    for start in range(0, len(query), 1024):
-        q, rows = query[start:start + 1024], own[start:start + 1024]
-        sims = q @ whole.T  # (chunk, L)
-        target = np.einsum("qd,qd->q", q, rest[start:start + 1024])
-        sims[np.arange(len(rows)), rows] = -np.inf
-        ranks[start:start + len(rows)] = 1 + (sims >= target[:, None]).sum(axis=1)
-    return ranks
 
 
 def _top_k_excluding(query: np.ndarray, whole: np.ndarray, own: np.ndarray, k: int) -> np.ndarray:

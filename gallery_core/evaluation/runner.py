@@ -1,4 +1,5 @@
-"""``evaluate``: run the sections on a built run and write its report.
+"""``evaluate``: run the registered sections (``gallery_core.evaluation.sections``) on a built run, in
+report order, and write its report.
 
 Each section is timed and isolated: one that fails is recorded as failed in the report (with the
 error) and the others still run, so a long evaluation is not lost to one bad section; the caller
@@ -12,7 +13,6 @@ import os
 import shutil
 import time
 import traceback
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,50 +22,32 @@ import torch
 from gallery_core.artifacts.run import open_run
 from gallery_core.artifacts.store import EVALUATION_DIR
 from gallery_core.errors import ConfigError
-from gallery_core.evaluation.audit_eval import evaluate_audit
-from gallery_core.evaluation.config import SECTIONS, EvaluationConfig
+from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
-from gallery_core.evaluation.holdout import evaluate_holdout
-from gallery_core.evaluation.objectives import evaluate_ablation, evaluate_robustness
-from gallery_core.evaluation.quality import evaluate_quality
-from gallery_core.evaluation.report import all_verdicts, write_report
-from gallery_core.evaluation.retrieval import evaluate_retrieval
-from gallery_core.evaluation.transfer import evaluate_transfer
+from gallery_core.evaluation.report import section_verdicts, write_report
+from gallery_core.evaluation.sections import load_section, section_names
 from gallery_core.training.loop import pick_device
 
 logger = logging.getLogger(__name__)
 
-SECTION_FUNCTIONS: dict[str, Callable[[Context, EvaluationConfig], dict[str, Any]]] = {
-    "holdout": evaluate_holdout,
-    "transfer": evaluate_transfer,
-    "quality": evaluate_quality,
-    "retrieval": evaluate_retrieval,
-    "robustness": evaluate_robustness,
-    "ablation": evaluate_ablation,
-    "audit": evaluate_audit,
-}
 
-
-def _cpu_times(stat: Path) -> tuple[int, int] | None:
-    """(busy, total) jiffies of all cores since boot, from Linux's /proc/stat; None elsewhere."""
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: a container or ``taskset`` may allow fewer
+    than the machine has), or the machine's count where affinity is not available."""
     try:
-        fields = [int(x) for x in stat.read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return sum(fields[:8]) - idle, sum(fields[:8])  # user..steal; guest time is already in user
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
-def busy_cores(sample_seconds: float = 0.5, stat: Path = Path("/proc/stat")) -> float | None:
-    """How many cores other work keeps busy right now (sampled over ``sample_seconds``), or the 1-minute
-    load average where /proc/stat is missing. The load average alone lags: a job that has just ended
-    still counts for a minute, which once halved this evaluation's threads."""
-    first = _cpu_times(stat)
-    if first is not None:
-        time.sleep(sample_seconds)
-        second = _cpu_times(stat)
-        if second is not None and second[1] > first[1]:
-            return (os.cpu_count() or 1) * (second[0] - first[0]) / (second[1] - first[1])
+def busy_cores() -> float | None:
+    """How many cores other work keeps busy: the 1-minute load average, None where there is none.
+
+    It lags: a job that ended in the last minute still counts (once that halved this evaluation's
+    threads), and processes waiting on I/O count too. Sampling /proc/stat over half a second saw the
+    present better but only on Linux and by hand-parsing; the standard library's figure is enough for
+    a thread count, and an explicit ``threads`` always wins.
+    """
     try:
         return os.getloadavg()[0]
     except (OSError, AttributeError):  # not available on this platform
@@ -73,10 +55,12 @@ def busy_cores(sample_seconds: float = 0.5, stat: Path = Path("/proc/stat")) -> 
 
 
 def choose_threads(requested: int | None = None) -> int:
-    """Torch threads for the evaluation: ``requested``, else as many as the machine has idle cores (>= 1).
+    """Torch threads for the evaluation: ``requested``, else as many as there are idle cores (>= 1).
 
     On a shared machine, OpenMP threads that wait on cores busy with other work slow each other down:
-    on 2 cores under a load of ~6, one thread trained an epoch ~3x faster than two (measured).
+    on 2 cores under a load of ~6, one thread trained an epoch ~3x faster than two (measured). The rule:
+    a core counts as taken when other work keeps it at least 3/4 busy, i.e. idle cores = usable cores -
+    int(load + 0.25), capped by torch's own thread count.
     """
     if requested is not None:
         if requested < 1:
@@ -85,9 +69,7 @@ def choose_threads(requested: int | None = None) -> int:
     busy = busy_cores()
     if busy is None:
         return torch.get_num_threads()
-    cores = os.cpu_count() or 1
-    # A core counts as taken when other work keeps it at least 3/4 busy.
-    return max(1, min(torch.get_num_threads(), cores - int(busy + 0.25)))
+    return max(1, min(torch.get_num_threads(), usable_cores() - int(busy + 0.25)))
 
 
 def _load_average() -> float | None:
@@ -100,18 +82,8 @@ def _load_average() -> float | None:
 
 def planned_work(config: EvaluationConfig, n_holdout_columns: int) -> str:
     """What the evaluation will train, said up front: the models are what takes the time."""
-    parts = []
-    if "holdout" not in config.skip and n_holdout_columns:
-        parts.append(f"hold-out: {len(config.fractions)} end-to-end models")
-    if "transfer" not in config.skip:
-        n_tasks = n_holdout_columns + config.transfer_binary + 2 if config.transfer_tasks is None else \
-            n_holdout_columns + len(config.transfer_tasks)
-        per_seed = 1 + n_tasks * len(config.transfer_end_to_end_fractions)
-        parts.append(f"leave tasks out: {len(config.transfer_seeds)} seeds x ({per_seed} models, probes at "
-                     f"{len(config.fractions)} fractions)")
-    if "quality" not in config.skip:
-        n_single = config.n_single_task + 2 if config.single_task_tasks is None else len(config.single_task_tasks)
-        parts.append(f"quality: up to {n_single + 2} models")
+    parts = [part for name in section_names() if name not in config.skip
+             if (part := load_section(name).plan(config, n_holdout_columns))]
     return ("plan: " + "; ".join(parts) + ". On the 2-core CPU machine a demo model takes 1-3 minutes, so the "
             "full default evaluation of the demo runs well over an hour; --quick keeps it under 15 minutes."
             if parts else "plan: no section trains a model")
@@ -158,13 +130,13 @@ def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path
     seconds: dict[str, float] = {}
     failed: list[str] = []
     try:
-        for name in SECTIONS:
+        for name in section_names():
             if name in config.skip:
                 continue
             logger.info(f"[{name}] running")
             section_started = time.perf_counter()
             try:
-                sections[name] = SECTION_FUNCTIONS[name](ctx, config)
+                sections[name] = load_section(name).run(ctx, config)
             except (KeyboardInterrupt, SystemExit):
                 raise
             except Exception as err:  # recorded, not fatal: the other sections still run
@@ -192,7 +164,7 @@ def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path
                         "load_average_at_start": load_at_start, "load_average_at_end": _load_average()},
         "seconds": seconds,
         "sections": sections,
-        "verdicts": all_verdicts(sections),
+        "verdicts": section_verdicts(sections),
     }
     markdown = write_report(report, out, Path(copy_to) if copy_to is not None else None)
     logger.info(f"evaluation report written to {markdown} in {seconds['total'] / 60:.1f} min")

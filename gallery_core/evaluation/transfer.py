@@ -19,11 +19,14 @@ is reported beside it.
 
 The held-out training tasks follow a rule that reads only the task list and the training labels' class
 balance, never a result (``choose_transfer_tasks``).
+
+This module is the protocol (also run by ``benchmarks/representation_study.py``); the report section
+that runs it over seeds and summarises it is ``sections/transfer.py``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,10 +37,8 @@ from tqdm.auto import tqdm
 from gallery_core.config import BuildConfig
 from gallery_core.data.tasks import TaskSpec, encode_labels, observed_mask
 from gallery_core.errors import UsageError
-from gallery_core.evaluation.config import EvaluationConfig, ProbeConfig
+from gallery_core.evaluation.config import ProbeConfig
 from gallery_core.evaluation.context import Context
-from gallery_core.evaluation.holdout import holdout_task, nested_subsets
-from gallery_core.evaluation.metrics import mean_interval, participation_ratio
 from gallery_core.evaluation.models import (
     TrainedModel,
     fit_probe,
@@ -46,7 +47,7 @@ from gallery_core.evaluation.models import (
     probe_score,
     train_baseline,
 )
-from gallery_core.evaluation.quality import default_single_task_tasks
+from gallery_core.evaluation.tasks import default_single_task_tasks, holdout_task, nested_subsets
 from gallery_core.pipeline.embed import new_task_embeddings
 
 METHODS: dict[str, str] = {
@@ -192,94 +193,3 @@ def end_to_end_rows(ctx: Context, held: list[HeldOutTask], fractions: tuple[floa
             if bar is not None:
                 bar.update()
     return rows
-
-
-def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per (method, task, fraction) and per (method, fraction) over tasks: mean over seeds, 95% interval.
-
-    A method's mean over tasks is taken per seed first (over the tasks it was scored on), so the
-    interval is the spread of whole seeds."""
-    table = pd.DataFrame(rows)
-    per_task = [{"method": m, "task": t, "fraction": f, **mean_interval(g["score"].tolist())}
-                for (m, t, f), g in table.groupby(["method", "task", "fraction"], sort=False)]
-    by_seed = table.groupby(["method", "fraction", "seed"], sort=False)["score"].mean().reset_index()
-    per_fraction = [{"method": m, "fraction": f, **mean_interval(g["score"].tolist())}
-                    for (m, f), g in by_seed.groupby(["method", "fraction"], sort=False)]
-    all_fractions = sorted(table["fraction"].unique())
-    overall = []
-    for method, g in table.groupby("method", sort=False):
-        if sorted(g["fraction"].unique()) == all_fractions:
-            per_seed = g.groupby("seed")["score"].mean()
-            overall.append({"method": method, **mean_interval(per_seed.tolist())})
-    return {"per_task": per_task, "per_fraction": per_fraction, "overall": overall}
-
-
-def targets(summary: dict[str, Any]) -> dict[str, Any]:
-    """The issue's bar: the product embedding at least matches ImageNet transfer at every fraction (mean
-    over tasks and seeds) and beats it on the mean over fractions."""
-    frac = {(r["method"], r["fraction"]): r["mean"] for r in summary["per_fraction"]}
-    fractions = sorted({f for (m, f) in frac if m == "product"})
-    gaps = {f: frac["product", f] - frac["imagenet", f] for f in fractions if ("imagenet", f) in frac}
-    overall = {r["method"]: r["mean"] for r in summary["overall"]}
-    mean_gap = overall.get("product", np.nan) - overall.get("imagenet", np.nan)
-    return {"gap_per_fraction": gaps, "matches_at_every_fraction": bool(gaps) and all(g >= 0 for g in gaps.values()),
-            "gap_on_mean": mean_gap, "beats_on_mean": bool(mean_gap > 0)}
-
-
-def evaluate_transfer(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
-    run = ctx.run
-    listings = run.listings
-    tasks, columns = choose_transfer_tasks(run.tasks, listings, ctx.is_val, run.holdout, config.transfer_binary,
-                                           config.transfer_tasks)
-    held = held_out_tasks(tasks, columns, listings, ctx.is_val)
-    if not held:
-        return {"skipped": "no held-out task has labelled listings in both the training and validation split"}
-    budget = config.epoch_budget(run.config.train.max_epochs)
-    probe = replace(config.probe, hidden=config.probe.hidden or run.config.model.head_hidden)
-    pretrained = ctx.imagenet.listings
-    fit_rows = np.flatnonzero(~ctx.is_val)
-    e2e_fractions = tuple(f for f in config.transfer_end_to_end_fractions)
-    projected = 0 < run.config.model.embed_dim < pretrained.shape[1]
-    n_methods = 2 + (run.config.embed.new_task_features != "learned") + projected
-    total = len(config.transfer_seeds) * (1 + len(held) * (len(config.fractions) * n_methods + len(e2e_fractions)))
-    bar = tqdm(total=total, desc="leave tasks out", unit="model", disable=not ctx.progress)
-    rows: list[dict[str, Any]] = []
-    ranks: dict[str, list[float]] = {}
-    retrained: list[dict[str, Any]] = []
-    for seed in config.transfer_seeds:
-        seeded = ctx.baseline_config(budget)
-        seeded = replace(seeded, train=replace(seeded.train, seed=seed))
-        bar.set_postfix_str(f"seed {seed}: MTL without {len(tasks)} tasks")
-        trained = retrain_without(ctx, tasks, seeded, f"transfer-{seed}")
-        retrained.append({"seed": seed, **trained.summary()})
-        bar.update()
-        learned = learned_listing_embeddings(ctx, trained, seeded)
-        features = feature_sets(learned, pretrained, run.config.embed.new_task_features, fit_rows, seed)
-        for method, x in features.items():
-            ranks.setdefault(method, []).append(participation_ratio(x))
-        bar.set_postfix_str(f"seed {seed}: probes")
-        rows += probe_rows(held, features, tuple(config.fractions), probe, seed, bar)
-        if e2e_fractions:
-            bar.set_postfix_str(f"seed {seed}: end-to-end")
-            rows += end_to_end_rows(ctx, held, e2e_fractions, seeded, seed, bar)
-    bar.close()
-    summary = summarise(rows)
-    return {
-        "rule": RULE.format(n_binary=config.transfer_binary) if config.transfer_tasks is None else
-        "chosen by the user (--transfer-tasks)",
-        "held_out": [{"task": h.task.name, "kind": h.task.kind, "source": h.source, "n_train_pool": len(h.pool_rows),
-                      "n_test": len(h.test_rows)} for h in held],
-        "trained_on": [t.name for t in run.tasks if t.name not in {x.name for x in tasks}],
-        "seeds": list(config.transfer_seeds),
-        "fractions": sorted(config.fractions),
-        "end_to_end_fractions": sorted(e2e_fractions),
-        "new_task_features": run.config.embed.new_task_features,
-        "dims": {m: int(x.shape[1]) for m, x in features.items()},
-        "effective_rank": {m: mean_interval(v) for m, v in ranks.items()},
-        "epoch_budget": budget,
-        "retrained": retrained,
-        "rows": rows,
-        **summary,
-        "targets": targets(summary),
-        "probe": probe.__dict__,
-    }
