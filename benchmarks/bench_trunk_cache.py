@@ -21,7 +21,9 @@ import torch
 from gallery_core.config import BuildConfig, demo_catalogue_dir
 from gallery_core.data.catalogue import load_catalogue
 from gallery_core.data.photos import trunk_cache_key
-from gallery_core.training.loop import build_model, label_tensors, prepare_data, regression_stats, run_epoch
+from gallery_core.models.checkpoint import build_model
+from gallery_core.training.data import label_tensors, prepare_data, regression_stats
+from gallery_core.training.loop import run_epoch
 from gallery_core.weighting import create_weighting
 
 

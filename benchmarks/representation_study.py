@@ -57,7 +57,7 @@ from gallery_core.evaluation.transfer import (
 )
 from gallery_core.models.backbones import create_backbone
 from gallery_core.pipeline.embed import encode_trunk_features, new_task_embeddings
-from gallery_core.training.loop import prepare_data
+from gallery_core.training.data import prepare_data
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "docs" / "representation_study.json"

@@ -17,7 +17,6 @@ from gallery_core.artifacts.store import STEPS, ArtifactError
 from gallery_core.config import (
     DEMO_RUN_NAME,
     NEW_TASK_FEATURES,
-    WEIGHTINGS,
     BuildConfig,
     artifacts_root,
     demo_catalogue_dir,
@@ -62,9 +61,13 @@ CONFIG_FLAGS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
 def _add_config_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("configuration (overrides --config and the run's saved config)")
     group.add_argument("--config", type=Path, help="YAML file with sections model/train/index/projection/predict")
+    # The weighting names come from the registry, read when the parser is built (it imports torch), so a
+    # newly registered strategy is a valid --weighting without a second list here.
+    from gallery_core.weighting import list_weightings
+
     for flag, (section, name, kind) in CONFIG_FLAGS.items():
         default = getattr(BuildConfig(), section).__dict__[name]
-        extra = {"choices": WEIGHTINGS} if flag == "weighting" else \
+        extra = {"choices": list_weightings()} if flag == "weighting" else \
             {"choices": NEW_TASK_FEATURES} if flag == "new_task_features" else {}
         if flag == "image_size":
             default = "the backbone's native size, e.g. 224 for efficientnet_lite0"

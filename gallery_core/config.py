@@ -32,7 +32,6 @@ def demo_catalogue_dir() -> Path:
 
 SCHEMA_VERSION = 1
 
-WEIGHTINGS = ("equal", "pseudo_uniform", "uncertainty")
 # What a run exposes as its embedding for tasks it never trained on (``new_task_embeddings.npy``):
 # the learned gallery embedding alone, the pretrained backbone's features alone, or both side by side.
 NEW_TASK_FEATURES = ("learned", "pretrained", "pretrained+learned")
@@ -130,7 +129,12 @@ class TrainConfig:
     augment: bool = False  # JPEG/crop/scribble/watermark augmentation (gallery_core.training.augment); decodes photos
 
     def validate(self) -> None:
-        _check(self.weighting in WEIGHTINGS, f"unknown weighting {self.weighting!r}; choose from {WEIGHTINGS}")
+        # The weighting registry is the one list of names (a new strategy registers itself there);
+        # imported here, not at the top, because it needs torch and this module must not.
+        from gallery_core.weighting import list_weightings
+
+        _check(self.weighting in list_weightings(),
+               f"unknown weighting {self.weighting!r}; choose from {tuple(list_weightings())}")
         _check(self.lr > 0, f"lr must be > 0, got {self.lr}")
         _check(self.backbone_lr_mult >= 0, f"backbone_lr_mult must be >= 0, got {self.backbone_lr_mult}")
         _check(self.l2sp_weight >= 0, f"l2sp_weight must be >= 0, got {self.l2sp_weight}")

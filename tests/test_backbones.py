@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +12,8 @@ from skimage import data
 
 from gallery_core.data.photos import to_model_input
 from gallery_core.models.backbones import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
     BackboneWeightsError,
     create_backbone,
     create_classifier,
@@ -87,10 +91,10 @@ def test_efficientnet_lite_missing_weights_file_is_a_clear_error(name, tmp_path)
         create_backbone(name, weights_path=str(tmp_path / "missing.pth"))
 
 
-def _imagenet_class(model, image: np.ndarray, size: int) -> tuple[int, float]:
+def _imagenet_class(model, name: str, image: np.ndarray, size: int) -> tuple[int, float]:
     pixels = np.asarray(Image.fromarray(image).convert("RGB").resize((size, size), Image.BILINEAR))
     with torch.no_grad():
-        probs = model(to_model_input(pixels[None])).softmax(-1)[0]  # ImageNet mean/std
+        probs = model(to_model_input(pixels[None], get_entry(name))).softmax(-1)[0]  # the entry's mean/std
     return int(probs.argmax()), float(probs.max())
 
 
@@ -98,8 +102,37 @@ def _imagenet_class(model, image: np.ndarray, size: int) -> tuple[int, float]:
 def test_pretrained_efficientnet_lite_recognises_a_cat_and_an_espresso(name):
     model = create_classifier(name)
     size = native_image_size(name)
-    cat_class, cat_p = _imagenet_class(model, data.chelsea(), size)
-    coffee_class, coffee_p = _imagenet_class(model, data.coffee(), size)
+    cat_class, cat_p = _imagenet_class(model, name, data.chelsea(), size)
+    coffee_class, coffee_p = _imagenet_class(model, name, data.coffee(), size)
     print(f"{name} @ {size}px: chelsea -> {cat_class} (p={cat_p:.3f}), coffee -> {coffee_class} (p={coffee_p:.3f})")
     assert 281 <= cat_class <= 285  # ImageNet's domestic cat classes (tabby ... Egyptian cat)
     assert coffee_class == 967 and coffee_p > 0.5  # espresso
+
+
+def test_entries_carry_their_input_normalisation():
+    """The entry (and the Backbone made from it) is where pixels' normalisation comes from; the values
+    are ImageNet's for every registered family, as they were before entries carried them."""
+    for name in list_backbones():
+        entry = get_entry(name)
+        assert (entry.mean, entry.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    backbone = create_backbone("efficientnet_lite0", pretrained=False)
+    assert backbone.entry is get_entry("efficientnet_lite0")
+    assert (backbone.mean, backbone.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    assert "entry" not in dict(backbone.named_buffers())  # not in the state dict: checkpoints are unchanged
+
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    raw = torch.from_numpy(pixels).permute(0, 3, 1, 2).float() / 255.0
+    identity = replace(get_entry("vgg16"), name="vgg16_unnormalised", mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
+    assert torch.allclose(to_model_input(pixels, identity), raw)
+    assert torch.equal(to_model_input(pixels, backbone), to_model_input(pixels))  # None: ImageNet's
+
+
+def test_registering_a_family_makes_it_creatable(monkeypatch):
+    import gallery_core.models.backbones as backbones
+
+    monkeypatch.setattr(backbones, "_REGISTRY", dict(backbones._REGISTRY))
+    register(replace(get_entry("vgg16"), name="vgg16_copy", native_size=192))
+    assert "vgg16_copy" in list_backbones() and native_image_size("vgg16_copy") == 192
+    assert create_backbone("vgg16_copy", pretrained=False).name == "vgg16_copy"
+    with pytest.raises(ValueError, match="'vgg16_copy' is already registered"):
+        register(replace(get_entry("vgg16"), name="vgg16_copy"))

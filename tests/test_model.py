@@ -44,9 +44,9 @@ def test_gallery_embedding_does_not_depend_on_batch_company_or_padding(encoder):
         alone = encoder(gallery, torch.zeros(3, dtype=torch.long), 1)[0]
         batched = encoder(torch.cat([others, gallery]), torch.tensor([0] * 9 + [2] * 3), 3)
     assert torch.allclose(alone, batched[2], atol=1e-5)
-    assert torch.equal(batched[1], torch.zeros(8).add(batched[1]))  # the empty gallery is all zeros...
-    assert torch.count_nonzero(batched[1]) == 0
-    # ...and equals the mean of its photo embeddings
+    assert torch.equal(batched[1], torch.zeros(8))  # the empty gallery is all zeros
+    assert torch.count_nonzero(batched[0]) > 0  # (while a gallery with photos is not)
+    # A gallery's embedding is the mean of its photo embeddings.
     with torch.no_grad():
         assert torch.allclose(alone, encoder.embed_photos(gallery).mean(0), atol=1e-5)
 
@@ -70,6 +70,40 @@ def test_masked_losses_ignore_missing_labels():
 
     loss, n = task_loss(regression, torch.tensor([1.0]), torch.tensor([float("nan")]))
     assert n == 0 and loss.item() == 0.0
+
+
+MISSING = {"binary": float("nan"), "multiclass": -1, "regression": float("nan")}
+PRESENT = {"binary": 1.0, "multiclass": 2, "regression": 3.0}
+
+
+@pytest.mark.parametrize("kind", ["binary", "multiclass", "regression"])
+def test_a_missing_label_sends_no_gradient(kind):
+    """A listing whose label is missing moves nothing: neither the head's weights nor its own embedding
+    get a gradient from the task, while an observed label gives both a non-zero one."""
+    task = TaskSpec("t", "t", kind, ("a", "b", "c") if kind == "multiclass" else None)
+    torch.manual_seed(0)
+    heads = MultiTaskHeads((task,), embed_dim=4, hidden=16)  # wide enough that some ReLU is active
+    dtype = torch.int64 if kind == "multiclass" else torch.float32
+
+    def gradients(labels: list) -> tuple[list[torch.Tensor], torch.Tensor]:
+        heads.zero_grad(set_to_none=True)
+        embedding = torch.randn(len(labels), 4, requires_grad=True)
+        loss, _ = task_loss(task, heads(embedding)["t"], torch.tensor(labels, dtype=dtype))
+        loss.backward()
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in heads.parameters()]
+        return grads, embedding.grad
+
+    head_grads, embedding_grad = gradients([MISSING[kind]])
+    assert all(torch.count_nonzero(g) == 0 for g in head_grads)
+    assert torch.count_nonzero(embedding_grad) == 0
+
+    head_grads, embedding_grad = gradients([PRESENT[kind]])
+    assert any(torch.count_nonzero(g) > 0 for g in head_grads)
+    assert torch.count_nonzero(embedding_grad) > 0
+
+    # Side by side in one batch, the missing listing's embedding still gets none.
+    _, embedding_grad = gradients([MISSING[kind], PRESENT[kind]])
+    assert torch.count_nonzero(embedding_grad[0]) == 0 and torch.count_nonzero(embedding_grad[1]) > 0
 
 
 def test_heads_shapes_and_regression_scale():

@@ -17,9 +17,11 @@ from gallery_core.config import BuildConfig, ModelConfig, TrainConfig
 from gallery_core.data.catalogue import load_catalogue
 from gallery_core.evaluation.metrics import mean_interval, participation_ratio
 from gallery_core.models.backbones import create_backbone
+from gallery_core.models.checkpoint import build_model
 from gallery_core.models.encoder import GalleryEncoder
 from gallery_core.pipeline.embed import new_task_embeddings
-from gallery_core.training.loop import L2SP, build_model, param_groups, train
+from gallery_core.training.finetune import L2SP, param_groups
+from gallery_core.training.loop import train
 from gallery_core.weighting import create_weighting
 
 # --- participation ratio (effective rank) on hand-made matrices ---
@@ -241,10 +243,13 @@ def test_a_derived_trunk_cache_equals_the_trunk_on_pixels(tiny_catalogue, tmp_pa
 
 
 def test_a_held_out_task_never_reaches_the_model_it_is_held_out_of(tiny_run, tmp_path, monkeypatch):
+    # label_tensors and task_loss are patched where train and run_epoch look them up (the loop module);
+    # GalleryData.batch on the class itself (gallery_core.training.data).
     import gallery_core.training.loop as train_module
     from gallery_core.artifacts.run import open_run
     from gallery_core.evaluation.context import Context
     from gallery_core.evaluation.transfer import choose_transfer_tasks, retrain_without
+    from gallery_core.training.data import GalleryData
 
     run = open_run(tiny_run)
     ctx = Context(run=run, work_dir=tmp_path / "work", report_dir=tmp_path, progress=False)
@@ -253,7 +258,7 @@ def test_a_held_out_task_never_reaches_the_model_it_is_held_out_of(tiny_run, tmp
     assert len(held) == 4 and [c.name for c in columns] == ["star_rating"]
 
     label_keys, loss_tasks, batch_rows = [], set(), []
-    real_labels, real_loss, real_batch = train_module.label_tensors, train_module.task_loss, train_module.GalleryData.batch
+    real_labels, real_loss, real_batch = train_module.label_tensors, train_module.task_loss, GalleryData.batch
 
     def spy_labels(catalogue):
         out = real_labels(catalogue)
@@ -270,7 +275,7 @@ def test_a_held_out_task_never_reaches_the_model_it_is_held_out_of(tiny_run, tmp
 
     monkeypatch.setattr(train_module, "label_tensors", spy_labels)
     monkeypatch.setattr(train_module, "task_loss", spy_loss)
-    monkeypatch.setattr(train_module.GalleryData, "batch", spy_batch)
+    monkeypatch.setattr(GalleryData, "batch", spy_batch)
     trained = retrain_without(ctx, held, ctx.baseline_config(1), "spy")
 
     assert label_keys and all(not keys & held_names for keys in label_keys)  # no label tensor of a held-out task

@@ -11,7 +11,9 @@ import torch
 from conftest import tiny_config
 
 from gallery_core.data.catalogue import load_catalogue
-from gallery_core.training.loop import load_checkpoint, split_listings, train
+from gallery_core.models.checkpoint import load_checkpoint
+from gallery_core.training.data import split_listings
+from gallery_core.training.loop import train
 
 
 def _train(catalogue_dir, run_dir, **overrides):
@@ -49,9 +51,10 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_catalogue, 
     full = _train(tiny_catalogue, tmp_path / "full", max_epochs=3)
 
     # Interrupt a 3-epoch run (as Ctrl-C or a lost machine would) right after epoch 2's resume file is saved.
+    # train looks save_checkpoint (gallery_core.models.checkpoint) up in its own module: patch it there.
     import gallery_core.training.loop as train_module
 
-    original_save = train_module._save
+    original_save = train_module.save_checkpoint
     saved = []
 
     def save_then_interrupt(path, payload):
@@ -61,10 +64,10 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_catalogue, 
             if payload["epoch"] == 2:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "_save", save_then_interrupt)
+    monkeypatch.setattr(train_module, "save_checkpoint", save_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         _train(tiny_catalogue, tmp_path / "resumed", max_epochs=3)
-    monkeypatch.setattr(train_module, "_save", original_save)
+    monkeypatch.setattr(train_module, "save_checkpoint", original_save)
     assert saved == [1, 2] and (tmp_path / "resumed" / "last.pt").exists()
 
     caplog.set_level(logging.INFO, logger="gallery_core")

@@ -11,8 +11,9 @@ import torch
 from conftest import tiny_config
 
 from gallery_core.data.catalogue import load_catalogue
+from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.models.vae import VAEDecoder, cached_thumbnails, kl_divergence, vae_loss
-from gallery_core.training.loop import load_checkpoint, train
+from gallery_core.training.loop import train
 
 
 def test_kl_divergence_matches_a_hand_computation():

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gallery_core.data.tasks import TaskSpec
-from gallery_core.weighting import create_weighting
+from gallery_core.weighting import EqualWeighting, LossWeighting, create_weighting
 
 TASKS = (TaskSpec("flag", "flag", "binary"), TaskSpec("kind", "kind", "multiclass", ("a", "b")),
          TaskSpec("price", "price", "regression"), TaskSpec("score", "score", "regression"))
@@ -65,3 +65,72 @@ def test_only_observed_tasks_count():
 def test_unknown_weighting():
     with pytest.raises(ValueError, match="unknown weighting 'magic'"):
         create_weighting("magic", TASKS, VARIANCES)
+
+
+# --- the registry: found by name, one strategy per name ---
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """A private copy of the weighting registry, so strategies a test registers leave with it."""
+    import gallery_core.weighting as weighting
+
+    monkeypatch.setattr(weighting, "_REGISTRY", dict(weighting._REGISTRY))
+    return weighting
+
+
+def test_a_second_strategy_under_one_name_is_refused(registry):
+    before = registry.list_weightings()
+    with pytest.raises(ValueError, match="'equal' is already registered"):
+        @registry.register_weighting
+        class AnotherEqual(LossWeighting):
+            name = "equal"
+    with pytest.raises(ValueError, match="needs its own class attribute name"):
+        @registry.register_weighting
+        class Unnamed(LossWeighting):
+            pass
+    assert registry.list_weightings() == before
+    assert isinstance(create_weighting("equal", TASKS, VARIANCES), registry.EqualWeighting)
+
+
+def test_a_registered_strategy_is_usable_by_name_in_config_and_training(registry, tiny_catalogue, tmp_path):
+    from conftest import tiny_config
+
+    from gallery_core.config import TrainConfig
+    from gallery_core.data.catalogue import load_catalogue
+    from gallery_core.errors import ConfigError
+    from gallery_core.training.loop import train
+
+    @registry.register_weighting
+    class HalfWeighting(LossWeighting):
+        """Every loss at half weight: a stand-in for a user's own strategy."""
+
+        name = "half"
+
+        def forward(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+            return 0.5 * torch.stack(list(losses.values())).sum()
+
+        def weights(self) -> dict[str, float]:
+            return dict.fromkeys([*self.tasks, *self.extra], 0.5)
+
+    assert "half" in registry.list_weightings()
+    assert isinstance(create_weighting("half", TASKS, VARIANCES), HalfWeighting)
+    TrainConfig(weighting="half").validate()
+    with pytest.raises(ConfigError, match="unknown weighting 'halve'.*'half'"):
+        TrainConfig(weighting="halve").validate()
+
+    result = train(load_catalogue(tiny_catalogue), tiny_config(weighting="half", max_epochs=1), tmp_path / "run",
+                   progress=False)
+    assert set(result.history[0]["task_weights"].values()) == {0.5}
+    assert torch.load(result.checkpoint_path, weights_only=True)["config"]["train"]["weighting"] == "half"
+
+
+def test_the_cli_offers_every_registered_strategy(registry):
+    from gallery_core.cli import build_parser
+
+    @registry.register_weighting
+    class Custom(EqualWeighting):
+        name = "custom"
+
+    args = build_parser().parse_args(["build", "--weighting", "custom"])
+    assert args.weighting == "custom"

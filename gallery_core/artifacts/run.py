@@ -119,7 +119,7 @@ class Run:
 
     @cached_property
     def model(self):  # -> GalleryModel; loaded on first use (torch start-up is slow)
-        from gallery_core.training.loop import load_checkpoint
+        from gallery_core.models.checkpoint import load_checkpoint
 
         return load_checkpoint(self.paths.checkpoint, device="cpu")[0]
 

@@ -18,9 +18,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from gallery_core.errors import UsageError
 from gallery_core.artifacts.store import atomic_path, hash_key, write_json
-from gallery_core.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone
+from gallery_core.errors import UsageError
+from gallery_core.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, BackboneEntry
 
 
 class PhotoError(UsageError):
@@ -40,12 +40,17 @@ def load_photo(source: str | Path | bytes, size: int) -> np.ndarray:
         raise PhotoError(f"{name}: cannot decode image ({type(err).__name__}: {err})") from None
 
 
-def to_model_input(pixels: np.ndarray) -> torch.Tensor:
-    """uint8 (P, H, W, 3) -> float (P, 3, H, W), ImageNet-normalised, channels-last memory layout."""
+def to_model_input(pixels: np.ndarray, backbone: Backbone | BackboneEntry | None = None) -> torch.Tensor:
+    """uint8 (P, H, W, 3) -> float (P, 3, H, W), normalised by the backbone's ``mean``/``std``, channels-last.
+
+    ``backbone`` None: ImageNet's statistics, the ones every registered backbone uses today; callers that
+    know their backbone pass it (or its registry entry), so a family with other statistics gets its own.
+    """
+    mean, std = (backbone.mean, backbone.std) if backbone is not None else (IMAGENET_MEAN, IMAGENET_STD)
     x = torch.tensor(pixels).permute(0, 3, 1, 2).float().div_(255.0)  # copies: PIL arrays are read-only
-    mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+    mean_t = torch.tensor(mean).view(1, 3, 1, 1)
+    std_t = torch.tensor(std).view(1, 3, 1, 1)
+    return ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
 
 
 def _decode_or_none(path: str, size: int) -> np.ndarray | str:
@@ -92,7 +97,7 @@ def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size:
             pixels, bad_in_batch = decode_batch(paths[start:start + batch_size], image_size, pool)
             bad.update({start + i: reason for i, reason in bad_in_batch.items()})
             if len(pixels):
-                x = to_model_input(pixels).to(device)
+                x = to_model_input(pixels, backbone).to(device)
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                     chunks.append(trunk(x).float().cpu().numpy().astype(np.float16))
             bar.update(len(paths[start:start + batch_size]))

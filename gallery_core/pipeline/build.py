@@ -28,11 +28,12 @@ from gallery_core.artifacts.store import (
 from gallery_core.config import BuildConfig
 from gallery_core.data.catalogue import Catalogue, load_catalogue
 from gallery_core.errors import UsageError
+from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.pipeline.embed import embed
 from gallery_core.pipeline.predict import metrics_table, predict_all, small_split_warning
 from gallery_core.pipeline.projection import fit_projection
 from gallery_core.search.index import build_index, save_index
-from gallery_core.training.loop import load_checkpoint, train
+from gallery_core.training.loop import train
 
 logger = logging.getLogger(__name__)
 

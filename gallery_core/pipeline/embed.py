@@ -23,8 +23,10 @@ from gallery_core.config import NEW_TASK_FEATURES, BuildConfig, EmbedConfig, Mod
 from gallery_core.data.catalogue import Catalogue
 from gallery_core.data.photos import load_photo, to_model_input
 from gallery_core.models.backbones import create_backbone
+from gallery_core.models.checkpoint import load_checkpoint
+from gallery_core.models.device import pick_device
 from gallery_core.models.encoder import GalleryEncoder
-from gallery_core.training.loop import load_checkpoint, pick_device, prepare_data
+from gallery_core.training.data import prepare_data
 from gallery_core.vectors import group_mean, l2_normalise
 
 

@@ -1,0 +1,94 @@
+"""The data a training run (and the embed step) works on: galleries as photo rows, labels, the split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gallery_core.config import ModelConfig
+from gallery_core.data.catalogue import Catalogue
+from gallery_core.data.photos import cached_trunk_features, find_undecodable, load_photo, to_model_input
+from gallery_core.data.tasks import encode_labels, observed_mask
+from gallery_core.errors import UsageError
+from gallery_core.models.backbones import BackboneEntry
+from gallery_core.models.encoder import GalleryModel
+
+
+@dataclass
+class GalleryData:
+    """Listings, their photos as cached trunk features or file paths, and encoded labels."""
+
+    catalogue: Catalogue  # without undecodable photos
+    photo_offsets: np.ndarray  # (n_listings + 1,): listing i's photos are rows offsets[i]:offsets[i+1]
+    trunk_features: torch.Tensor | None  # (n_photos, C, h, w) float16, or None to decode pixels per batch
+    image_size: int
+    backbone_entry: BackboneEntry | None = None  # its mean/std normalise decoded pixels (None: ImageNet's)
+
+    @property
+    def n_listings(self) -> int:
+        return len(self.photo_offsets) - 1
+
+    def photo_rows(self, listing_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Photo rows of these listings, in order, and which of them each belongs to: ((P,), (P,))."""
+        starts, ends = self.photo_offsets[listing_idx], self.photo_offsets[listing_idx + 1]
+        rows = np.concatenate([np.arange(s, e) for s, e in zip(starts, ends, strict=True)])
+        return rows, np.repeat(np.arange(len(listing_idx)), ends - starts)
+
+    def batch(self, listing_idx: np.ndarray, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, bool]:
+        """Photos of these listings as one flat batch: (inputs (P, ...), gallery_ids (P,), from_trunk)."""
+        rows, owner = self.photo_rows(listing_idx)
+        gallery_ids = torch.from_numpy(owner).to(device)
+        if self.trunk_features is not None:
+            return self.trunk_features[torch.from_numpy(rows)].to(device).float(), gallery_ids, True
+        paths = self.catalogue.photos["path"].to_numpy()[rows]
+        pixels = np.stack([load_photo(p, self.image_size) for p in paths])
+        return to_model_input(pixels, self.backbone_entry).to(device), gallery_ids, False
+
+
+def prepare_data(catalogue: Catalogue, model: GalleryModel, config: ModelConfig, cache_dir: Path,
+                 cache_key: str, use_cache: bool, device: torch.device, progress: bool = True,
+                 ) -> GalleryData:
+    """Compute (or load) the trunk features, drop undecodable photos, and index galleries."""
+    trunk_features = None
+    if use_cache:
+        features, bad = cached_trunk_features(cache_dir, cache_key, model.encoder.backbone,
+                                              catalogue.photos["path"].tolist(), config.image_size, device, progress)
+        catalogue = catalogue.without_photos(bad)
+        trunk_features = torch.from_numpy(np.array(features))  # into memory, writable
+    else:
+        # Photos are decoded every epoch: find the undecodable ones once, up front, not mid-epoch.
+        catalogue = catalogue.without_photos(find_undecodable(catalogue.photos["path"].tolist(), config.image_size))
+    sizes = catalogue.gallery_sizes()
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    return GalleryData(catalogue, offsets, trunk_features, config.image_size, model.encoder.backbone.entry)
+
+
+def split_listings(listing_ids: list[str], val_fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of validation listings: a seeded random split by listing."""
+    rng = np.random.default_rng(seed)
+    n_val = max(1, round(val_fraction * len(listing_ids)))
+    is_val = np.zeros(len(listing_ids), dtype=bool)
+    is_val[rng.permutation(len(listing_ids))[:n_val]] = True
+    return is_val
+
+
+def label_tensors(catalogue: Catalogue) -> dict[str, torch.Tensor]:
+    """Each task's encoded labels, one row per listing (missing labels as the task's missing code)."""
+    return {t.name: torch.from_numpy(encode_labels(t, catalogue.listings[t.column])) for t in catalogue.tasks}
+
+
+def regression_stats(catalogue: Catalogue, labels: dict[str, torch.Tensor], train_idx: np.ndarray,
+                     ) -> dict[str, tuple[float, float]]:
+    """(mean, variance) of each regression task's observed training labels."""
+    stats = {}
+    for t in catalogue.tasks:
+        if t.kind == "regression":
+            y = labels[t.name].numpy()[train_idx]
+            y = y[observed_mask(t, y)]
+            if len(y) < 2:
+                raise UsageError(f"task {t.name!r}: fewer than 2 training labels; cannot train it")
+            stats[t.name] = (float(y.mean()), float(y.var()))
+    return stats

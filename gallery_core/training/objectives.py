@@ -1,0 +1,120 @@
+"""The visual-search objectives beside the attribute heads: triplet ranking, VAE, augmentation.
+
+All are optional and off by default (``TrainConfig.triplet_weight``, ``vae_weight``, ``augment``):
+``Objectives`` holds what they need, and ``objectives_batch`` runs one batch with them, returning their
+losses for ``run_epoch`` to add to the weighting as further named tasks ("triplet", "vae").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gallery_core.config import BuildConfig, TrainConfig
+from gallery_core.data.photos import to_model_input
+from gallery_core.models.encoder import GalleryModel
+from gallery_core.models.vae import cached_thumbnails, thumbnails_to_tensor, vae_loss
+from gallery_core.training.augment import Augmenter
+from gallery_core.training.data import GalleryData
+from gallery_core.training.triplets import (
+    LevelTable,
+    MiningConfig,
+    attribute_codes,
+    mine_levels,
+    triplet_margin_loss,
+)
+from gallery_core.vectors import group_mean
+
+
+@dataclass
+class Objectives:
+    """What training needs beyond the attribute heads (each part None when its objective is off)."""
+
+    train_levels: LevelTable | None = None  # mined triplet candidates among the training listings
+    val_levels: LevelTable | None = None  # among the validation listings (validation loss only)
+    margin: float = 0.2
+    thumbnails: np.ndarray | None = None  # VAE targets (n_photos, 3, S, S) uint8, rows = data's photo rows
+    augmenter: Augmenter | None = None
+    seed: int = 0
+
+    @property
+    def names(self) -> list[str]:
+        return (["triplet"] if self.train_levels is not None else []) + \
+            (["vae"] if self.thumbnails is not None else [])
+
+
+def objective_weights(config: TrainConfig) -> dict[str, float]:
+    """The extra objectives a config turns on -> their weight in the loss weighting."""
+    weights = {}
+    if config.triplet_weight > 0:
+        weights["triplet"] = config.triplet_weight
+    if config.vae_weight > 0:
+        weights["vae"] = config.vae_weight
+    return weights
+
+
+def prepare_objectives(config: BuildConfig, data: GalleryData, train_idx: np.ndarray, val_idx: np.ndarray,
+                       cache_dir: Path) -> Objectives | None:
+    """Mine triplet levels (offline, training tasks' columns only, each split among itself), decode
+    the VAE's thumbnails (cached) and set up augmentation; None when all are off."""
+    t = config.train
+    if not objective_weights(t) and not t.augment:
+        return None
+    objectives = Objectives(margin=t.triplet_margin, seed=t.seed)
+    if t.triplet_weight > 0:
+        codes = attribute_codes(data.catalogue.listings, data.catalogue.tasks, fit_rows=train_idx)
+        mining = MiningConfig(seed=t.seed)
+        objectives.train_levels = mine_levels(codes, train_idx, mining)
+        objectives.val_levels = mine_levels(codes, val_idx, mining)
+    if t.vae_weight > 0:
+        objectives.thumbnails = cached_thumbnails(cache_dir, data.catalogue.photos["path"].tolist(),
+                                                  t.vae_image_size)
+    if t.augment:
+        objectives.augmenter = Augmenter(config.model.image_size, seed=t.seed)
+    return objectives
+
+
+def objectives_batch(model: GalleryModel, data: GalleryData, idx: np.ndarray, objectives: Objectives,
+                     training: bool, epoch: int, rng: np.random.Generator, device: torch.device, use_amp: bool,
+                     ) -> tuple[dict[str, torch.Tensor], dict[str, tuple[torch.Tensor, int]]]:
+    """One batch with the extra objectives -> (head outputs for ``idx``, {objective: (loss, count)}).
+
+    Each listing of ``idx`` anchors one sampled triplet; its positive and negative galleries join the
+    forward pass (the heads still see only ``idx``, so the attribute objective is unchanged). The VAE
+    reconstructs the photos of ``idx``; augmentation corrupts every photo of the pass when training.
+    """
+    levels = objectives.train_levels if training else objectives.val_levels
+    triplet = levels.sample(idx, rng) if levels is not None else None
+    galleries = idx
+    if triplet is not None:
+        extra_rows = np.setdiff1d(np.concatenate([triplet[1], triplet[2]]), idx)
+        galleries = np.concatenate([idx, extra_rows])
+    if training and objectives.augmenter is not None:
+        rows, owner = data.photo_rows(galleries)
+        paths = data.catalogue.photos["path"].to_numpy()[rows]
+        pixels = objectives.augmenter.pixels(paths, rows, epoch)
+        inputs = to_model_input(pixels, model.encoder.backbone).to(device)
+        gallery_ids, from_trunk = torch.from_numpy(owner).to(device), False
+    else:
+        inputs, gallery_ids, from_trunk = data.batch(galleries, device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+        photo_embeddings = model.encoder.embed_photos(inputs, from_trunk)  # (P, D)
+        embedding = group_mean(photo_embeddings, gallery_ids, len(galleries))  # (G, D)
+        outputs = model.heads(embedding[:len(idx)])
+    extra: dict[str, tuple[torch.Tensor, int]] = {}
+    if triplet is not None:
+        position = {int(r): i for i, r in enumerate(galleries)}
+        a, p, n = (torch.tensor([position[int(r)] for r in rows_], dtype=torch.long, device=device)
+                   for rows_ in triplet[:3])
+        gap = torch.from_numpy(triplet[3]).to(device)
+        extra["triplet"] = (triplet_margin_loss(embedding[a], embedding[p], embedding[n], gap, objectives.margin),
+                            len(a))
+    if objectives.thumbnails is not None:
+        own = gallery_ids < len(idx)  # photos of the batch's own listings come first
+        target = thumbnails_to_tensor(objectives.thumbnails[data.photo_rows(idx)[0]]).to(device)
+        reconstruction, mu, log_var = model.decoder(photo_embeddings[own].float(), sample=training)
+        extra["vae"] = (vae_loss(reconstruction, target, mu, log_var), int(own.sum()))
+    return outputs, extra
