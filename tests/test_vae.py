@@ -56,7 +56,7 @@ def test_thumbnails_are_cached(tiny_catalogue, tmp_path):
     paths = sorted(str(p) for p in (tiny_catalogue / "photos").rglob("*.jpg"))[:5]
     first = cached_thumbnails(tmp_path, paths, 8)
     assert first.shape == (5, 3, 8, 8) and first.dtype == np.uint8
-    assert len(list(tmp_path.glob("thumbs-*.npy"))) == 1
+    assert len(list(tmp_path.glob("vae-targets-*.npy"))) == 1
     assert np.array_equal(cached_thumbnails(tmp_path, paths, 8), first)
 
 

@@ -99,7 +99,7 @@ def cached_thumbnails(cache_dir: Path, paths: Sequence[str], size: int) -> np.nd
     Raises PhotoError if a photo cannot be decoded (training has already left those out).
     """
     key = hash_key("vae-thumbnails", list(paths), size)
-    array_path, index_path = cache_dir / f"thumbs-{key}.npy", cache_dir / f"thumbs-{key}.json"
+    array_path, index_path = cache_dir / f"vae-targets-{key}.npy", cache_dir / f"vae-targets-{key}.json"
     if array_path.is_file() and index_path.is_file() and json.loads(index_path.read_text()).get("n") == len(paths):
         return np.load(array_path)
     thumbs = thumbnail_array(paths, size)

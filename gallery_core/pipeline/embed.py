@@ -81,7 +81,7 @@ def embed_photo_files(encoder: GalleryEncoder, photos: list[str | Path | bytes],
     device = device or next(encoder.parameters()).device
     pixels = np.stack([load_photo(p, image_size) for p in photos])
     encoder.eval()
-    return encoder.embed_photos(to_model_input(pixels).to(device)).float().cpu().numpy()
+    return encoder.embed_photos(to_model_input(pixels, encoder.backbone).to(device)).float().cpu().numpy()
 
 
 @torch.no_grad()

