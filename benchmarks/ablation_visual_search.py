@@ -59,7 +59,9 @@ from gallery_core.evaluation.robustness import (
 from gallery_core.evaluation.sections.ablation import ablation_tables
 from gallery_core.evaluation.sections.robustness import robustness_table
 from gallery_core.models.backbones import Backbone, create_backbone
-from gallery_core.training.loop import load_checkpoint, split_listings, train
+from gallery_core.models.checkpoint import load_checkpoint
+from gallery_core.training.data import split_listings
+from gallery_core.training.loop import train
 
 REPO = Path(__file__).resolve().parent.parent
 READING_START, READING_END = "<!-- READING -->", "<!-- /READING -->"

@@ -1,16 +1,30 @@
-"""The visual-search sections of the evaluation: the ablation's results read, checked and compared the
-way the report says, and the sentences following the numbers."""
+"""The visual-search sections of the evaluation: an ablation arm scored, the ablation's results read,
+checked and compared the way the report says, the sentences following the numbers, and the benchmark
+that trains the arms running as a plain script."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from gallery_core.artifacts.run import open_run
+from gallery_core.data.catalogue import load_catalogue
 from gallery_core.evaluation import EvaluationConfig, evaluate
-from gallery_core.evaluation.objective_ablation import ABLATION_FILE, paired_differences
+from gallery_core.evaluation.metrics import split_galleries
+from gallery_core.evaluation.objective_ablation import (
+    ABLATION_FILE,
+    ablation_queries,
+    evaluate_arm,
+    paired_differences,
+)
+from gallery_core.evaluation.robustness import query_photo_rows
 from gallery_core.evaluation.sections.ablation import ablation_tables, ablation_verdicts
 from gallery_core.evaluation.sections.robustness import robustness_verdicts
 
@@ -108,3 +122,37 @@ def test_robustness_verdict_names_the_worst_corruption_and_the_noise():
     assert "worst is scribble (+0.150 below clean)" in verdict
     assert "scribble cost more than the test set's noise" in verdict and "jpeg," not in verdict
     assert "trained without" in verdict
+
+
+def test_an_arm_is_scored_by_the_evaluations_protocol(tiny_catalogue):
+    # A fake arm whose photo embedding is its listing's one-hot vector plus a little noise: every gallery
+    # completes itself first, and "corrupted" query photos identical to the clean ones change nothing.
+    catalogue = load_catalogue(tiny_catalogue)
+    n = len(catalogue.listings)
+    listing_index = np.repeat(np.arange(n), catalogue.gallery_sizes())
+    features = (np.eye(n)[listing_index] + np.random.default_rng(0).normal(scale=0.01, size=(len(listing_index), n)))
+    model = types.SimpleNamespace(encoder=types.SimpleNamespace(embed_photos=lambda x, from_trunk: x))
+    in_query = split_galleries(listing_index, n, seed=0)
+    is_val = np.arange(n) % 4 == 0
+    queries, n_val = ablation_queries(listing_index, in_query, is_val, 12, seed=0)
+    assert len(queries) == 12 and n_val == is_val.sum() and is_val[queries].sum() == n_val  # validation first
+    rows = query_photo_rows(listing_index, in_query, queries)
+    checkpoint = {"val_listing_ids": catalogue.listings["listing_id"][is_val].tolist(),
+                  "config": {"model": {"head_hidden": 8}}}
+    torch.manual_seed(0)
+    arm = evaluate_arm(model, checkpoint, catalogue, features.astype(np.float32), {"same": features[rows]},
+                       listing_index, in_query, queries, ["city"], catalogue.holdout[0], 5, seed=0)
+    assert arm["clean_all_listings"]["recall_at_1"] == 1.0 and set(arm["clean_all_listings"]["ranks"]) == {1}
+    conditions = arm["robustness"]["conditions"]
+    assert conditions["same"]["recall_at_5"] == conditions["clean"]["recall_at_5"] == 1.0
+    assert arm["holdout"]["query_half"]["same"] == arm["holdout"]["query_half"]["clean"]
+    assert len(arm["holdout"]["correct"]) == arm["holdout"]["n_test"] > 0
+    assert arm["holdout"]["ci_low"] <= arm["holdout"]["accuracy"] <= arm["holdout"]["ci_high"]
+
+
+def test_the_ablation_benchmark_runs_as_a_plain_script(tmp_path):
+    # No sys.path edits: the installed package is found from any folder.
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "ablation_visual_search.py"
+    out = subprocess.run([sys.executable, str(script), "--help"], cwd=tmp_path, capture_output=True, text=True,
+                         check=True).stdout
+    assert "--arms" in out and "attributes+triplet+vae" in out

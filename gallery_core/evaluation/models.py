@@ -26,9 +26,12 @@ from gallery_core.data.tasks import TaskSpec
 from gallery_core.errors import UsageError
 from gallery_core.evaluation.config import ProbeConfig
 from gallery_core.models.backbones import create_backbone
+from gallery_core.models.checkpoint import load_checkpoint
+from gallery_core.models.device import pick_device
 from gallery_core.models.encoder import GalleryModel, TaskHead, task_loss
 from gallery_core.pipeline.embed import mean_per_listing, pretrained_photo_features
-from gallery_core.training.loop import load_checkpoint, pick_device, prepare_data, train
+from gallery_core.training.data import prepare_data
+from gallery_core.training.loop import train
 
 
 def load_run_catalogue(run: Run, catalogue_dir: str | Path | None = None) -> Catalogue:

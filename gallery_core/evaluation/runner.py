@@ -26,7 +26,7 @@ from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.report import section_verdicts, write_report
 from gallery_core.evaluation.sections import load_section, section_names
-from gallery_core.training.loop import pick_device
+from gallery_core.models.device import pick_device
 
 logger = logging.getLogger(__name__)
 
