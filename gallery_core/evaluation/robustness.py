@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gallery_core.data.corruptions import CORRUPTION_KINDS
 from gallery_core.data.photos import to_model_input
 from gallery_core.data.tasks import class_labels
 from gallery_core.evaluation.metrics import (
@@ -35,10 +36,8 @@ from gallery_core.evaluation.metrics import (
     split_galleries,
 )
 from gallery_core.models.encoder import GalleryEncoder
-from gallery_core.training.augment import AUGMENTATIONS, load_corrupted_photo
+from gallery_core.training.augment import load_corrupted_photo
 from gallery_core.vectors import group_mean, l2_normalise, top_k
-
-CORRUPTION_KINDS: tuple[str, ...] = AUGMENTATIONS
 
 
 def corruption_rng(seed: int, kind: str, row: int) -> np.random.Generator:

@@ -50,11 +50,6 @@ from gallery_core.weighting import LossWeighting, PseudoUniformWeighting, create
 
 logger = logging.getLogger(__name__)
 
-# Re-exported until gallery_core/evaluation imports them from their new homes (layout rebuild).
-# load_checkpoint is here only for that; build_model, pick_device, prepare_data and split_listings are
-# imported above because train uses them, so they stay importable from here after this block goes.
-from gallery_core.models.checkpoint import load_checkpoint  # noqa: E402, F401
-
 # --- one pass over data ---
 
 @dataclass
