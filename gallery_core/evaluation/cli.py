@@ -14,6 +14,7 @@ from pathlib import Path
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
 from gallery_core.evaluation.config import DEFAULT_MAX_EPOCHS, EvaluationConfig, ProbeConfig
 from gallery_core.evaluation.sections import section_names
+from gallery_core.names import CLI
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -119,7 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     # The command as typed, recorded in the report so it can be rerun (the main CLI sets args.argv).
     argv = getattr(args, "argv", None) or ["evaluate"]
-    command = "python -m gallery_core " + " ".join(shlex.quote(a) for a in argv)
+    command = f"{CLI} " + " ".join(shlex.quote(a) for a in argv)
     result = evaluate(args.artifacts, config, out_dir=args.out, catalogue_dir=args.catalogue, device=args.device,
                       progress=not args.quiet, copy_to=args.copy_to, command=command.strip(),
                       threads=args.threads)

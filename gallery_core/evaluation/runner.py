@@ -27,6 +27,7 @@ from gallery_core.evaluation.context import Context
 from gallery_core.evaluation.report import section_verdicts, write_report
 from gallery_core.evaluation.sections import load_section, section_names
 from gallery_core.models.device import pick_device
+from gallery_core.names import CLI
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ class EvaluationResult:
 def evaluate(run_dir: str | Path, config: EvaluationConfig | None = None, out_dir: str | Path | None = None,
              catalogue_dir: str | Path | None = None, device: str | None = None, progress: bool = True,
              copy_to: str | Path | None = None,
-             command: str = "python -m gallery_core evaluate", threads: int | None = None) -> EvaluationResult:
+             command: str = f"{CLI} evaluate", threads: int | None = None) -> EvaluationResult:
     """Evaluate a built run; write ``report.md``, ``report.json`` and figures to ``<run>/evaluation``.
 
     ``threads``: torch threads (default: the idle cores, see ``choose_threads``).
