@@ -8,6 +8,11 @@ A task file (YAML) names the tasks and the hold-out columns that training must n
       - {column: size_bucket, kind: multiclass, classes: [xs, s, m, l, xl]}
       - {column: price, kind: regression}
     holdout: [star_rating]
+    photo_root: /mnt/photos                                 # optional: see below
+
+Photos are read only from inside the catalogue folder. ``photo_root`` (one folder or a list, relative to
+the catalogue folder or absolute) names further folders photos may be read from; a photo whose
+path resolves (symlinks included) anywhere else is skipped and listed in the catalogue report.
 """
 
 from __future__ import annotations
@@ -20,9 +25,10 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from gallery_core.errors import UsageError
+
 TaskKind = Literal["binary", "multiclass", "regression"]
 TASK_KINDS: tuple[str, ...] = ("binary", "multiclass", "regression")
-from gallery_core.errors import UsageError
 
 
 class TaskFileError(UsageError):
@@ -63,6 +69,7 @@ class TaskSpec:
 class TaskFile:
     tasks: tuple[TaskSpec, ...]
     holdout: tuple[str, ...]
+    photo_roots: tuple[str, ...] = ()  # as written; the catalogue resolves them against its folder
 
 
 def parse_task_file(path: str | Path) -> TaskFile:
@@ -76,9 +83,10 @@ def parse_task_file(path: str | Path) -> TaskFile:
         raise TaskFileError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(raw, dict) or "tasks" not in raw:
         raise TaskFileError(f"{path}: expected a mapping with a 'tasks' list (and optional 'holdout')")
-    unknown_keys = set(raw) - {"tasks", "holdout"}
+    unknown_keys = set(raw) - {"tasks", "holdout", "photo_root"}
     if unknown_keys:
-        raise TaskFileError(f"{path}: unknown top-level keys {sorted(unknown_keys)}; expected 'tasks', 'holdout'")
+        raise TaskFileError(f"{path}: unknown top-level keys {sorted(unknown_keys)}; expected 'tasks', 'holdout' "
+                            "and optionally 'photo_root'")
     if not isinstance(raw["tasks"], list) or not raw["tasks"]:
         raise TaskFileError(f"{path}: 'tasks' must be a non-empty list")
 
@@ -114,7 +122,17 @@ def parse_task_file(path: str | Path) -> TaskFile:
     overlap = sorted({t.column for t in tasks} & set(holdout))
     if overlap:
         raise TaskFileError(f"{path}: hold-out columns {overlap} are also training tasks; training must never see them")
-    return TaskFile(tasks=tuple(tasks), holdout=holdout)
+    return TaskFile(tasks=tuple(tasks), holdout=holdout, photo_roots=_photo_roots(raw.get("photo_root"), path))
+
+
+def _photo_roots(value: Any, path: Path) -> tuple[str, ...]:
+    """``photo_root``: absent, one folder, or a list of folders (non-empty strings)."""
+    if value is None:
+        return ()
+    roots = value if isinstance(value, list) else [value]
+    if not roots or not all(isinstance(r, str) and r.strip() for r in roots):
+        raise TaskFileError(f"{path}: 'photo_root' must be a folder or a list of folders, got {value!r}")
+    return tuple(roots)
 
 
 def class_labels(values: pd.Series) -> pd.Series:

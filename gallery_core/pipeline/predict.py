@@ -13,6 +13,7 @@ recorded value get NaN there.
 
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -43,6 +44,11 @@ from gallery_core.pipeline.embed import mean_per_listing
 # Floor on a probability in log losses (and smoothing of the class prior): a confident mistake costs
 # -log(1e-7) ~ 16 nats instead of infinity.
 PRIOR_SMOOTHING = 1e-7
+# A validation metric needs at least this many labelled validation listings (R^2 needs 2, and one listing
+# decides a comparison with the baseline by a coin flip); below it the task is not measured.
+MIN_MEASURED_LISTINGS = 2
+MAX_TASKS_IN_WARNING = 5
+METRICS_TABLE_COLUMNS = ["task", "kind", "metric", "model", "baseline", "beats_baseline", "n_val", "note"]
 
 
 @torch.no_grad()
@@ -96,10 +102,14 @@ class _Probe(ClassifierMixin, BaseEstimator):
 
 def out_of_fold_predictions(task: TaskSpec, embeddings: np.ndarray, labels: np.ndarray,
                             config: PredictConfig, seed: int = 0) -> dict[str, np.ndarray]:
-    """k-fold probes (logistic / ridge) on frozen embeddings; NaN where there is no recorded label."""
+    """k-fold probes (logistic / ridge) on frozen embeddings; NaN where there is no recorded label, and
+    everywhere when fewer than 2 listings have one (no probe can be trained and tested)."""
     n = len(labels)
     observed = np.flatnonzero(observed_mask(task, labels))
     oof_pred = np.full(n, np.nan) if task.kind != "multiclass" else np.full(n, None, dtype=object)
+    if len(observed) < 2:
+        columns = {oof_pred_column(task.name): oof_pred}
+        return columns if task.kind == "regression" else columns | {oof_p_recorded_column(task.name): np.full(n, np.nan)}
     folds = KFold(n_splits=min(config.oof_folds, len(observed)), shuffle=True, random_state=seed)
     x, y = embeddings[observed], labels[observed]
     if task.kind == "regression":
@@ -161,17 +171,31 @@ def regression_metrics(predictions: np.ndarray, labels: np.ndarray, train_labels
 
 def task_metrics(task: TaskSpec, predictions: pd.DataFrame, listings: pd.DataFrame, is_val: np.ndarray,
                  ) -> dict[str, Any]:
-    """Validation metrics of one task beside its trivial baseline; ``primary`` says which number decides."""
+    """Validation metrics of one task beside its trivial baseline; ``primary`` says which number decides.
+
+    A task that cannot be measured (fewer than ``MIN_MEASURED_LISTINGS`` labelled validation listings, no
+    labelled training listing for the baseline) gets ``{"kind", "n", "note"}`` and no numbers; no value
+    is ever NaN (an R^2 of constant labels is left out, with a note)."""
     labels = encode_labels(task, listings[task.column])
     observed = observed_mask(task, labels)
     val, train = observed & is_val, observed & ~is_val
-    if val.sum() == 0:
+    n_val, n_train = int(val.sum()), int(train.sum())
+    if n_val == 0:
         return {"kind": task.kind, "n": 0, "note": "no labelled validation listings"}
+    if n_val < MIN_MEASURED_LISTINGS:
+        return {"kind": task.kind, "n": n_val, "note": f"not measured: only {n_val} labelled validation listing, "
+                f"too few for a metric (it needs {MIN_MEASURED_LISTINGS})"}
+    if n_train == 0:
+        return {"kind": task.kind, "n": n_val, "note": "not measured: no labelled training listing to form the "
+                "trivial baseline from"}
     if task.kind == "regression":
         metrics = regression_metrics(predictions[pred_column(task.name)].to_numpy()[val], labels[val], labels[train])
+        if not math.isfinite(metrics["r2"]):
+            del metrics["r2"]
+            metrics["note"] = "r2 left out: the validation labels are all equal"
         metrics.update(kind="regression", primary="rmse", higher_is_better=False,
                        beats_baseline=metrics["rmse"] < metrics["baseline_rmse"])
-        return metrics
+        return _finite(metrics)
     if task.kind == "binary":
         p1 = predictions[prob_column(task.name)].to_numpy()[val]
         probabilities = np.stack([1 - p1, p1], axis=1)
@@ -183,7 +207,21 @@ def task_metrics(task: TaskSpec, predictions: pd.DataFrame, listings: pd.DataFra
                                      n_classes)
     metrics.update(kind=task.kind, primary="accuracy", higher_is_better=True,
                    beats_baseline=metrics["accuracy"] > metrics["baseline_accuracy"])
-    return metrics
+    return _finite(metrics)
+
+
+def _finite(metrics: dict[str, Any]) -> dict[str, Any]:
+    """The metrics without non-finite numbers (metrics.json holds no NaN); a task whose primary metric or
+    baseline is not finite is not measured."""
+    bad = [k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+    if not bad:
+        return metrics
+    primary = metrics["primary"]
+    if primary in bad or f"baseline_{primary}" in bad:
+        return {"kind": metrics["kind"], "n": metrics["n"], "note": f"not measured: {', '.join(bad)} not finite"}
+    note = f"{', '.join(bad)} left out: not finite"
+    return {k: v for k, v in metrics.items() if k not in bad} | \
+        {"note": "; ".join(filter(None, (metrics.get("note"), note)))}
 
 
 def predict_all(heads: MultiTaskHeads, tasks: tuple[TaskSpec, ...], listings: pd.DataFrame,
@@ -208,26 +246,41 @@ def predict_all(heads: MultiTaskHeads, tasks: tuple[TaskSpec, ...], listings: pd
 
 
 def metrics_table(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
-    """One row per task: kind, primary metric, model value, baseline value, beats baseline, and a note
-    where the validation split is too small for the numbers to mean much."""
-    rows = []
+    """One row per measured task: kind, primary metric, model value, baseline value, beats baseline, and a
+    note where the validation split is too small for the numbers to mean much (or a number was left out).
+
+    Tasks that could not be measured have no row (no number to show); ``table.attrs["not_measured"]``
+    holds {task: why}, which ``small_split_warning`` reports."""
+    rows, not_measured = [], {}
     for name, m in metrics.items():
         if "primary" not in m:
+            not_measured[name] = m.get("note", "not measured")
             continue
         primary = m["primary"]
-        note = (f"only {m['n']} validation listings: too few to judge" if m["n"] < MIN_VALIDATION_LISTINGS else "")
+        small = f"only {m['n']} validation listings: too few to judge" if m["n"] < MIN_VALIDATION_LISTINGS else ""
         rows.append({"task": name, "kind": m["kind"], "metric": primary, "model": m[primary],
                      "baseline": m[f"baseline_{primary}"], "beats_baseline": m["beats_baseline"], "n_val": m["n"],
-                     "note": note})
-    return pd.DataFrame(rows)
+                     "note": "; ".join(filter(None, (small, m.get("note", ""))))})
+    table = pd.DataFrame(rows, columns=METRICS_TABLE_COLUMNS)
+    table.attrs["not_measured"] = not_measured
+    return table
 
 
 def small_split_warning(table: pd.DataFrame) -> str | None:
-    """A plain sentence when some tasks' validation metrics rest on too few listings, else None."""
+    """Plain sentences when some tasks' validation metrics rest on too few listings or some tasks could not
+    be measured at all (``metrics_table``'s ``attrs["not_measured"]``), else None."""
+    sentences = []
     small = table[table["n_val"] < MIN_VALIDATION_LISTINGS]
-    if small.empty:
-        return None
-    return (f"{len(small)} of {len(table)} tasks have fewer than {MIN_VALIDATION_LISTINGS} labelled validation "
+    if not small.empty:
+        sentences.append(
+            f"{len(small)} of {len(table)} tasks have fewer than {MIN_VALIDATION_LISTINGS} labelled validation "
             f"listings (as few as {int(small['n_val'].min())}): their validation metrics are noise, not evidence "
             "that the model works or fails. Label more listings to judge them.")
+    not_measured = table.attrs.get("not_measured") or {}
+    if not_measured:
+        shown = "; ".join(f"{name}: {why}" for name, why in list(not_measured.items())[:MAX_TASKS_IN_WARNING])
+        more = f"; and {len(not_measured) - MAX_TASKS_IN_WARNING} more" if len(not_measured) > MAX_TASKS_IN_WARNING \
+            else ""
+        sentences.append(f"{len(not_measured)} task(s) have no validation metric ({shown}{more}).")
+    return " ".join(sentences) or None
 

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from gallery_core.config import MIN_VALIDATION_LISTINGS, TrainConfig
+from gallery_core.errors import UsageError
 from gallery_core.models.encoder import GalleryModel
 
 logger = logging.getLogger(__name__)
@@ -33,7 +34,15 @@ class L2SP(nn.Module):
 
 def small_catalogue_check(model: GalleryModel, n_train: int, n_val: int, config: TrainConfig) -> bool:
     """Say plainly when a catalogue is too small to learn from; below ``min_listings_to_finetune`` training
-    listings freeze the backbone's top (weights and statistics). Returns whether the backbone fine-tunes."""
+    listings freeze the backbone's top (weights and statistics). Returns whether the backbone fine-tunes.
+
+    Raises ``UsageError`` when there is nothing to train on: fewer than 2 training listings, or no
+    validation listing to choose the best epoch with."""
+    if n_train < 2 or n_val < 1:
+        raise UsageError(f"the catalogue is too small to train on: its {n_train + n_val} listings with usable "
+                         f"photos split into {n_train} training and {n_val} validation listings, and training needs "
+                         "at least 2 to learn from and 1 to validate on; add listings (or photos to the listings "
+                         "left without any)")
     backbone = model.encoder.backbone
     if n_val < MIN_VALIDATION_LISTINGS:
         logger.warning(f"the validation split has only {n_val} listings: early stopping and the validation "
