@@ -206,7 +206,10 @@ def cmd_info(args: argparse.Namespace) -> int:
     for step in STEPS:
         print(f"  {step:8s} {m['steps'][step]['seconds']:7.1f}s  finished {m['steps'][step]['finished_at']}")
     table = metrics_table(run.metrics["tasks"])
-    print(table.to_string(index=False, float_format="%.4f"))
+    if table.empty:
+        print("no task has enough labelled validation listings to measure")
+    else:
+        print(table.to_string(index=False, float_format="%.4f"))
     if (warning := small_split_warning(table)) is not None:
         print(f"warning: {warning}")
     return 0
