@@ -3,19 +3,25 @@
 A thumbnail is cached under ``<run>/cache/ui-thumbnails/`` by a key of the photo's path, modification time,
 size in bytes and the thumbnail size, so a changed photo gets a new thumbnail. Files are written
 atomically (a temp file, then a rename), so concurrent app sessions never read a half-written one.
-A photo that is missing or undecodable gets a grey placeholder, which is not cached.
+Photos are decoded by ``photos.decode_photo``, as the model's input is (EXIF orientation, colour modes, large
+photos decoded reduced). A photo that is missing, too large or undecodable gets a grey placeholder, which is
+not cached.
 """
 
 from __future__ import annotations
 
 import base64
 import io
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps
 
 from gallery_core.artifacts.store import RunPaths, atomic_path, hash_key
+from gallery_core.data.photos import PhotoError, PhotoTooLargeError, open_photo
+
+logger = logging.getLogger(__name__)
 
 SMALL_THUMBNAIL = 96
 LARGE_THUMBNAIL = 256
@@ -27,15 +33,14 @@ def thumbnail_dir(run_root: str | Path) -> Path:
     return RunPaths(Path(run_root)).ui_thumbnails
 
 
-def make_thumbnail(source: str | Path | bytes, size: int) -> bytes:
+def make_thumbnail(source: str | Path | bytes, size: int, *, name: str | None = None) -> bytes:
     """A ``size`` x ``size`` centre-cropped JPEG of a photo (never upscaled beyond the photo's short side).
 
-    Raises ``OSError`` / ``ValueError`` (PIL's) when the photo cannot be read or decoded.
+    Raises ``PhotoError`` (naming the photo: ``name``, else its path) when it cannot be read or decoded.
     """
-    with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as img:
-        img = ImageOps.exif_transpose(img).convert("RGB")
-        side = min(size, *img.size)
-        thumb = ImageOps.fit(img, (side, side), Image.BILINEAR)
+    img = open_photo(source, size, name=name)  # upright RGB, reduced while decoding if much larger than size
+    side = min(size, *img.size)
+    thumb = ImageOps.fit(img, (side, side), Image.BILINEAR)
     buffer = io.BytesIO()
     thumb.save(buffer, format="JPEG", quality=JPEG_QUALITY)
     return buffer.getvalue()
@@ -70,8 +75,9 @@ def thumbnail_bytes(photo_path: str | Path, size: int, cache_dir: str | Path) ->
         return cached.read_bytes()
     try:
         data = make_thumbnail(photo_path, size)
-    except (OSError, ValueError, UnidentifiedImageError, Image.DecompressionBombError):
-        return placeholder_thumbnail(size, "unreadable")
+    except PhotoError as err:
+        logger.debug("no thumbnail: %s", err)
+        return placeholder_thumbnail(size, "too large" if isinstance(err, PhotoTooLargeError) else "unreadable")
     with atomic_path(cached) as tmp:
         tmp.write_bytes(data)
     return data

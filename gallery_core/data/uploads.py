@@ -1,36 +1,31 @@
 """Checks on photos that users upload as retrieval seeds: type, size, count, decodability.
 
-Only JPEG and PNG are accepted, recognised by their content (magic bytes), not their file name.
+Only JPEG and PNG are accepted, recognised by their content (magic bytes, ``photos.sniff_format``), not their
+file name, and decoded by ``photos.decode_photo``, the decoder the model's input and the thumbnails use too.
 Every refusal is a ``UploadError`` whose message names the file and says what to do.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from PIL import Image
+from gallery_core.data.photos import (
+    PhotoError,
+    PhotoTooLargeError,
+    decode_photo,
+    describe_content,
+    sniff_format,  # the one copy of the sniffing; imported from here too
+)
+from gallery_core.errors import UsageError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 MAX_UPLOAD_COUNT = 10
 MAX_UPLOAD_PIXELS = 40_000_000  # larger images are refused before decoding (decompression bombs)
 MIN_UPLOAD_SIDE = 8
 ACCEPTED_FORMATS = ("JPEG", "PNG")
-
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"BM", "BMP"),
-    (b"%PDF", "PDF"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"PK\x03\x04", "ZIP archive"),
-)
-from gallery_core.errors import UsageError
+_CHECK_SIZE = 1  # check_upload decodes as reduced as the decoder allows: it only checks that the photo decodes
 
 
 class UploadError(UsageError):
@@ -51,18 +46,6 @@ class CheckedUpload:
         return hashlib.blake2b(self.data, digest_size=12).hexdigest()
 
 
-def sniff_format(data: bytes) -> str | None:
-    """The file type its first bytes announce, or None when unrecognised."""
-    if data[4:8] == b"ftyp":
-        return "HEIC/MP4"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "WebP"
-    for signature, name in _SIGNATURES:
-        if data.startswith(signature):
-            return name
-    return None
-
-
 def format_bytes(n: int) -> str:
     return f"{n / (1024 * 1024):.1f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
 
@@ -76,19 +59,14 @@ def check_upload(name: str, data: bytes, max_bytes: int = MAX_UPLOAD_BYTES) -> C
                           "per photo")
     kind = sniff_format(data)
     if kind not in ACCEPTED_FORMATS:
-        found = f"it is a {kind} file" if kind else "its content is not a recognised image"
-        raise UploadError(f"{name}: only JPEG and PNG photos are accepted, but {found}")
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            width, height = img.size
-            if width * height > MAX_UPLOAD_PIXELS:
-                raise UploadError(f"{name}: {width}x{height} pixels is too large; the limit is "
-                                  f"{MAX_UPLOAD_PIXELS // 1_000_000} megapixels")
-            img.load()  # decode fully: truncated or corrupt files fail here
-    except UploadError:
-        raise
-    except Exception as err:  # PIL raises many types for corrupt files
-        raise UploadError(f"{name}: looks like a {kind} but cannot be decoded ({type(err).__name__}: {err})") from None
+        raise UploadError(f"{name}: only JPEG and PNG photos are accepted, but {describe_content(data)}")
+    try:  # the decoder every path uses: the same refusals, orientation and colour handling
+        photo = decode_photo(data, _CHECK_SIZE, name=name, max_pixels=MAX_UPLOAD_PIXELS)
+    except PhotoTooLargeError as err:
+        raise UploadError(str(err)) from None
+    except PhotoError as err:
+        raise UploadError(f"{name}: looks like a {kind} but cannot be decoded ({err.reason})") from None
+    width, height = photo.width, photo.height
     if min(width, height) < MIN_UPLOAD_SIDE:
         raise UploadError(f"{name}: {width}x{height} pixels is too small to be a photo")
     return CheckedUpload(name=name, data=data, format=kind, width=width, height=height)
