@@ -18,10 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from gallery_core.data.corruptions import CORRUPTION_KINDS, CORRUPTIONS
-from gallery_core.data.photos import PhotoError
+from gallery_core.data.photos import open_photo
 
 AUGMENTATIONS: tuple[str, ...] = CORRUPTION_KINDS  # every shared corruption, in its fixed order
 DEFAULT_PROBABILITY = 0.5  # half the photos stay clean, so clean photos remain the common case
@@ -53,22 +53,19 @@ def load_corrupted_photo(source: str | Path, size: int, rng: np.random.Generator
                          probability: float = 1.0, kinds: Sequence[str] = AUGMENTATIONS) -> np.ndarray:
     """Decode a photo, corrupt it (``kind`` if given, else as ``augment_image``), resize -> uint8 (size, size, 3).
 
-    Decoding and resizing are those of ``load_photo``, so a photo left clean has its usual pixels.
+    Decoding (``photos.open_photo``: orientation, colour modes, large photos) and resizing are those of
+    ``load_photo``, so a photo left clean has its usual pixels.
     """
     if kind is not None and kind not in CORRUPTIONS:
         raise ValueError(f"unknown corruption {kind!r}; choose from {sorted(CORRUPTIONS)}")
-    try:
-        with Image.open(source) as img:
-            img = img.convert("RGB")
-            if kind is None:
-                img, _ = augment_image(img, rng, probability, kinds)
-            else:
-                img = CORRUPTIONS[kind](img, rng)
-            if img.size != (size, size):
-                img = img.resize((size, size), Image.BILINEAR)
-            return np.asarray(img, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, SyntaxError) as err:
-        raise PhotoError(f"{source}: cannot decode image ({type(err).__name__}: {err})") from None
+    img = open_photo(source, size)
+    if kind is None:
+        img, _ = augment_image(img, rng, probability, kinds)
+    else:
+        img = CORRUPTIONS[kind](img, rng)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.BILINEAR)
+    return np.asarray(img, dtype=np.uint8)
 
 
 @dataclass
