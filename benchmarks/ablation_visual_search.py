@@ -40,7 +40,8 @@ from gallery_core.artifacts.store import EVALUATION_DIR, write_json
 from gallery_core.config import BuildConfig, ModelConfig, TrainConfig
 from gallery_core.data.catalogue import Catalogue, load_catalogue
 from gallery_core.data.corruptions import CORRUPTION_KINDS
-from gallery_core.data.photos import load_photo, to_model_input, trunk_cache_key
+from gallery_core.data.decode import load_photo
+from gallery_core.data.photos import to_model_input, trunk_cache_key
 from gallery_core.evaluation.metrics import split_galleries
 from gallery_core.evaluation.objective_ablation import (
     ABLATION_FILE,

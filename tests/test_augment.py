@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gallery_core.data.photos import load_photo
+from gallery_core.data.decode import load_photo
 from gallery_core.evaluation.robustness import corrupted_pixels, corruption_rng
 from gallery_core.training.augment import (
     AUGMENTATIONS,

@@ -18,16 +18,16 @@ import pytest
 from PIL import Image
 
 from gallery_core.cli import main
-from gallery_core.data import photos
-from gallery_core.data.photos import (
+from gallery_core.data import decode
+from gallery_core.data.decode import (
     MAX_PHOTO_PIXELS,
     TRANSPARENT_BACKGROUND,
     PhotoError,
     PhotoTooLargeError,
     decode_photo,
-    find_undecodable,
     load_photo,
 )
+from gallery_core.data.photos import find_undecodable
 
 ORIENTATION = 0x0112  # the EXIF tag
 RED, GREEN, BLUE = (220, 20, 20), (20, 200, 20), (20, 20, 220)
@@ -214,8 +214,8 @@ def test_the_build_skips_and_reports_bad_photos(corpus):
 @pytest.mark.parametrize("name", ["folder.jpg", "loop.jpg", "dangling.jpg", "missing.jpg"])
 def test_why_there_is_no_photo_file(corpus, name):
     """What a catalogue check can say instead of "file not found"."""
-    assert photos.photo_file_problem(corpus[name]).startswith(REFUSED[name])
-    assert photos.photo_file_problem(corpus["upright.jpg"]) is None
+    assert decode.photo_file_problem(corpus[name]).startswith(REFUSED[name])
+    assert decode.photo_file_problem(corpus["upright.jpg"]) is None
 
 
 # --- large photos: refused over the limit, decoded reduced under it ---
@@ -401,6 +401,6 @@ def test_catalogue_photos_decode_exactly_as_before(tiny_catalogue):
 def test_the_sniffing_is_shared_with_the_upload_checks():
     from gallery_core.data import uploads
 
-    assert uploads.sniff_format is photos.sniff_format
-    assert photos.sniff_format(bytes(4) + b"ftypavif") == "AVIF"
-    assert photos.sniff_format(b"II*\x00") == photos.sniff_format(b"MM\x00*") == "TIFF"
+    assert uploads.sniff_format is decode.sniff_format
+    assert decode.sniff_format(bytes(4) + b"ftypavif") == "AVIF"
+    assert decode.sniff_format(b"II*\x00") == decode.sniff_format(b"MM\x00*") == "TIFF"

@@ -3,7 +3,7 @@
 A thumbnail is cached under ``<run>/cache/ui-thumbnails/`` by a key of the photo's path, modification time,
 size in bytes and the thumbnail size, so a changed photo gets a new thumbnail. Files are written
 atomically (a temp file, then a rename), so concurrent app sessions never read a half-written one.
-Photos are decoded by ``photos.decode_photo``, as the model's input is (EXIF orientation, colour modes, large
+Photos are decoded by ``decode.decode_photo``, as the model's input is (EXIF orientation, colour modes, large
 photos decoded reduced). A photo that is missing, too large or undecodable gets a grey placeholder, which is
 not cached.
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageOps
 
 from gallery_core.artifacts.store import RunPaths, atomic_path, hash_key
-from gallery_core.data.photos import PhotoError, PhotoTooLargeError, open_photo
+from gallery_core.data.decode import PhotoError, PhotoTooLargeError, open_photo
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Checks on photos that users upload as retrieval seeds: type, size, count, decodability.
 
-Only JPEG and PNG are accepted, recognised by their content (magic bytes, ``photos.sniff_format``), not their
-file name, and decoded by ``photos.decode_photo``, the decoder the model's input and the thumbnails use too.
+Only JPEG and PNG are accepted, recognised by their content (magic bytes, ``decode.sniff_format``), not their
+file name, and decoded by ``decode.decode_photo``, the decoder the model's input and the thumbnails use too.
 Every refusal is a ``UploadError`` whose message names the file and says what to do.
 """
 
@@ -11,13 +11,8 @@ import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gallery_core.data.photos import (
-    PhotoError,
-    PhotoTooLargeError,
-    decode_photo,
-    describe_content,
-    sniff_format,  # the one copy of the sniffing; imported from here too
-)
+# sniff_format: the one copy of the sniffing (in decode), imported from here too.
+from gallery_core.data.decode import PhotoError, PhotoTooLargeError, decode_photo, describe_content, sniff_format
 from gallery_core.errors import UsageError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from gallery_core.artifacts.store import atomic_path, hash_key, write_json
-from gallery_core.data.photos import load_photo
+from gallery_core.data.decode import load_photo
 
 VAE_IMAGE_SIZES = (8, 16, 32, 64)
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 from gallery_core.data.corruptions import CORRUPTION_KINDS, CORRUPTIONS
-from gallery_core.data.photos import open_photo
+from gallery_core.data.decode import open_photo
 
 AUGMENTATIONS: tuple[str, ...] = CORRUPTION_KINDS  # every shared corruption, in its fixed order
 DEFAULT_PROBABILITY = 0.5  # half the photos stay clean, so clean photos remain the common case
@@ -53,7 +53,7 @@ def load_corrupted_photo(source: str | Path, size: int, rng: np.random.Generator
                          probability: float = 1.0, kinds: Sequence[str] = AUGMENTATIONS) -> np.ndarray:
     """Decode a photo, corrupt it (``kind`` if given, else as ``augment_image``), resize -> uint8 (size, size, 3).
 
-    Decoding (``photos.open_photo``: orientation, colour modes, large photos) and resizing are those of
+    Decoding (``decode.open_photo``: orientation, colour modes, large photos) and resizing are those of
     ``load_photo``, so a photo left clean has its usual pixels.
     """
     if kind is not None and kind not in CORRUPTIONS:
