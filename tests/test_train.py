@@ -10,14 +10,16 @@ import pytest
 import torch
 from conftest import tiny_config
 
+from gallery_core.artifacts.store import file_checksum
 from gallery_core.data.catalogue import load_catalogue
-from gallery_core.models.checkpoint import load_checkpoint
+from gallery_core.models.checkpoint import load_checkpoint, save_checkpoint
 from gallery_core.training.data import split_listings
 from gallery_core.training.loop import train
 
 
 def _train(catalogue_dir, run_dir, **overrides):
-    return train(load_catalogue(catalogue_dir), tiny_config(**overrides), run_dir, progress=False)
+    # On the CPU whatever the machine has: that is where training is exactly reproducible.
+    return train(load_catalogue(catalogue_dir), tiny_config(**overrides), run_dir, device="cpu", progress=False)
 
 
 def test_training_lowers_the_loss(tiny_catalogue, tmp_path):
@@ -47,10 +49,8 @@ def test_deterministic_for_a_seed(tiny_catalogue, tmp_path):
     assert [h["train_loss"] for h in a.history] == [h["train_loss"] for h in b.history]
 
 
-def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_catalogue, tmp_path, monkeypatch, caplog):
-    full = _train(tiny_catalogue, tmp_path / "full", max_epochs=3)
-
-    # Interrupt a 3-epoch run (as Ctrl-C or a lost machine would) right after epoch 2's resume file is saved.
+def _interrupt_after_epoch(catalogue_dir, run_dir, monkeypatch, epoch, **overrides):
+    """Train, interrupting (as Ctrl-C or a lost machine would) right after ``epoch``'s resume file is saved."""
     # train looks save_checkpoint (gallery_core.models.checkpoint) up in its own module: patch it there.
     import gallery_core.training.loop as train_module
 
@@ -61,24 +61,61 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_catalogue, 
         original_save(path, payload)
         if path.name == "last.pt":
             saved.append(payload["epoch"])
-            if payload["epoch"] == 2:
+            if payload["epoch"] == epoch:
                 raise KeyboardInterrupt
 
-    monkeypatch.setattr(train_module, "save_checkpoint", save_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        _train(tiny_catalogue, tmp_path / "resumed", max_epochs=3)
-    monkeypatch.setattr(train_module, "save_checkpoint", original_save)
-    assert saved == [1, 2] and (tmp_path / "resumed" / "last.pt").exists()
+    with monkeypatch.context() as patch:
+        patch.setattr(train_module, "save_checkpoint", save_then_interrupt)
+        with pytest.raises(KeyboardInterrupt):
+            _train(catalogue_dir, run_dir, **overrides)
+    assert saved == list(range(1, epoch + 1)) and (run_dir / "last.pt").exists()
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_catalogue, tmp_path, monkeypatch, caplog):
+    full = _train(tiny_catalogue, tmp_path / "full", max_epochs=3)
+    _interrupt_after_epoch(tiny_catalogue, tmp_path / "resumed", monkeypatch, epoch=2, max_epochs=3)
+    saved = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
+    assert set(saved["rng"]) >= {"torch", "numpy", "python", "batch_order"}
 
     caplog.set_level(logging.INFO, logger="gallery_core")
     caplog.clear()
-    resumed = train(load_catalogue(tiny_catalogue), tiny_config(max_epochs=3), tmp_path / "resumed",
-                    progress=False)
+    resumed = _train(tiny_catalogue, tmp_path / "resumed", max_epochs=3)
     lines = caplog.messages
     assert any("resuming after epoch 2" in line for line in lines)
     assert sum(line.startswith("epoch") for line in lines) == 1  # only epoch 3 ran again
-    assert [h["train_loss"] for h in resumed.history] == pytest.approx([h["train_loss"] for h in full.history],
-                                                                       rel=1e-5)
+    # Exact on the CPU: the same losses, the same weights, the same files byte for byte.
+    assert resumed.history == full.history and len(resumed.epoch_seconds) == 3
+    for name in ("model.pt", "train_log.jsonl"):
+        assert file_checksum(tmp_path / "resumed" / name) == file_checksum(tmp_path / "full" / name), name
+    assert not (tmp_path / "resumed" / "last.pt").exists()
+
+
+def test_a_run_that_had_stopped_early_resumes_without_more_epochs(tiny_catalogue, tmp_path, monkeypatch, caplog):
+    run_dir = tmp_path / "run"
+    _interrupt_after_epoch(tiny_catalogue, run_dir, monkeypatch, epoch=1, max_epochs=3, patience=2)
+    # As if epoch 1 had been the second without improvement: the run had stopped when it was killed.
+    saved = torch.load(run_dir / "last.pt", weights_only=True)
+    save_checkpoint(run_dir / "last.pt", {**saved, "bad_epochs": 2})
+    caplog.set_level(logging.INFO, logger="gallery_core")
+    resumed = _train(tiny_catalogue, run_dir, max_epochs=3, patience=2)
+    assert not any(line.startswith("epoch") for line in caplog.messages)
+    assert resumed.epochs_run == 1 and len(resumed.history) == 1
+
+
+def test_rng_states_round_trip_through_the_resume_file(tmp_path):
+    import random
+
+    from gallery_core.training.loop import _rng_state, _set_rng_state
+
+    generator = torch.Generator().manual_seed(5)
+    torch.manual_seed(1), np.random.seed(2), random.seed(3)
+    save_checkpoint(tmp_path / "last.pt", {"rng": _rng_state(generator)})
+    draws = (torch.rand(3), np.random.rand(3), random.random(), torch.rand(3, generator=generator))
+    other = torch.Generator()
+    _set_rng_state(torch.load(tmp_path / "last.pt", weights_only=True)["rng"], other)
+    again = (torch.rand(3), np.random.rand(3), random.random(), torch.rand(3, generator=other))
+    assert torch.equal(draws[0], again[0]) and np.array_equal(draws[1], again[1])
+    assert draws[2] == again[2] and torch.equal(draws[3], again[3])
 
 
 def test_split_is_by_listing_and_seeded():

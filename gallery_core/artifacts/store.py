@@ -1,9 +1,20 @@
 """A run's folder: file names, atomic writes and the manifest that ties the files together.
 
 Every step records in ``manifest.json`` the key of its inputs (config + upstream checksums), the
-files it wrote with their checksums, and how long it took. A step whose key and files are
-unchanged is skipped; ``load_manifest(verify=True)`` refuses a folder whose files do not match
-their checksums or whose steps were built from different upstream files.
+files it wrote with their checksums, and how long it took. A step whose key is unchanged and whose
+files pass ``check_step`` (present, same checksums, built from the upstream files present) is skipped;
+``load_manifest(verify=True)`` refuses a folder whose files do not match their checksums or whose steps
+were built from different upstream files. The build and the readers judge through the same
+``check_step``, so whatever loading refuses, the next build redoes.
+
+Hashing every file on every build would make a no-op build of a large run slow, so the build reads
+checksums through ``ChecksumCache`` (``cache/checksums.json``): a file whose size and mtime_ns are those it
+had when hashed is not hashed again. The cache lives beside the run's other caches, not in the
+manifest: mtimes are facts of one copy of the folder on one file system (a copy or an rsync changes
+them), while the manifest describes the files' content wherever they are; the cache may be deleted at
+any time and only costs one hash per file to rebuild. Readers hash every file (strict, the default) and
+write what they find into the cache, so a file that loading refuses is redone by the next build even if
+a tool kept its size and mtime.
 """
 
 from __future__ import annotations
@@ -15,7 +26,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -160,18 +171,92 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+class UnreadableManifestError(ArtifactError):
+    """``manifest.json`` exists but cannot be used (not JSON, not a manifest, another schema version).
+    ``build --force`` sets it aside and redoes every step (``run_steps(force=True)``)."""
+
+
 def read_manifest(root: str | Path) -> dict[str, Any] | None:
+    """The run's manifest, or None when there is none. Raises ``UnreadableManifestError`` for one that
+    cannot be used, saying how to recover."""
     path = Path(root) / MANIFEST
     if not path.is_file():
         return None
+    recover = (f"run `{build_command(Path(root))} --force` to set it aside and redo every step (the trunk "
+               "cache is kept), or restore it from a backup")
     try:
         manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ArtifactError(f"{path}: not valid JSON ({err})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UnreadableManifestError(f"{path}: not valid JSON (truncated? {err}); {recover}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("steps", {}), dict) \
+            or not isinstance(manifest.get("files", {}), dict):
+        raise UnreadableManifestError(f"{path}: not a gallery-core manifest; {recover}")
     if manifest.get("schema_version") != SCHEMA_VERSION:
-        raise ArtifactError(f"{path}: schema version {manifest.get('schema_version')} is not "
-                            f"{SCHEMA_VERSION}; rebuild the run with this version of gallery-core")
+        raise UnreadableManifestError(
+            f"{path}: schema version {manifest.get('schema_version')} is not {SCHEMA_VERSION}; rebuild the "
+            f"run with this version of gallery-core: {recover}")
     return manifest
+
+
+def set_aside_manifest(root: str | Path) -> Path:
+    """Rename an unusable ``manifest.json`` to ``manifest.json.unreadable`` (kept for inspection), so that
+    the run is rebuilt as if it had none. Returns the new path."""
+    path = Path(root) / MANIFEST
+    aside = path.with_name(MANIFEST + ".unreadable")
+    os.replace(path, aside)
+    return aside
+
+
+# --- the checksum cache: hash a file once per (size, mtime_ns) ---
+
+CHECKSUM_CACHE = "checksums.json"
+# A file modified within this many ns of being hashed may change again without its mtime moving (the
+# file system's clock is coarse); such an entry is not trusted, so the next check hashes it once more.
+_RACY_NS = 2_000_000_000
+
+
+class ChecksumCache:
+    """Checksums of a run's files by name, valid while the file keeps the size and mtime_ns it had when
+    hashed. ``trust=False`` always hashes (and records what it found); ``trust=True`` reuses an entry
+    whose size and mtime still match. Call it like ``file_checksum``; ``save`` writes the cache back
+    (best effort: a read-only run folder just goes uncached)."""
+
+    def __init__(self, root: str | Path, trust: bool = True):
+        self.root = Path(root)
+        self.trust = trust
+        self.path = RunPaths(self.root).cache_dir / CHECKSUM_CACHE
+        self.entries: dict[str, dict[str, Any]] = {}
+        self._changed = False
+        try:
+            entries = json.loads(self.path.read_text())
+            if isinstance(entries, dict):
+                self.entries = entries
+        except (OSError, ValueError):
+            pass  # no cache yet, or an unreadable one: start empty
+
+    def __call__(self, path: str | Path) -> str:
+        path = Path(path)
+        stat = path.stat()
+        entry = self.entries.get(path.name)
+        if (self.trust and isinstance(entry, dict) and entry.get("bytes") == stat.st_size
+                and entry.get("mtime_ns") == stat.st_mtime_ns
+                and stat.st_mtime_ns <= entry.get("hashed_at_ns", 0) - _RACY_NS):
+            return entry["checksum"]
+        hashed_at = time.time_ns()
+        checksum = file_checksum(path)
+        self.entries[path.name] = {"bytes": stat.st_size, "mtime_ns": stat.st_mtime_ns, "hashed_at_ns": hashed_at,
+                                   "checksum": checksum}
+        self._changed = True
+        return checksum
+
+    def save(self) -> None:
+        if not self._changed:
+            return
+        try:
+            write_json(self.path, self.entries)
+            self._changed = False
+        except OSError:
+            pass
 
 
 def step_input_key(root: str | Path, step: str, config_part: Any, extra: Any = None) -> str:
@@ -182,17 +267,29 @@ def step_input_key(root: str | Path, step: str, config_part: Any, extra: Any = N
     return hash_key(step, config_part, extra, upstream)
 
 
-def step_is_done(root: str | Path, step: str, key: str) -> bool:
-    """True when the manifest records ``step`` with this input key and its files are intact."""
+def step_problems(root: str | Path, step: str, key: str, checksum: Callable[[Path], str] | None = None,
+                  ) -> list[str] | None:
+    """What is wrong with a step recorded with input key ``key``: None when the manifest does not record
+    it with this key (it has to run anyway), else the problems ``check_step`` finds with its files (empty:
+    the step is done).
+
+    ``checksum`` (default: a trusting ``ChecksumCache`` of the run, saved afterwards) reads file checksums.
+    """
+    root = Path(root)
     manifest = read_manifest(root)
     if manifest is None or manifest.get("steps", {}).get(step, {}).get("key") != key:
-        return False
-    for file_name in STEP_FILES[step].values():
-        path = Path(root) / file_name
-        record = manifest["files"].get(file_name)
-        if record is None or not path.is_file() or path.stat().st_size != record["bytes"]:
-            return False
-    return True
+        return None
+    cache = ChecksumCache(root) if checksum is None else None
+    try:
+        return check_step(root, manifest, step, verify=True, checksum=checksum or cache).problems
+    finally:
+        if cache is not None:
+            cache.save()
+
+
+def step_is_done(root: str | Path, step: str, key: str, checksum: Callable[[Path], str] | None = None) -> bool:
+    """True when the manifest records ``step`` with this input key and ``check_step`` finds its files intact."""
+    return step_problems(root, step, key, checksum) == []
 
 
 def record_step(root: str | Path, step: str, key: str, seconds: float, info: dict[str, Any],
@@ -201,6 +298,7 @@ def record_step(root: str | Path, step: str, key: str, seconds: float, info: dic
     whose inputs this step just changed."""
     root = Path(root)
     manifest = read_manifest(root) or {"schema_version": SCHEMA_VERSION, "steps": {}, "files": {}}
+    checksums = ChecksumCache(root, trust=False)  # the files were just written: hash them, and remember
     if base:
         manifest.update(base)
     manifest["schema_version"] = SCHEMA_VERSION
@@ -208,11 +306,12 @@ def record_step(root: str | Path, step: str, key: str, seconds: float, info: dic
     manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for file_name in STEP_FILES[step].values():
         path = root / file_name
-        manifest["files"][file_name] = {"step": step, "checksum": file_checksum(path), "bytes": path.stat().st_size}
+        manifest["files"][file_name] = {"step": step, "checksum": checksums(path), "bytes": path.stat().st_size}
     inputs = {FILE_NAMES[n]: manifest["files"].get(FILE_NAMES[n], {}).get("checksum") for n in STEP_INPUTS[step]}
     manifest["steps"][step] = {"key": key, "seconds": round(seconds, 2), "inputs": inputs,
                                "finished_at": manifest["updated_at"], **info}
     write_json(root / MANIFEST, manifest)
+    checksums.save()
     return manifest
 
 
@@ -227,11 +326,16 @@ class StepCheck:
     problems: list[str]
 
 
-def check_step(root: str | Path, manifest: dict[str, Any], step: str, verify: bool = True) -> StepCheck:
+def check_step(root: str | Path, manifest: dict[str, Any], step: str, verify: bool = True,
+               checksum: Callable[[Path], str] | None = None) -> StepCheck:
     """Check one step's files against ``manifest``: recorded, present, (with ``verify``) the same bytes as
     recorded, and built from the upstream files now present. The one place a run's integrity is judged
-    (``load_manifest`` raises on the first problem; ``artifacts.check.check_run`` lists them all)."""
+    (``load_manifest`` raises on the first problem; ``artifacts.check.check_run`` lists them all; the build
+    redoes a step it finds a problem with).
+
+    ``checksum`` reads a file's checksum (default ``file_checksum``; the build passes a ``ChecksumCache``)."""
     root = Path(root)
+    checksum = checksum or file_checksum
     recorded_files = manifest.get("files", {})
     record = manifest.get("steps", {}).get(step)
     problems: list[str] = []
@@ -247,7 +351,7 @@ def check_step(root: str | Path, manifest: dict[str, Any], step: str, verify: bo
         if record is not None and (expected is None or not present):
             problems.append(f"{path}: missing (written by step {step!r})")
         elif present and expected is not None and verify:
-            checksum_ok = file_checksum(path) == expected["checksum"]
+            checksum_ok = checksum(path) == expected.get("checksum")
             if not checksum_ok:
                 problems.append(f"{path}: checksum differs from {MANIFEST}; the file was changed or comes "
                                 "from another run. Rebuild this step.")
@@ -273,7 +377,14 @@ def load_manifest(root: str | Path, verify: bool = True, steps: tuple[str, ...] 
     manifest = read_manifest(root)
     if manifest is None:
         raise ArtifactError(f"{root}: no {MANIFEST}; build the run with `{build_command(root)}`")
-    for step in steps:
-        if problems := check_step(root, manifest, step, verify).problems:
-            raise ArtifactError(problems[0])
+    # Every file is hashed (strict); what is found goes into the checksum cache, so a file refused here is
+    # seen as changed by the next build even if it kept its size and mtime.
+    checksums = ChecksumCache(root, trust=False) if verify else None
+    try:
+        for step in steps:
+            if problems := check_step(root, manifest, step, verify, checksums).problems:
+                raise ArtifactError(problems[0])
+    finally:
+        if checksums is not None:
+            checksums.save()
     return manifest

@@ -8,6 +8,7 @@ the network a config describes, for training (pretrained weights) and for loadin
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,39 @@ def vae_image_size(config: BuildConfig) -> int | None:
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically: an interruption mid-write leaves the previous file, never half a checkpoint."""
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    """Write atomically: an interruption mid-write leaves the previous file, never half a checkpoint.
+
+    The same payload always gives the same bytes, however it was put together (in one process, or partly
+    loaded from an earlier checkpoint after a resume): see ``_canonical``. Saved through an open file, as
+    torch.save names the archive inside after a path it is given, and the temporary path is random."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(_canonical(payload), f)
+
+
+def _canonical(value: Any) -> Any:
+    """``value`` rebuilt so that pickling it depends only on its contents: tensors row-major, containers
+    copied, and every string interned (pickle writes a string once per object, so equal strings made in
+    different places, e.g. read back from a checkpoint, would otherwise be written again)."""
+    if isinstance(value, torch.Tensor):
+        # Not .contiguous(): a channels-last tensor with a size-1 dimension counts as contiguous, yet its
+        # strides, which torch.save records, differ from those of the same tensor made row-major (computing
+        # the trunk cache turns the model's trunk channels-last).
+        strides, stride = [], 1
+        for size in reversed(value.shape):
+            strides.insert(0, stride)
+            stride *= max(size, 1)
+        return value if value.stride() == tuple(strides) else torch.empty_like(
+            value, memory_format=torch.contiguous_format).copy_(value)
+    if isinstance(value, str):
+        return sys.intern(value)
+    if isinstance(value, dict):
+        copy = type(value)((_canonical(k), _canonical(v)) for k, v in value.items())
+        if hasattr(value, "_metadata"):  # a state dict's module versions, which load_state_dict reads
+            copy._metadata = _canonical(value._metadata)
+        return copy
+    if type(value) in (list, tuple):
+        return type(value)(_canonical(v) for v in value)
+    return value
 
 
 def load_checkpoint(path: str | Path, device: str | None = None) -> tuple[GalleryModel, dict[str, Any]]:

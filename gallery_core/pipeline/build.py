@@ -2,6 +2,13 @@
 
 A step's input key covers its config section, the catalogue fingerprint where it reads the
 catalogue, and the checksums of the upstream files it reads (see ``gallery_core.artifacts.store``).
+A step is skipped only when its key is unchanged and ``store.check_step`` finds its files intact, the
+judgement loading makes: a file that loading refuses (changed, truncated, from another run) makes the
+build redo its step.
+
+Interruptions: every file is written atomically and a step is recorded only after all its files
+exist, so a killed build redoes at most the step it was in; training resumes from ``last.pt`` after its
+last finished epoch, which is removed only once the manifest records the train step.
 """
 
 from __future__ import annotations
@@ -18,10 +25,12 @@ import pandas as pd
 from gallery_core.artifacts.store import (
     STEPS,
     RunPaths,
+    UnreadableManifestError,
     read_manifest,
     record_step,
+    set_aside_manifest,
     step_input_key,
-    step_is_done,
+    step_problems,
     write_json,
     write_parquet,
 )
@@ -30,7 +39,6 @@ from gallery_core.data.catalogue import Catalogue, load_catalogue
 from gallery_core.errors import UsageError
 from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.pipeline.embed import embed
-from gallery_core.pipeline.predict import metrics_table, predict_all, small_split_warning
 from gallery_core.pipeline.projection import fit_projection
 from gallery_core.search.index import build_index, save_index
 from gallery_core.training.loop import train
@@ -70,6 +78,7 @@ def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str 
         raise UsageError(f"unknown steps {unknown}; the steps are {list(STEPS)}")
     run_dir = Path(out)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _check_manifest(run_dir, force)
     config = config_for_run(run_dir, config).validate()
     catalogue = None
     if any(s in ("train", "embed") for s in steps):
@@ -81,25 +90,46 @@ def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str 
                                                 or catalogue.report.empty_listings else ""))
     for step in (s for s in STEPS if s in steps):
         key = _step_key(run_dir, step, config, catalogue)
-        if not force and step_is_done(run_dir, step, key):
+        problems = None if force else step_problems(run_dir, step, key)
+        if problems == []:
             logger.info(f"[{step}] up to date, skipped")
+            if step == "train":  # a build killed between recording the step and removing it left it behind
+                RunPaths(run_dir).resume_checkpoint.unlink(missing_ok=True)
             continue
+        if problems:  # recorded with these inputs, but its files are not the ones recorded: repair
+            logger.warning(f"[{step}] redoing the step: {problems[0]}")
         logger.info(f"[{step}] running")
         started = time.perf_counter()
         info, base = STEP_FUNCTIONS[step](run_dir, config, catalogue, device, progress)
         seconds = time.perf_counter() - started
         record_step(run_dir, step, key, seconds, info, base)
+        if step == "train":  # only now: a kill before the record resumes training from it
+            RunPaths(run_dir).resume_checkpoint.unlink(missing_ok=True)
         logger.info(f"[{step}] done in {seconds:.1f}s")
     manifest = read_manifest(run_dir)
     assert manifest is not None
     return manifest
 
 
+def _check_manifest(run_dir: Path, force: bool) -> None:
+    """An unusable manifest stops the build with how to recover; with ``force`` it is set aside and every
+    step is redone. Not without ``force``: the manifest is all that says which files belong to which
+    build, and redoing every step (training included) should be asked for, not a side effect of a bad file."""
+    try:
+        read_manifest(run_dir)
+    except UnreadableManifestError as err:
+        if not force:
+            raise
+        aside = set_aside_manifest(run_dir)
+        logger.warning(f"{err}\n--force: moved it to {aside.name}; every step is redone")
+
+
 # --- the steps: each returns (info for its manifest record, manifest fields to set) ---
 
 def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None,
                 progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    result = train(catalogue, config, run_dir, device=device, progress=progress)
+    # last.pt stays until run_steps has recorded the step: a kill in between still resumes, not restarts.
+    result = train(catalogue, config, run_dir, device=device, progress=progress, keep_resume=True)
     trained = result.catalogue
     base = {
         "config": config.to_dict(),
@@ -111,7 +141,10 @@ def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device
     }
     checkpoint = load_checkpoint(RunPaths(run_dir).checkpoint)[1]
     base["backbone"] = checkpoint["backbone"]
-    return {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run}, base
+    # Wall-clock time per epoch lives here, not in model.pt or train_log.jsonl, so that those files are the
+    # same bytes for the same training however long it took (and whether or not it was interrupted).
+    return {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+            "epoch_seconds": result.epoch_seconds}, base
 
 
 def _embed_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None,
@@ -144,6 +177,9 @@ def _project_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | Non
 
 def _predict_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
                   progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    # Imported here: scikit-learn takes seconds to import and only this step needs it.
+    from gallery_core.pipeline.predict import metrics_table, predict_all, small_split_warning
+
     paths = RunPaths(run_dir)
     model, checkpoint = load_checkpoint(paths.checkpoint, device="cpu")
     listings = pd.read_parquet(paths.listing_table)

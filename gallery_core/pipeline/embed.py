@@ -26,7 +26,7 @@ from gallery_core.models.backbones import create_backbone
 from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.models.device import pick_device
 from gallery_core.models.encoder import GalleryEncoder
-from gallery_core.training.data import prepare_data
+from gallery_core.training.data import prepare_data, trunk_input
 from gallery_core.vectors import group_mean, l2_normalise
 
 
@@ -54,7 +54,7 @@ def pretrained_photo_features(config: ModelConfig, trunk_features: torch.Tensor 
     for start in tqdm(range(0, len(trunk_features), batch_size), desc="pretrained features", leave=False,
                       disable=not progress):
         x = torch.as_tensor(np.asarray(trunk_features[start:start + batch_size], dtype=np.float32)).to(device)
-        chunks.append(backbone.forward_top(x).float().cpu().numpy())
+        chunks.append(backbone.forward_top(trunk_input(x)).float().cpu().numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, backbone.feature_dim), np.float32)
 
 
@@ -91,7 +91,7 @@ def encode_trunk_features(encoder: GalleryEncoder, trunk_features: torch.Tensor,
     encoder.eval()
     chunks = []
     for start in tqdm(range(0, len(trunk_features), batch_size), desc="embed photos", disable=not progress):
-        features = trunk_features[start:start + batch_size].to(device).float()
+        features = trunk_input(trunk_features[start:start + batch_size].to(device).float())
         chunks.append(encoder.embed_photos(features, from_trunk=True).float().cpu().numpy())
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, encoder.embed_dim), np.float32)
 

@@ -16,6 +16,31 @@ from gallery_core.errors import UsageError
 from gallery_core.models.backbones import BackboneEntry
 from gallery_core.models.encoder import GalleryModel
 
+# The memory format in which trunk features enter the model's top stages. The trunk computes them
+# channels-last (``data.photos``) but a cache file holds them row-major, and the CPU's convolution kernels
+# for the two formats sum in different orders: without one fixed format, a run that computed its trunk
+# features trained and embedded with other numbers than one that loaded them (a warm cache, a resumed
+# build): listing embeddings differed by up to 3e-3 on the demo. Channels-last is the format the trunk
+# and the pixel path use, so a cold build's training is unchanged by fixing it.
+TRUNK_MEMORY_FORMAT = torch.channels_last
+
+
+def trunk_input(features: torch.Tensor) -> torch.Tensor:
+    """Trunk features (P, C, h, w) in ``TRUNK_MEMORY_FORMAT`` (a copy only when they are not already)."""
+    return features.contiguous(memory_format=TRUNK_MEMORY_FORMAT) if features.dim() == 4 else features
+
+
+def trunk_tensor(features: np.ndarray) -> torch.Tensor:
+    """Trunk features (P, C, h, w) from the cache as an in-memory, writable tensor in ``TRUNK_MEMORY_FORMAT``,
+    copied at most once (they can be most of a large catalogue's memory)."""
+    features = np.asarray(features)
+    if features.ndim != 4:
+        return torch.from_numpy(np.array(features))
+    nhwc = features.transpose(0, 2, 3, 1)  # channels-last in memory is NHWC
+    if not (nhwc.flags.c_contiguous and nhwc.flags.writeable):
+        nhwc = nhwc.copy(order="C")
+    return torch.from_numpy(nhwc).permute(0, 3, 1, 2)
+
 
 @dataclass
 class GalleryData:
@@ -23,7 +48,7 @@ class GalleryData:
 
     catalogue: Catalogue  # without undecodable photos
     photo_offsets: np.ndarray  # (n_listings + 1,): listing i's photos are rows offsets[i]:offsets[i+1]
-    trunk_features: torch.Tensor | None  # (n_photos, C, h, w) float16, or None to decode pixels per batch
+    trunk_features: torch.Tensor | None  # (n_photos, C, h, w) float16 channels-last, or None: pixels per batch
     image_size: int
     backbone_entry: BackboneEntry | None = None  # its mean/std normalise decoded pixels (None: ImageNet's)
 
@@ -42,7 +67,7 @@ class GalleryData:
         rows, owner = self.photo_rows(listing_idx)
         gallery_ids = torch.from_numpy(owner).to(device)
         if self.trunk_features is not None:
-            return self.trunk_features[torch.from_numpy(rows)].to(device).float(), gallery_ids, True
+            return trunk_input(self.trunk_features[torch.from_numpy(rows)].to(device).float()), gallery_ids, True
         paths = self.catalogue.photos["path"].to_numpy()[rows]
         pixels = np.stack([load_photo(p, self.image_size) for p in paths])
         return to_model_input(pixels, self.backbone_entry).to(device), gallery_ids, False
@@ -57,7 +82,7 @@ def prepare_data(catalogue: Catalogue, model: GalleryModel, config: ModelConfig,
         features, bad = cached_trunk_features(cache_dir, cache_key, model.encoder.backbone,
                                               catalogue.photos["path"].tolist(), config.image_size, device, progress)
         catalogue = catalogue.without_photos(bad)
-        trunk_features = torch.from_numpy(np.array(features))  # into memory, writable
+        trunk_features = trunk_tensor(features)
     else:
         # Photos are decoded every epoch: find the undecodable ones once, up front, not mid-epoch.
         catalogue = catalogue.without_photos(find_undecodable(catalogue.photos["path"].tolist(), config.image_size))

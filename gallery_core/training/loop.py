@@ -5,6 +5,13 @@ carries its config (``model.pt``, see ``gallery_core.models.checkpoint``), and r
 after an interruption. The frozen trunk's features are computed once and reused by every epoch (see
 ``gallery_core.training.data``).
 
+Resuming is exact on the CPU: ``last.pt`` (written after every epoch) holds the model, the optimizer, the
+loss weighting, the early-stopping state and every random generator's state (torch, CUDA, numpy, Python,
+the batch-order generator), and each epoch draws its batch order and its objectives' samples from
+generators seeded by the epoch number, so the sampler's position is simply "the next epoch's first
+batch". A resumed run therefore trains the same weights as an uninterrupted one, bit for bit, and
+``model.pt`` and ``train_log.jsonl`` are the same bytes (wall-clock times live in the build's manifest).
+
 The visual-search objectives (``TrainConfig.triplet_weight``, ``vae_weight``, ``augment``) are optional
 and off by default: ``gallery_core.training.objectives`` holds what they need and ``run_epoch`` adds their
 losses to the weighting as further named tasks ("triplet", "vae").
@@ -15,9 +22,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -133,15 +141,18 @@ class TrainResult:
     epochs_run: int
     history: list[dict[str, Any]]
     catalogue: Catalogue  # as trained on (without undecodable photos)
+    epoch_seconds: list[float] = field(default_factory=list)  # wall-clock time of each epoch in ``history``
 
 
 def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume: bool = True,
           device: str | None = None, progress: bool = True,
-          cache_dir: str | Path | None = None) -> TrainResult:
+          cache_dir: str | Path | None = None, keep_resume: bool = False) -> TrainResult:
     """Train the encoder and heads on ``catalogue``; write ``model.pt`` (best epoch) and ``train_log.jsonl``.
 
     ``cache_dir`` (default ``<run_dir>/cache``) holds the frozen-trunk features; pointing it at another
-    run's cache lets a model trained on a subset of the same catalogue reuse them.
+    run's cache lets a model trained on a subset of the same catalogue reuse them. ``keep_resume`` leaves
+    ``last.pt`` for the caller to remove once it has recorded the result (the build does, after its
+    manifest records the step); by default it is removed when training ends.
     """
     config.validate()
     paths = RunPaths(Path(run_dir))
@@ -177,6 +188,8 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     optimizer = torch.optim.Adam(param_groups(model, weighting, config.train))
 
     state = {"epoch": 0, "best_val": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    epoch_seconds: list[float] = []
+    generator = torch.Generator().manual_seed(config.train.seed)
     base = {
         "format": CHECKPOINT_FORMAT, "schema_version": SCHEMA_VERSION, "config": config.to_dict(),
         "tasks": [t.to_dict() for t in catalogue.tasks],
@@ -195,13 +208,17 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
             weighting.load_state_dict(saved["weighting"])
             optimizer.load_state_dict(saved["optimizer"])
             state = {k: saved[k] for k in state}
+            epoch_seconds = list(saved.get("epoch_seconds", []))
+            if "rng" in saved:
+                _set_rng_state(saved["rng"], generator)
             logger.info(f"resuming after epoch {state['epoch']} from {paths.resume_checkpoint}")
         else:
             logger.info(f"ignoring {paths.resume_checkpoint}: it was made with another config or catalogue")
 
-    generator = torch.Generator().manual_seed(config.train.seed)
     log_lines = [json.dumps(h) for h in state["history"]]
-    epochs = tqdm(range(state["epoch"] + 1, config.train.max_epochs + 1), desc="training", unit="epoch",
+    # A run that had already stopped early (killed before it was recorded) trains no further epoch.
+    last_epoch = state["epoch"] if state["bad_epochs"] >= config.train.patience else config.train.max_epochs
+    epochs = tqdm(range(state["epoch"] + 1, last_epoch + 1), desc="training", unit="epoch",
                   disable=not progress, initial=state["epoch"], total=config.train.max_epochs)
     for epoch in epochs:
         generator.manual_seed(config.train.seed * 100_003 + epoch)  # resume-safe: the order depends on the epoch
@@ -214,9 +231,10 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
         val_stats = run_epoch(model, weighting, data, val_idx, labels, config.train.batch_size, dev,
                               objectives=objectives)
         val_objective = val_stats.objective(scale)
-        entry = {
-            "epoch": epoch, "seconds": round(time.perf_counter() - started, 2),
-            "train_loss": train_stats.total, "val_objective": val_objective,
+        seconds = round(time.perf_counter() - started, 2)
+        epoch_seconds.append(seconds)
+        entry = {  # no wall-clock time: the same training gives the same log, bytes included
+            "epoch": epoch, "train_loss": train_stats.total, "val_objective": val_objective,
             "train_task_losses": train_stats.task_losses, "val_task_losses": val_stats.task_losses,
             "task_weights": weighting.weights(),
         }
@@ -233,11 +251,13 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
         epochs.set_postfix(train=f"{train_stats.total:.3f}", val=f"{val_objective:.3f}",
                            best=state["best_epoch"])
         logger.info(f"epoch {epoch:3d}  train {train_stats.total:.4f}  val {val_objective:.4f}"
-            f"{'  *' if improved else ''}  ({entry['seconds']:.1f}s)")
+            f"{'  *' if improved else ''}  ({seconds:.1f}s)")
         with atomic_path(paths.train_log) as tmp:
             tmp.write_text("\n".join(log_lines) + "\n")
         save_checkpoint(paths.resume_checkpoint, {**base, **state, "model": model.state_dict(),
-                                        "weighting": weighting.state_dict(), "optimizer": optimizer.state_dict()})
+                                                  "weighting": weighting.state_dict(),
+                                                  "optimizer": optimizer.state_dict(),
+                                                  "rng": _rng_state(generator), "epoch_seconds": epoch_seconds})
         if state["bad_epochs"] >= config.train.patience:
             logger.info(f"early stop: no validation improvement for {config.train.patience} epochs")
             break
@@ -247,8 +267,36 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     best = torch.load(paths.checkpoint, map_location="cpu", weights_only=True)
     best["history"] = state["history"]
     save_checkpoint(paths.checkpoint, best)
-    paths.resume_checkpoint.unlink(missing_ok=True)
-    return TrainResult(paths.checkpoint, state["best_epoch"], state["epoch"], state["history"], catalogue)
+    if not keep_resume:
+        paths.resume_checkpoint.unlink(missing_ok=True)
+    return TrainResult(paths.checkpoint, state["best_epoch"], state["epoch"], state["history"], catalogue,
+                       epoch_seconds)
+
+
+def _rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """Every random generator training may draw from, as ``torch.load(weights_only=True)`` can read it."""
+    _, key, pos, has_gauss, cached_gaussian = np.random.get_state()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"key": torch.from_numpy(np.asarray(key, dtype=np.int64)), "pos": int(pos),
+                  "has_gauss": int(has_gauss), "cached_gaussian": float(cached_gaussian)},
+        "python": random.getstate(),
+        "batch_order": generator.get_state(),
+    }
+
+
+def _set_rng_state(saved: dict[str, Any], generator: torch.Generator) -> None:
+    # map_location may have moved the states to the GPU; generators take CPU byte tensors.
+    torch.set_rng_state(saved["torch"].cpu())
+    if saved["cuda"] and torch.cuda.is_available() and len(saved["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([s.cpu() for s in saved["cuda"]])
+    numpy = saved["numpy"]
+    np.random.set_state(("MT19937", numpy["key"].cpu().numpy().astype(np.uint32), numpy["pos"],
+                         numpy["has_gauss"], numpy["cached_gaussian"]))
+    version, internal, gauss = saved["python"]
+    random.setstate((version, tuple(internal), gauss))
+    generator.set_state(saved["batch_order"].cpu())
 
 
 def _resumable(saved: dict[str, Any], current: dict[str, Any]) -> bool:
