@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", type=Path, default=default_out, help=f"run folder (default {default_out})")
         if name == "build":
             p.add_argument("--steps", nargs="+", choices=STEPS, help="only these steps")
-        p.add_argument("--force", action="store_true", help="rerun even if up to date")
+        p.add_argument("--force", action="store_true", help="rerun even if up to date; also recovers from an unreadable manifest.json (set aside, every step redone)")
         p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
         p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
         _add_config_flags(p)
