@@ -11,7 +11,8 @@ from ui.widgets import run_picker
 
 st.set_page_config(page_title="gallery-core", page_icon=":material/photo_library:", layout="wide")
 
-PAGES = [st.Page(p.script, title=p.title, icon=p.icon, default=p.default) for p in navigation.PAGES]
+PAGES = [st.Page(p.script, title=p.title, icon=p.icon, url_path=p.url_path, default=p.default)
+         for p in navigation.PAGES]
 
 page = st.navigation(PAGES)
 run_picker()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import time
+import tomllib
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,10 +19,13 @@ from gallery_core.app.report_view import load_evaluation_report, split_markdown
 from gallery_core.artifacts.check import check_run
 from gallery_core.artifacts.run import Run
 from gallery_core.data.tasks import TaskSpec
-from gallery_core.data.uploads import UploadError, check_upload, check_uploads, sniff_format
+from gallery_core.data.uploads import MAX_UPLOAD_BYTES, UploadError, check_upload, check_uploads, sniff_format
 from gallery_core.search.seed_gallery import MAX_SEED_PHOTOS, SeedGallery, SeedLimitError, UploadedSeed
+from ui import navigation
 
 pytest_plugins = ["conftest_app"]
+
+STREAMLIT_CONFIG = Path(__file__).resolve().parent.parent / ".streamlit" / "config.toml"
 
 BINARY = TaskSpec("pool", "pool", "binary")
 MULTICLASS = TaskSpec("kind", "kind", "multiclass", ("hotel", "villa", "hostel"))
@@ -320,3 +325,24 @@ def test_headline_metrics_and_task_table():
     assert headline.mean_accuracy == pytest.approx(0.7) and headline.mean_rmse_ratio == pytest.approx(0.8)
     table = summary.task_table([BINARY, MULTICLASS], metrics.assign(task=["pool", "kind", "x"]))
     assert table["classes"].tolist()[1] == 3 and table["beats_baseline"].tolist() == [True, False]
+
+
+def test_streamlits_upload_limit_is_the_products():
+    """Streamlit refuses a bigger file before reading it into the server's memory only if its own limit
+    (MB, i.e. MiB) is the product's: one limit, stated once in the uploader."""
+    config = tomllib.loads(STREAMLIT_CONFIG.read_text())
+    assert config["server"]["maxUploadSize"] * 1024 * 1024 == MAX_UPLOAD_BYTES
+
+
+def test_streamlit_settings_that_keep_page_loads_cheap():
+    runner = tomllib.loads(STREAMLIT_CONFIG.read_text())["runner"]
+    assert runner["postScriptGC"] is False  # a full gc.collect() after every script run: ~0.25 CPU-s each
+    assert runner["magicEnabled"] is False  # the pages use no magic
+
+
+def test_pages_have_fixed_distinct_url_paths():
+    paths = [spec.url_path for spec in navigation.PAGES]
+    assert len(set(paths)) == len(paths) and all(p and "/" not in p for p in paths)
+    assert sum(spec.default for spec in navigation.PAGES) == 1
+    assert navigation.page_url("Listing", listing="L000007") == "listing?listing=L000007"
+    assert navigation.page_url("Overview") == ""  # the default page is the app's root

@@ -12,72 +12,32 @@ Run as a script to take the README's screenshots of the demo run::
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import re
 import shutil
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a script: the app's ui/ package sits beside tests/
+    sys.path.insert(0, str(REPO_ROOT))
+
+from gallery_core.data.uploads import MAX_UPLOAD_BYTES  # noqa: E402
+from ui import navigation  # noqa: E402
+from ui.testing import streamlit_server  # noqa: E402
+
 pytest_plugins = ["conftest_app"]
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run"]
 VIEWPORT = {"width": 1400, "height": 1000}
 MAX_SCREENSHOT_HEIGHT = 5000
 PAGES = ("overview", "map", "listing", "retrieve", "audit", "model")
-SERVER_START_TIMEOUT_S = 60
 PAGE_TIMEOUT_MS = 45_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def streamlit_server(artifacts_root: Path, port: int | None = None) -> Iterator[str]:
-    """``streamlit run app.py`` on a free port, reading runs from ``artifacts_root``; yields its URL."""
-    port = port or free_port()
-    env = os.environ | {"GALLERY_CORE_ARTIFACTS": str(artifacts_root), "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "app.py"), "--server.headless", "true",
-               "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-               "--server.fileWatcherType", "none"]
-    server = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while True:
-            if server.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {server.returncode}:\n{server.stdout.read()}")
-            try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"streamlit did not answer on {url} within {SERVER_START_TIMEOUT_S}s")
-            time.sleep(0.3)
-        yield url
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+NEEDS_CHROMIUM = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at "
+                                    "/usr/bin/chromium (`make browser` or `apt-get install chromium`)")
 
 
 def wait_until_rendered(page, title: str) -> None:
@@ -186,16 +146,63 @@ def capture_app(base_url: str, out_dir: Path) -> dict[str, list[str]]:
 
 
 @pytest.mark.browser
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at /usr/bin/chromium "
-                                                  "(`make browser` or `apt-get install chromium`)")
+@NEEDS_CHROMIUM
 def test_every_page_in_a_real_browser(app_artifacts, tmp_path):
-    with streamlit_server(app_artifacts) as url:
-        found = capture_app(url, tmp_path / "screenshots")
+    with streamlit_server(app_artifacts) as server:
+        found = capture_app(server.url, tmp_path / "screenshots")
     assert set(found) == set(PAGES)
     assert not {page: texts for page, texts in found.items() if texts}, f"exceptions shown: {found}"
     for name in PAGES:
         assert (tmp_path / "screenshots" / f"{name}.png").stat().st_size > 10_000
 
+
+def first_request(artifacts: Path, path: str, title: str, check) -> None:
+    """A fresh server whose first request is ``path``: the page is drawn inside the app (its sidebar lists the
+    pages by their titles and holds the run picker), and ``check(page)`` passes."""
+    from playwright.sync_api import sync_playwright
+
+    with streamlit_server(artifacts) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(f"{server.url}/{path}")
+            wait_until_rendered(page, title)
+            assert not exceptions_on(page)
+            links = page.get_by_test_id("stSidebarNav").get_by_role("link").all_inner_texts()
+            labels = [link.strip().splitlines()[-1].strip() for link in links]  # after the icon's ligature
+            assert labels == [spec.title for spec in navigation.PAGES]
+            picker = page.get_by_test_id("stSidebar").get_by_role("combobox", name="Run", exact=True)
+            assert picker.input_value() == "demo"
+            check(page)
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+@NEEDS_CHROMIUM
+def test_a_deep_link_as_first_request_opens_the_page_inside_the_app(app_artifacts, tiny_listing_id):
+    """Regression: with the page scripts in a ``pages/`` folder beside app.py, Streamlit served ``/retrieve``
+    as a multipage app of its own: raw file names in the sidebar, no run picker."""
+    assert navigation.page("Retrieve").url_path == "retrieve"
+
+    def upload_limit_is_the_products(page) -> None:
+        page.get_by_role("tab", name="Upload photos").click()
+        limits = " ".join(page.get_by_test_id("stFileUploaderDropzoneInstructions").all_inner_texts())
+        limit = f"{MAX_UPLOAD_BYTES // (1024 * 1024)}MB per file"  # Streamlit's words, from .streamlit/config.toml
+        assert limit in limits and "200MB" not in limits, limits
+        # a file over the limit is refused before it is sent to the server
+        too_big = {"name": "big.jpg", "mimeType": "image/jpeg", "buffer": b"\xff\xd8\xff" + bytes(MAX_UPLOAD_BYTES)}
+        page.get_by_test_id("stFileUploaderDropzoneInput").first.set_input_files(too_big)
+        page.get_by_text(re.compile(r"File must be .* or smaller")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+        assert page.get_by_role("heading", name="Seed gallery: 0 photo(s)").count() == 1
+
+    first_request(app_artifacts, "retrieve", "Retrieve", upload_limit_is_the_products)
+
+    def shows_the_listing(page) -> None:
+        page.get_by_role("heading", name=re.compile(f"^{tiny_listing_id} · ")).wait_for(timeout=PAGE_TIMEOUT_MS)
+        assert f"?listing={tiny_listing_id}" in page.url
+
+    first_request(app_artifacts, navigation.page_url("Listing", listing=tiny_listing_id), "Listing", shows_the_listing)
 
 
 def main() -> None:
@@ -204,8 +211,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "screenshots")
     args = parser.parse_args()
     staging = args.out / ".staging"
-    with streamlit_server(args.artifacts) as url:  # the app opens the demo run by default
-        found = capture_app(url, staging)
+    with streamlit_server(args.artifacts) as server:  # the app opens the demo run by default
+        found = capture_app(server.url, staging)
     for shot in staging.glob("*.png"):
         shutil.move(shot, args.out / shot.name)
     staging.rmdir()

@@ -1,28 +1,36 @@
 """Cached loaders: the one place where the app reads a run.
 
-Every cached function takes a ``RunKey``: the run folder and a signature of its manifest and files
-(modification time and size of each). A rebuild changes the signature, so every cache entry of the
-old build is simply never asked for again. ``st.cache_resource`` holds the ``Run`` (its tables,
-mmapped embeddings, index and model are loaded once per process and shared by sessions, read-only);
-``st.cache_data`` holds derived tables and gallery strips; thumbnails live in a disk cache.
+Every cached function takes a ``RunKey``: the run folder and a digest of its manifest's and files'
+modification times and sizes. A rebuild changes the digest, so every cache entry of the old build is
+simply never asked for again. The key is two short strings on purpose: Streamlit hashes every argument
+of a cached function on every call, and the key used to be the nested tuple of every file's signature,
+which cost milliseconds per call, dozens of calls per page view. ``st.cache_resource`` holds the ``Run``
+(its tables, mmapped embeddings, index and model are loaded once per process and shared by sessions,
+read-only) and the Plotly figures; ``st.cache_data`` holds derived tables and gallery strips;
+thumbnails live in a disk cache and reach the browser as ``data:`` URIs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-from gallery_core.app import audit, explore, thumbnails
+from gallery_core.app import audit, explore, figures, thumbnails
+from gallery_core.app.report_view import EvaluationReport, load_evaluation_report
 from gallery_core.artifacts.check import RunCheck, check_run
 from gallery_core.artifacts.run import Run, list_runs
-from gallery_core.artifacts.store import FILE_NAMES, MANIFEST, ArtifactError
+from gallery_core.artifacts.store import EVALUATION_DIR, FILE_NAMES, MANIFEST, ArtifactError
 from gallery_core.names import pred_column
 from gallery_core.pipeline.predict import metrics_table
 
-RunKey = tuple[str, tuple[tuple[str, int, int], ...]]
+RunKey = tuple[str, str]  # (run folder, digest of run_signature)
 
 
 def run_signature(root: Path) -> tuple[tuple[str, int, int], ...]:
@@ -38,7 +46,7 @@ def run_signature(root: Path) -> tuple[tuple[str, int, int], ...]:
 
 
 def run_key(root: Path) -> RunKey:
-    return (str(root), run_signature(root))
+    return (str(root), hashlib.blake2b(repr(run_signature(root)).encode(), digest_size=12).hexdigest())
 
 
 def available_runs() -> list[Path]:
@@ -117,6 +125,17 @@ def thumbnail(photo_path: str, size: int, run_root: str) -> bytes:
     return thumbnails.thumbnail_bytes(photo_path, size, thumbnails.thumbnail_dir(run_root))
 
 
+def thumbnail_uri(photo_path: str, size: int, run_root: str) -> str:
+    """``thumbnail`` as a ``data:`` URI: what the pages give ``st.image``.
+
+    Given bytes, ``st.image`` opens every image with PIL (twice: its format, its width) and hashes it into
+    Streamlit's media store on every rerun, and the browser then fetches each one from the server with a
+    request of its own; a ``data:`` URI goes to the browser inside the page's message as it is. For
+    thumbnails of a few KB (a page shows up to ~150) that is the cheaper way for the server.
+    """
+    return thumbnails.data_uri(thumbnail(photo_path, size, run_root))
+
+
 @st.cache_data(max_entries=2_000, show_spinner=False)
 def gallery_strip(key: RunKey, listing_id: str, n_photos: int, size: int) -> bytes:
     """The first ``n_photos`` of a listing side by side in one JPEG."""
@@ -125,5 +144,78 @@ def gallery_strip(key: RunKey, listing_id: str, n_photos: int, size: int) -> byt
 
 
 def gallery_strip_uri(key: RunKey, listing_id: str, n_photos: int, size: int) -> str:
-    """``gallery_strip`` as a data URI, for a dataframe's image column."""
+    """``gallery_strip`` as a data URI, for a dataframe's image column and ``st.image``."""
     return thumbnails.data_uri(gallery_strip(key, listing_id, n_photos, size))
+
+
+# Figures are held with st.cache_resource, read-only: building a Plotly figure (validating every
+# property) cost more than everything else on the Map and Model pages; st.plotly_chart only reads it.
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def map_figure(key: RunKey, source: str, name: str, filters: explore.Filters, max_points: int
+               ) -> tuple[go.Figure | None, int, int]:
+    """The map coloured by one option, of the listings passing ``filters`` (at most ``max_points`` of them,
+    a fixed random sample beyond that); with how many listings pass and how many are drawn. No figure
+    when no listing passes."""
+    run = load_run(key)
+    mask = explore.filter_mask(run.listings, filters)
+    n_matching = int(mask.sum())
+    if n_matching == 0:
+        return None, 0, 0
+    rows = explore.sample_rows(mask, max_points)
+    colour = map_colour(key, source, name)
+    figure = figures.map_figure(run.coordinates["x"].to_numpy()[rows], run.coordinates["y"].to_numpy()[rows],
+                                run.listings["listing_id"].to_numpy()[rows], colour.subset(rows), hover_text(key)[rows])
+    return figure, n_matching, len(rows)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def total_loss_figure(key: RunKey) -> go.Figure:
+    return figures.total_loss_figure(load_run(key).history)
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def per_task_figure(key: RunKey, field: str, title: str, tasks: tuple[str, ...]) -> go.Figure:
+    return figures.per_task_figure(load_run(key).history, field, title, list(tasks))
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def metrics_figures(key: RunKey) -> tuple[go.Figure | None, go.Figure | None]:
+    """Validation accuracy and RMSE-ratio figures (None when the run has no task of that kind)."""
+    metrics = validation_metrics(key)
+    classification = (metrics["kind"] != "regression").any()
+    regression = (metrics["kind"] == "regression").any()
+    return (figures.classification_metrics_figure(metrics) if classification else None,
+            figures.regression_metrics_figure(metrics) if regression else None)
+
+
+def folder_signature(folder: Path) -> str:
+    """A digest of the names, modification times and sizes of a folder's files ("" when it does not exist)."""
+    try:
+        entries = sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in os.scandir(folder) if e.is_file())
+    except OSError:
+        return ""
+    return hashlib.blake2b(repr(entries).encode(), digest_size=12).hexdigest()
+
+
+def evaluation_report(run_root: str | Path) -> EvaluationReport | None:
+    """The run's evaluation report cut into parts; read again only when a file of the report changes
+    (``evaluate`` rewrites the report without rebuilding the run, so the run's key does not say)."""
+    return _evaluation_report(str(run_root), folder_signature(Path(run_root) / EVALUATION_DIR))
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _evaluation_report(run_root: str, signature: str) -> EvaluationReport | None:
+    return load_evaluation_report(run_root)
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def json_file(path: str, signature: str) -> dict:
+    """A JSON file's content (``signature``: of the file's folder, so a rewritten file is read again)."""
+    return json.loads(Path(path).read_text())
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def image_file_uri(path: str, signature: str) -> str:
+    """An image file as a ``data:`` URI for ``st.image`` (``signature``: of the file's folder)."""
+    return thumbnails.data_uri(Path(path).read_bytes())

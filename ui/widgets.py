@@ -16,7 +16,7 @@ from gallery_core.artifacts.store import ArtifactError
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
 from gallery_core.names import DEMO_COMMAND, build_command
 from ui import loaders
-from ui.navigation import LISTING_PAGE
+from ui.navigation import LISTING_PAGE, page_url
 
 RUN_STATE_KEY = "run_name"
 BUILD_COMMANDS = (DEMO_COMMAND, build_command("artifacts/NAME"))
@@ -81,7 +81,7 @@ def thumbnail_grid(run_root: str | Path, photo_paths: Sequence[str], captions: S
     if not len(photo_paths):
         st.caption("No photos.")
         return
-    images = [loaders.thumbnail(str(p), size, str(run_root)) for p in photo_paths]
+    images = [loaders.thumbnail_uri(str(p), size, str(run_root)) for p in photo_paths]
     st.image(images, caption=list(captions) if captions is not None else None, width=width or size)
 
 
@@ -92,7 +92,7 @@ def listing_link(listing_id: str, label: str | None = None) -> None:
 
 def listing_url(listing_id: str) -> str:
     """Relative URL of a listing's page (for link columns in tables)."""
-    return f"listing?listing={listing_id}"
+    return page_url("Listing", listing=listing_id)
 
 
 def table_height(n_rows: int) -> int:

@@ -3,7 +3,7 @@ a box or lasso selection shows the selected listings' galleries."""
 
 import streamlit as st
 
-from gallery_core.app import explore, figures
+from gallery_core.app import explore
 from ui import loaders
 from ui.widgets import attribute_filters, key_attributes_text, listing_link, require_run, thumbnail_grid
 
@@ -19,7 +19,7 @@ def remember_selection() -> None:
 
 
 run, key = require_run()
-listings, coordinates = run.listings, run.coordinates
+listings = run.listings
 st.title("Map")
 st.caption("Listings placed by the similarity of their photo galleries (UMAP of the gallery embeddings). "
            "Draw a box or lasso to see the selected listings' photos.")
@@ -38,22 +38,17 @@ with st.expander("Filters"):
     filters = attribute_filters(key, explore.attribute_columns(listings), "map")
 
 option = options[labels.index(colour_label)]
-colour = loaders.map_colour(key, option.source, option.name)
-mask = explore.filter_mask(listings, filters)
-rows = explore.sample_rows(mask, int(max_points))
-n_matching = int(mask.sum())
+figure, n_matching, n_shown = loaders.map_figure(key, option.source, option.name, filters, int(max_points))
 if n_matching == 0:
     st.warning("No listing matches these filters.")
     st.stop()
-if len(rows) < n_matching:
-    st.info(f"Showing a random sample of {len(rows):,} of the {n_matching:,} matching listings (the map sends at "
+if n_shown < n_matching:
+    st.info(f"Showing a random sample of {n_shown:,} of the {n_matching:,} matching listings (the map sends at "
             f"most {int(max_points):,} points to the browser; raise the limit above to draw more).")
 else:
     st.caption(f"{n_matching:,} of {len(listings):,} listings shown.")
 
 hover_columns = explore.key_attribute_columns(run.tasks, listings)
-figure = figures.map_figure(coordinates["x"].to_numpy()[rows], coordinates["y"].to_numpy()[rows],
-                            listings["listing_id"].to_numpy()[rows], colour.subset(rows), loaders.hover_text(key)[rows])
 st.plotly_chart(figure, key=CHART_KEY, on_select=remember_selection, selection_mode=("box", "lasso", "points"),
                 config={"scrollZoom": True, "displaylogo": False})
 

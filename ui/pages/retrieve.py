@@ -7,8 +7,8 @@ import numpy as np
 import streamlit as st
 
 from gallery_core.app import explore
-from gallery_core.app.thumbnails import SMALL_THUMBNAIL, make_thumbnail
-from gallery_core.data.photos import PhotoError
+from gallery_core.app.thumbnails import SMALL_THUMBNAIL, data_uri, make_thumbnail
+from gallery_core.data.decode import PhotoError
 from gallery_core.data.uploads import (
     MAX_UPLOAD_BYTES,
     MAX_UPLOAD_COUNT,
@@ -65,7 +65,7 @@ with browse_tab:
             for column, photo in zip(st.columns(PHOTOS_PER_ROW), gallery.iloc[start:start + PHOTOS_PER_ROW].itertuples(),
                                      strict=False):
                 in_tray = photo.photo_index in tray.photo_indices
-                column.image(loaders.thumbnail(photo.path, SMALL_THUMBNAIL, str(run.root)), width="stretch")
+                column.image(loaders.thumbnail_uri(photo.path, SMALL_THUMBNAIL, run_root), width="stretch")
                 column.button("In tray" if in_tray else "Add", key=f"add_photo_{photo.photo_index}", disabled=in_tray,
                               on_click=add_catalogue_photos, args=(run_root, [photo.photo_index]), width="stretch")
 
@@ -100,12 +100,13 @@ with tray_area:
             for column, (kind, item) in zip(st.columns(PHOTOS_PER_ROW), items[start:start + PHOTOS_PER_ROW], strict=False):
                 if kind == "photo":
                     photo = photos.iloc[item]
-                    column.image(loaders.thumbnail(photo["path"], SMALL_THUMBNAIL, str(run.root)),
+                    column.image(loaders.thumbnail_uri(photo["path"], SMALL_THUMBNAIL, run_root),
                                  caption=photo["listing_id"], width="stretch")
                     column.button("Remove", key=f"remove_photo_{item}", on_click=tray.remove_photo, args=(item,),
                                   width="stretch")
                 else:
-                    column.image(tray.uploads[item].thumbnail, caption=tray.uploads[item].name, width="stretch")
+                    column.image(data_uri(tray.uploads[item].thumbnail), caption=tray.uploads[item].name,
+                                 width="stretch")
                     column.button("Remove", key=f"remove_upload_{item}", on_click=tray.remove_upload, args=(item,),
                                   width="stretch")
         st.button("Clear the seed gallery", on_click=tray.clear, key="retrieve_clear")
@@ -130,7 +131,8 @@ with results_area:
                                       strict=False):
                 with column:
                     listing = listings.iloc[run.row_of_listing[result.listing_id]]
-                    st.image(loaders.gallery_strip(key, result.listing_id, STRIP_PHOTOS, SMALL_THUMBNAIL), width="stretch")
+                    st.image(loaders.gallery_strip_uri(key, result.listing_id, STRIP_PHOTOS, SMALL_THUMBNAIL),
+                             width="stretch")
                     listing_link(result.listing_id, label=f"{result.rank}. {result.listing_id}")
                     st.caption(f"similarity {result.score:.3f} · {key_attributes_text(listing, key_columns)}")
         if not results.empty:
@@ -154,7 +156,7 @@ if query_file is not None:
     else:
         n_similar = int(st.slider("How many photos and listings", 4, 24, 8, key="visual_search_k"))
         similar = similar_photos(run, query_embedding, n_similar)
-        st.image(make_thumbnail(query.data, SMALL_THUMBNAIL), caption="query", width=SMALL_THUMBNAIL)
+        st.image(data_uri(make_thumbnail(query.data, SMALL_THUMBNAIL)), caption="query", width=SMALL_THUMBNAIL)
         thumbnail_grid(run.root, similar["path"].tolist(),
                        captions=[f"{r.listing_id} · {r.score:.3f}" for r in similar.itertuples()])
         st.markdown("**Listings with the best-matching photo**")
