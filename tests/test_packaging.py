@@ -49,6 +49,19 @@ def test_every_third_party_import_of_the_package_is_a_declared_dependency():
     assert not undeclared, f"imported by gallery_core but not in pyproject's dependencies: {undeclared}"
 
 
+def test_every_third_party_import_of_the_tests_is_a_declared_dependency_or_test_extra():
+    """A fresh `make test` installs only the lock: a test importing an undeclared package fails there."""
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    declared = {_name(r) for r in PYPROJECT["project"]["dependencies"] + extras["test"]}
+    providers = metadata.packages_distributions()
+    local = {"gallery_core", "ui", "conftest", "conftest_app", "tests", "benchmarks"}
+    third_party = _imported_modules(REPO / "tests") - set(sys.stdlib_module_names) - local
+    undeclared = {m: providers.get(m) for m in third_party
+                  if not {_name(d) for d in providers.get(m, [m])} & declared
+                  and not (REPO / "tests" / f"{m}.py").exists()}
+    assert not undeclared, f"imported by tests/ but not a dependency or in the test extra: {undeclared}"
+
+
 def test_lock_files_pin_every_declared_dependency_and_agree():
     runtime, dev, bench = _lock("runtime.lock"), _lock("dev.lock"), _lock("bench.lock")
     for requirement in PYPROJECT["project"]["dependencies"]:

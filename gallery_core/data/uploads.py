@@ -12,7 +12,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 # sniff_format: the one copy of the sniffing (in decode), imported from here too.
-from gallery_core.data.decode import PhotoError, PhotoTooLargeError, decode_photo, describe_content, sniff_format
+from gallery_core.data.decode import (
+    PhotoError,
+    PhotoTooLargeError,
+    decode_photo,
+    describe_content,
+    sniff_format,
+)
 from gallery_core.errors import UsageError
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
