@@ -322,6 +322,18 @@ def markdown_report(machine: str, runs: dict[str, Run], timings: dict[str, dict[
     return "\n".join(lines) + "\n"
 
 
+LOAD_SECTION = ("<!-- bench_app_load: start -->", "<!-- bench_app_load: end -->")
+
+
+def keep_load_section(path: Path) -> str:
+    """The section ``bench_app_load.py`` maintains in the same file, kept as it is (empty if none)."""
+    text = path.read_text() if path.is_file() else ""
+    start, end = (text.find(marker) for marker in LOAD_SECTION)
+    if start < 0 or end < 0:
+        return ""
+    return "\n" + text[start:end + len(LOAD_SECTION[1])] + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, default=REPO_ROOT / "artifacts", help="where the demo run is")
@@ -377,7 +389,8 @@ def main() -> None:
     slow = [page for page, t in timings[args.run].items() if t["cached"] >= CACHED_BUDGET_S]
     print(f"cached renders of {args.run} under {CACHED_BUDGET_S:.0f} s: {'yes' if not slow else 'no: ' + ', '.join(slow)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(markdown_report(machine, runs, timings, checks, map_points, thumbs, large_name))
+    report = markdown_report(machine, runs, timings, checks, map_points, thumbs, large_name)
+    args.out.write_text(report + keep_load_section(args.out))
     print(f"written to {args.out}")
 
 
