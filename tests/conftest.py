@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
@@ -35,6 +36,17 @@ def tiny_config(**train_overrides) -> BuildConfig:
         projection=ProjectionConfig(n_neighbors=5),
         predict=PredictConfig(oof_folds=3),
     ).validate()
+
+
+@pytest.fixture(autouse=True)
+def _restore_gallery_core_logging():
+    """The CLI sets gallery_core's logger up (level, handler); undo that after each test so that what a
+    later test's caplog sees does not depend on which tests ran before it."""
+    logger = logging.getLogger("gallery_core")
+    level, handlers = logger.level, list(logger.handlers)
+    yield
+    logger.setLevel(level)
+    logger.handlers[:] = handlers
 
 
 @pytest.fixture(scope="session")

@@ -97,6 +97,7 @@ def test_a_run_that_had_stopped_early_resumes_without_more_epochs(tiny_catalogue
     saved = torch.load(run_dir / "last.pt", weights_only=True)
     save_checkpoint(run_dir / "last.pt", {**saved, "bad_epochs": 2})
     caplog.set_level(logging.INFO, logger="gallery_core")
+    caplog.clear()  # only what the resumed training logs (an earlier CLI test may have left INFO on)
     resumed = _train(tiny_catalogue, run_dir, max_epochs=3, patience=2)
     assert not any(line.startswith("epoch") for line in caplog.messages)
     assert resumed.epochs_run == 1 and len(resumed.history) == 1
