@@ -157,18 +157,30 @@ def cmd_steps(args: argparse.Namespace) -> int:
 
 def cmd_retrieve(args: argparse.Namespace) -> int:
     from gallery_core.artifacts.run import open_run
+    from gallery_core.search.explain import explain_results, explanation_text, seed_photos
 
     run = open_run(args.artifacts)
-    seed = run.seed_vector(uploaded=run.embed_uploads(args.photos))
+    uploaded = run.embed_uploads(args.photos)
+    seed = run.seed_vector(uploaded=uploaded)
     results = run.retrieve(seed, k=args.k)
+    explanations = []
+    if args.explain:
+        seeds = seed_photos(run, uploaded=uploaded, upload_labels=[str(p) for p in args.photos])
+        explanations = explain_results(run, seeds, results)
+        photo_paths = run.photos["path"].to_numpy()
     columns = ["listing_id", *[c for c in args.show if c in run.listings.columns]]
     results = results.merge(run.listings[columns], on="listing_id", how="left")
     if args.json:
-        print(json.dumps({"seed_photos": [str(p) for p in args.photos],
-                          "results": results.to_dict(orient="records")}, indent=2, default=str))
+        records = results.to_dict(orient="records")
+        for record, explanation in zip(records, explanations, strict=False):
+            record["explanation"] = explanation.to_dict(seeds, photo_paths)
+        print(json.dumps({"seed_photos": [str(p) for p in args.photos], "results": records}, indent=2, default=str))
     else:
         print(f"top {len(results)} listings for {len(args.photos)} seed photo(s) in run {run.name}:")
         print(results.to_string(index=False, float_format="%.4f"))
+        for rank, explanation in enumerate(explanations, start=1):
+            print(f"{rank}. {explanation.listing_id}")
+            print("\n".join("   " + line for line in explanation_text(explanation, seeds, photo_paths)))
     return 0
 
 
@@ -261,6 +273,14 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-k", type=int, default=10, help=k_help)
         p.add_argument("--show", nargs="*", default=["property_type", "city"], help="listing columns to print")
         p.add_argument("--json", action="store_true", help="print JSON")
+        if name == "retrieve":
+            from gallery_core.search.explain import N_PAIRS
+
+            p.add_argument("--explain", action="store_true", help=(
+                "say why each listing was retrieved: each seed photo's contribution to the listing's score "
+                "(they add up to the score: the cosine of the seed gallery's mean and the listing's mean "
+                f"embedding) and the {N_PAIRS} best-matching (seed photo, listing photo) pairs by photo-embedding "
+                "cosine similarity; with --json, an 'explanation' per result"))
         p.set_defaults(func=cmd_retrieve if name == "retrieve" else cmd_search_photo)
 
     query_parser("retrieve", "top-k listings for a set of seed photos", "--photos",
