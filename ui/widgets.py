@@ -1,5 +1,5 @@
 """Streamlit building blocks shared by the pages: run picker, error messages, thumbnail grids,
-links to a listing, attribute filters."""
+links to a listing, attribute filters, actions on a selection of listings."""
 
 from __future__ import annotations
 
@@ -10,15 +10,18 @@ import pandas as pd
 import streamlit as st
 
 from gallery_core.app.explore import Filters, format_value
+from gallery_core.app.selection import selection_photo_paths, selection_table, write_catalogue_subset
 from gallery_core.app.thumbnails import SMALL_THUMBNAIL
 from gallery_core.artifacts.run import Run
 from gallery_core.artifacts.store import ArtifactError
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
+from gallery_core.errors import UsageError
 from gallery_core.names import DEMO_COMMAND, build_command
 from ui import loaders
-from ui.navigation import LISTING_PAGE, page_url
+from ui.navigation import LISTING_PAGE, page, page_url
 
 RUN_STATE_KEY = "run_name"
+SEED_PHOTOS_KEY = "seed_photo_paths"  # photo files the Retrieve page takes as its seed gallery
 BUILD_COMMANDS = (DEMO_COMMAND, build_command("artifacts/NAME"))
 
 
@@ -120,3 +123,55 @@ def attribute_filters(key: loaders.RunKey, columns: Sequence[str], widget_prefix
         else:
             st.caption(f"{column}: every listing has {format_value(summary['min'])}.")
     return filters
+
+
+def selection_actions(run: Run, listing_ids: Sequence[str], key: str, extra: pd.DataFrame | None = None) -> None:
+    """Under a selection: a CSV download button (selection_table), a 'write as catalogue' form (folder name under
+    the run's parent folder by default; shows the `gallery-core build` command to run on it), and 'use these photos
+    as seeds' (puts selection_photo_paths into st.session_state[SEED_PHOTOS_KEY] and switches to the Retrieve page,
+    which reads them as its seed gallery).
+
+    ``key``: a prefix for the widgets' keys, one per call site ("map", "retrieve", "audit")."""
+    ids = list(dict.fromkeys(str(i) for i in listing_ids))
+    if not ids:
+        return
+    csv_column, seeds_column = st.columns(2)
+    # The CSV is made only when the button is pressed (a callable): a large selection costs nothing per rerun.
+    csv_column.download_button(f"Download {len(ids):,} listings as CSV", data=lambda: _selection_csv(run, ids, extra),
+                               file_name=f"{run.name}-{key}-selection.csv", mime="text/csv", on_click="ignore",
+                               key=f"{key}_selection_csv", icon=":material/download:",
+                               help="Listing attributes and the model's predictions, one row per selected listing.")
+    if seeds_column.button("Use these photos as seeds", key=f"{key}_selection_seeds", icon=":material/image_search:",
+                           help="Opens Retrieve with photos of the selected listings as the seed gallery."):
+        st.session_state[SEED_PHOTOS_KEY] = selection_photo_paths(run, ids)
+        st.switch_page(page("Retrieve").script)
+    with st.expander("Write the selection as a new catalogue"):
+        with st.form(f"{key}_selection_catalogue_form", border=False):
+            name = st.text_input("Folder name", value=f"{run.name}-{key}-selection", key=f"{key}_selection_folder",
+                                 help=f"Created under `{run.root.parent}`; it must not exist yet (or be empty). "
+                                      "The photos are referenced where they are, not copied.")
+            submitted = st.form_submit_button("Write catalogue")
+        if submitted:
+            _write_catalogue(run, ids, name)
+
+
+def _selection_csv(run: Run, listing_ids: list[str], extra: pd.DataFrame | None) -> str:
+    return selection_table(run, listing_ids, extra).to_csv(index=False)
+
+
+def catalogue_folder(run: Run, name: str) -> Path:
+    """The folder a 'write as catalogue' name means: a plain folder name, under the run's parent folder."""
+    name = name.strip()
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise UsageError(f"{name!r} is not a folder name: give a name without '/' (it is created under {run.root.parent})")
+    return run.root.parent / name
+
+
+def _write_catalogue(run: Run, listing_ids: list[str], name: str) -> None:
+    try:
+        out = write_catalogue_subset(run, listing_ids, catalogue_folder(run, name))
+    except UsageError as err:
+        st.error(str(err))
+        return
+    st.success(f"Catalogue of {len(listing_ids):,} listings written to `{out}`. Build a run of it with:")
+    st.code(build_command(f"artifacts/{out.name}", catalogue=out), language="bash")
