@@ -25,14 +25,28 @@ def group_mean(values: Any, groups: Any, n_groups: int) -> Any:
     flow); a numpy array is summed in float64 (evaluation means over thousands of photos). Empty groups
     give zeros, never NaN.
     """
+    sums = group_sum(values, groups, n_groups)
     if type(values).__module__.startswith("torch"):
-        sums = values.new_zeros(n_groups, values.shape[1]).index_add_(0, groups, values)
         counts = groups.bincount(minlength=n_groups).clamp_min(1).to(values.dtype)
         return sums / counts[:, None]
-    values, groups = np.asarray(values), np.asarray(groups, dtype=np.int64)
-    sums = np.zeros((n_groups, values.shape[1]), dtype=np.float64)
-    np.add.at(sums, groups, values)
+    groups = np.asarray(groups, dtype=np.int64)
     return sums / np.maximum(np.bincount(groups, minlength=n_groups), 1)[:, None]
+
+
+def group_sum(values: Any, groups: Any, n_groups: int, out: Any = None) -> Any:
+    """Sum of the rows of ``values`` (P, D) per group id (P,) in [0, n_groups) -> (n_groups, D), added into
+    ``out`` when given (torch: ``values``' dtype; numpy: float64), so sums can be built chunk by chunk.
+
+    Rows are added in order (``index_add_`` and ``np.add.at`` on the CPU), so sums built chunk by chunk
+    into the same ``out`` equal the one-pass sums bit for bit.
+    """
+    if type(values).__module__.startswith("torch"):
+        out = values.new_zeros(n_groups, values.shape[1]) if out is None else out
+        return out.index_add_(0, groups, values)
+    values, groups = np.asarray(values), np.asarray(groups, dtype=np.int64)
+    out = np.zeros((n_groups, values.shape[1]), dtype=np.float64) if out is None else out
+    np.add.at(out, groups, values)
+    return out
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

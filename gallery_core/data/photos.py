@@ -8,17 +8,23 @@ epoch and by the embed step. Undecodable photos are reported, not fatal. Decodin
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
+import os
+import struct
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from gallery_core.artifacts.store import atomic_path, hash_key, write_json
+from gallery_core.artifacts.store import hash_key, write_json, write_npy
 from gallery_core.data.decode import PhotoError, load_photo
 from gallery_core.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, BackboneEntry
 
@@ -64,29 +70,208 @@ def find_undecodable(paths: Sequence[str], size: int, batch_size: int = 256) -> 
     return bad
 
 
+TRUNK_CHUNK_SIZE = 8192  # photos per chunk of the trunk pass: the unit of progress, and what a resume redoes at most
+
+
+class RowWriter:
+    """A ``.npy`` array written row block by row block with plain file writes, resumable, renamed into place
+    only when complete.
+
+    Plain writes, not a memory map: the dirty pages of a shared file mapping count in the process's RSS
+    until the kernel writes them back, bytes handed to ``write()`` do not, so peak memory stays flat
+    however large the file grows. Until ``finish`` the rows live in ``<path>.partial``, whose header
+    reserves room for ``max_rows``; ``finish`` writes the real row count into the header (padded to the
+    same length), cuts the file there and renames it to ``path``. ``rows_done`` > 0 reopens a partial
+    file and keeps only its first ``rows_done`` rows (what a progress record says is complete).
+    """
+
+    def __init__(self, path: Path, max_rows: int, rows_done: int = 0):
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.max_rows = max_rows
+        self.rows = 0
+        self.file = None
+        self.header_size = 0
+        self.dtype: np.dtype | None = None
+        self.row_shape: tuple[int, ...] | None = None
+        if rows_done > 0:
+            self._reopen(rows_done)
+        else:
+            self.partial.unlink(missing_ok=True)
+
+    def _reopen(self, rows_done: int) -> None:
+        with open(self.partial, "rb") as f:
+            np.lib.format.read_magic(f)  # RowWriter writes version 1.0 headers
+            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            self.header_size = f.tell()
+        self.dtype, self.row_shape = np.dtype(dtype), tuple(shape[1:])
+        size = self.header_size + rows_done * self._row_bytes()
+        if os.path.getsize(self.partial) < size:
+            raise ValueError(f"{self.partial}: shorter than the {rows_done} rows its progress record names")
+        self.file = open(self.partial, "r+b")  # noqa: SIM115 -- kept open across appends, closed by finish/close
+        self.file.truncate(size)  # rows written after the last progress record are redone
+        self.file.seek(size)
+        self.rows = rows_done
+
+    def _row_bytes(self) -> int:
+        assert self.dtype is not None and self.row_shape is not None
+        return int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def append(self, block: np.ndarray) -> None:
+        """Add rows (n, *row_shape); the first block fixes dtype and row shape."""
+        if self.file is None:
+            self.dtype, self.row_shape = block.dtype, tuple(block.shape[1:])
+            header = _npy_header(self.dtype, (self.max_rows, *self.row_shape))
+            self.header_size = len(header)
+            self.partial.parent.mkdir(parents=True, exist_ok=True)
+            self.file = open(self.partial, "wb")  # noqa: SIM115 -- kept open across appends
+            self.file.write(header)
+        if block.dtype != self.dtype or tuple(block.shape[1:]) != self.row_shape:
+            raise ValueError(f"{self.partial}: rows {block.dtype} {block.shape[1:]} after {self.dtype} {self.row_shape}")
+        if self.rows + len(block) > self.max_rows:
+            raise ValueError(f"{self.partial}: more than the {self.max_rows} rows reserved")
+        self.file.write(np.ascontiguousarray(block).tobytes())
+        self.rows += len(block)
+
+    def sync(self) -> int:
+        """Rows written so far, on disk (flushed and fsynced): safe to record as complete."""
+        if self.file is not None:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+        return self.rows
+
+    def finish(self, empty_shape: tuple[int, ...] = (0,), dtype: np.dtype | type = np.float32) -> Path:
+        """Write the real row count into the header and rename the file into place. With no rows ever
+        written: an empty array of ``empty_shape`` and ``dtype``."""
+        if self.file is None:
+            write_npy(self.path, np.zeros(empty_shape, dtype))
+            return self.path
+        self.sync()
+        assert self.dtype is not None and self.row_shape is not None
+        self.file.seek(0)
+        self.file.write(_npy_header(self.dtype, (self.rows, *self.row_shape), self.header_size))
+        self.file.truncate(self.header_size + self.rows * self._row_bytes())
+        self.sync()
+        self.close()
+        os.replace(self.partial, self.path)
+        return self.path
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+def _npy_header(dtype: np.dtype, shape: tuple[int, ...], size: int | None = None) -> bytes:
+    """A .npy (version 1.0) header for a C-order array, padded with spaces to ``size`` bytes when given
+    (numpy itself pads the same way, to a multiple of 64 bytes)."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape})
+    header = buffer.getvalue()
+    if size is None or size == len(header):
+        return header
+    text = header[10:].rstrip(b"\n").rstrip(b" ")  # magic (6) + version (2) + length (2), then the dict
+    padding = size - 10 - len(text) - 1
+    if padding < 0:
+        raise ValueError(f"a .npy header for shape {shape} does not fit in {size} bytes")
+    return header[:8] + struct.pack("<H", size - 10) + text + b" " * padding + b"\n"
+
+
+def _progress_path(out_npy: Path) -> Path:
+    return out_npy.with_name(out_npy.name + ".progress.json")
+
+
 @torch.no_grad()
+def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, out_npy: Path,
+                         batch_size: int = 64, chunk_size: int = TRUNK_CHUNK_SIZE, device: torch.device | None = None,
+                         progress: bool = True, index_path: Path | None = None) -> dict[int, str]:
+    """Frozen-trunk features of every photo written to ``out_npy`` as float16 (N_good, C, h, w), rows in
+    ``paths`` order with the undecodable photos left out; returns {position in paths: reason} of those.
+
+    Streams: each chunk of ``chunk_size`` photos (rounded up to whole batches, so the batches are those of
+    one uninterrupted pass) is appended to ``<out_npy>.partial`` and recorded in
+    ``<out_npy>.progress.json``; a pass that was interrupted resumes after its last recorded chunk (for
+    the same paths, size and chunking). ``out_npy`` appears, by a rename, only when every photo is done;
+    ``index_path`` (the cache's index of good paths and bad reasons), when given, is written just before.
+    """
+    device = device or torch.device("cpu")
+    out_npy = Path(out_npy)
+    chunk_size = -(-max(chunk_size, 1) // batch_size) * batch_size
+    progress_path = _progress_path(out_npy)
+    identity = {"paths": paths_digest(paths), "n_paths": len(paths), "image_size": image_size,
+                "batch_size": batch_size, "chunk_size": chunk_size}
+    record = read_progress(progress_path, identity) or {"chunks": 0, "rows": 0, "bad": {}}
+    done_chunks, bad = record["chunks"], {int(k): v for k, v in record["bad"].items()}
+    try:
+        writer = RowWriter(out_npy, len(paths), record["rows"])
+    except (OSError, ValueError) as err:  # the partial file is gone or shorter: start over
+        logger.warning(f"{out_npy}: cannot resume the interrupted trunk pass ({err}); starting again")
+        done_chunks, bad, writer = 0, {}, RowWriter(out_npy, len(paths))
+    if done_chunks:
+        logger.info(f"{out_npy.name}: resuming the trunk pass after {done_chunks * chunk_size} of {len(paths)} photos")
+    trunk = backbone.trunk.to(device).eval().to(memory_format=torch.channels_last)
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool, \
+                tqdm(total=len(paths), initial=min(done_chunks * chunk_size, len(paths)), desc="trunk features",
+                     unit="photo", disable=not progress) as bar:
+            for chunk_start in range(done_chunks * chunk_size, len(paths), chunk_size):
+                for start in range(chunk_start, min(chunk_start + chunk_size, len(paths)), batch_size):
+                    batch = paths[start:min(start + batch_size, chunk_start + chunk_size)]
+                    pixels, bad_in_batch = decode_batch(batch, image_size, pool)
+                    bad.update({start + i: reason for i, reason in bad_in_batch.items()})
+                    if len(pixels):
+                        x = to_model_input(pixels, backbone).to(device)
+                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                            writer.append(trunk(x).float().cpu().numpy().astype(np.float16))  # (B, C, h, w)
+                    bar.update(len(batch))
+                done_chunks += 1
+                write_json(progress_path, identity | {"chunks": done_chunks, "rows": writer.sync(), "bad": bad})
+        if index_path is not None:
+            write_trunk_index(index_path, paths, bad)
+        writer.finish(empty_shape=(0,), dtype=np.float16)
+    finally:
+        writer.close()
+    progress_path.unlink(missing_ok=True)
+    return bad
+
+
+def paths_digest(paths: Sequence[str]) -> str:
+    """A digest of the path list, fed path by path (no second copy of millions of paths in memory)."""
+    digest = hashlib.blake2b(digest_size=12)
+    for p in paths:
+        digest.update(p.encode("utf-8", "surrogateescape") + b"\0")
+    return digest.hexdigest()
+
+
+def read_progress(progress_path: Path, identity: dict) -> dict | None:
+    """The progress record of an interrupted pass over the same input (``identity``'s items all equal), else None."""
+    try:
+        record = json.loads(progress_path.read_text())
+    except (OSError, ValueError):
+        return None
+    return record if all(record.get(k) == v for k, v in identity.items()) else None
+
+
+def write_trunk_index(index_path: Path, paths: Sequence[str], bad: dict[int, str]) -> None:
+    """The cache's index: the path of every row, and the reason of every photo left out."""
+    write_json(index_path, {"paths": [p for i, p in enumerate(paths) if i not in bad],
+                            "bad": {paths[i]: reason for i, reason in bad.items()}})
+
+
 def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, batch_size: int = 64,
                            device: torch.device | None = None, progress: bool = True,
                            ) -> tuple[np.ndarray, dict[int, str]]:
-    """Frozen-trunk features of every photo, float16 (N_good, C, h, w), and {row: reason} of the bad ones.
+    """Frozen-trunk features of every photo, float16 (N_good, C, h, w), in memory, and {row: reason} of the
+    bad ones: ``write_trunk_features`` through a temporary file, for a few photos (use the cache otherwise).
 
     Rows of the result follow ``paths`` with the bad rows left out.
     """
-    device = device or torch.device("cpu")
-    trunk = backbone.trunk.to(device).eval().to(memory_format=torch.channels_last)
-    chunks, bad = [], {}
-    with ThreadPoolExecutor(max_workers=2) as pool, \
-            tqdm(total=len(paths), desc="trunk features", unit="photo", disable=not progress) as bar:
-        for start in range(0, len(paths), batch_size):
-            pixels, bad_in_batch = decode_batch(paths[start:start + batch_size], image_size, pool)
-            bad.update({start + i: reason for i, reason in bad_in_batch.items()})
-            if len(pixels):
-                x = to_model_input(pixels, backbone).to(device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                    chunks.append(trunk(x).float().cpu().numpy().astype(np.float16))
-            bar.update(len(paths[start:start + batch_size]))
-    features = np.concatenate(chunks) if chunks else np.zeros((0,), np.float16)
-    return features, bad
+    with tempfile.TemporaryDirectory(prefix="trunk-") as folder:
+        out = Path(folder) / "features.npy"
+        bad = write_trunk_features(backbone, paths, image_size, out, batch_size=batch_size, device=device,
+                                   progress=progress)
+        return np.load(out), bad
 
 
 def trunk_cache_key(catalogue_fingerprint: str, backbone: Backbone, image_size: int) -> str:
@@ -96,31 +281,53 @@ def trunk_cache_key(catalogue_fingerprint: str, backbone: Backbone, image_size: 
 
 
 def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: Sequence[str], image_size: int,
-                          device: torch.device | None = None, progress: bool = True,
-                          ) -> tuple[np.ndarray, dict[int, str]]:
-    """``compute_trunk_features`` through a file cache keyed on catalogue, backbone split and size.
+                          device: torch.device | None = None, progress: bool = True, batch_size: int = 64,
+                          chunk_size: int = TRUNK_CHUNK_SIZE) -> tuple[np.ndarray, dict[int, str]]:
+    """``write_trunk_features`` through a file cache keyed on catalogue, backbone split and size.
 
     The cache records the photo path of every row, so any subset of the catalogue it was made for
     (a hold-out fraction, a single-task baseline) reads its rows from it instead of recomputing.
-    Returns features of the good photos in ``paths`` order and {position in paths: reason} of the bad.
+    Returns features of the good photos in ``paths`` order, float16 (N_good, C, h, w): the cache file
+    itself, memory-mapped read-only, when they are all of its rows in order, else those rows copied;
+    and {position in paths: reason} of the bad. An interrupted pass resumes (``write_trunk_features``).
     """
     features_path = cache_dir / f"trunk-{key}.npy"
     index_path = cache_dir / f"trunk-{key}.json"
     if features_path.is_file() and index_path.is_file():
-        index = json.loads(index_path.read_text())
-        row_of = {p: i for i, p in enumerate(index["paths"])}
-        reason_of = index["bad"]
-        if all(p in row_of or p in reason_of for p in paths):
-            bad = {i: reason_of[p] for i, p in enumerate(paths) if p in reason_of}
-            rows = [row_of[p] for p in paths if p not in reason_of]
-            cached = np.load(features_path, mmap_mode="r")
-            return np.asarray(cached[rows]), bad
-    features, bad = compute_trunk_features(backbone, paths, image_size, device=device, progress=progress)
-    good_paths = [p for i, p in enumerate(paths) if i not in bad]
-    with atomic_path(features_path) as tmp, open(tmp, "wb") as f:
-        np.save(f, features)
-    write_json(index_path, {"paths": good_paths, "bad": {paths[i]: reason for i, reason in bad.items()}})
-    return features, bad
+        found = _rows_in_cache(index_path, paths)
+        if found is not None:
+            rows, bad = found
+            return _read_rows(features_path, rows), bad
+    bad = write_trunk_features(backbone, paths, image_size, features_path, batch_size=batch_size,
+                               chunk_size=chunk_size, device=device, progress=progress, index_path=index_path)
+    return _read_rows(features_path, np.arange(len(paths) - len(bad))), bad
+
+
+def _rows_in_cache(index_path: Path, paths: Sequence[str]) -> tuple[np.ndarray, dict[int, str]] | None:
+    """(cache rows of the good photos in ``paths`` order (N_good,), {position: reason} of the bad ones), or
+    None when the cache does not cover every path. Vectorised lookups: the index may hold millions of paths."""
+    index = json.loads(index_path.read_text())
+    row_of = pd.Series(np.arange(len(index["paths"]), dtype=np.int64), index=index["paths"])
+    row_of = row_of[~row_of.index.duplicated(keep="last")]
+    reason_of = index["bad"]
+    query = pd.Index(list(paths))
+    is_bad = query.isin(list(reason_of))  # (N,)
+    rows = row_of.reindex(query[~is_bad])  # NaN where a path is not in the cache
+    if rows.isna().any():
+        return None
+    return rows.to_numpy(dtype=np.int64), {int(i): reason_of[paths[i]] for i in np.flatnonzero(is_bad)}
+
+
+def _read_rows(features_path: Path, rows: np.ndarray, chunk_rows: int = 4096) -> np.ndarray:
+    """Rows of a cache file: the memory-mapped file when they are all of it in order, else a copy gathered
+    a chunk at a time (never the whole file in memory)."""
+    cached = np.load(features_path, mmap_mode="r")
+    if len(rows) == len(cached) and np.array_equal(rows, np.arange(len(cached))):
+        return cached
+    out = np.empty((len(rows), *cached.shape[1:]), dtype=cached.dtype)  # (N, C, h, w)
+    for start in range(0, len(rows), chunk_rows):
+        out[start:start + chunk_rows] = cached[rows[start:start + chunk_rows]]
+    return out
 
 
 @torch.no_grad()
@@ -131,6 +338,7 @@ def derive_trunk_cache(cache_dir: Path, source: Backbone, source_key: str, targe
 
     A target with no trainable stage stores its features pooled to (F, 1, 1): its top is only the global
     average pool, so that is all a model needs, at a fraction of the size. Returns the features file.
+    Streams: rows are written as they are computed (an interrupted derivation starts again).
     """
     n_between = len(source.top) - len(target.top)
     if n_between < 0 or source.name != target.name:
@@ -140,13 +348,16 @@ def derive_trunk_cache(cache_dir: Path, source: Backbone, source_key: str, targe
         return out
     between = torch.nn.Sequential(*list(source.top)[:n_between]).eval()
     features = np.load(cache_dir / f"trunk-{source_key}.npy", mmap_mode="r")
-    chunks = []
-    for start in tqdm(range(0, len(features), batch_size), desc="derive trunk cache", disable=not progress):
-        x = between(torch.from_numpy(np.asarray(features[start:start + batch_size], dtype=np.float32)))
-        if len(target.top) == 0:
-            x = x.mean(dim=(2, 3), keepdim=True)
-        chunks.append(x.numpy().astype(np.float16))
-    with atomic_path(out) as tmp, open(tmp, "wb") as f:
-        np.save(f, np.concatenate(chunks))
-    write_json(cache_dir / f"trunk-{target_key}.json", json.loads((cache_dir / f"trunk-{source_key}.json").read_text()))
+    writer = RowWriter(out, len(features))
+    try:
+        for start in tqdm(range(0, len(features), batch_size), desc="derive trunk cache", disable=not progress):
+            x = between(torch.from_numpy(np.asarray(features[start:start + batch_size], dtype=np.float32)))
+            if len(target.top) == 0:
+                x = x.mean(dim=(2, 3), keepdim=True)
+            writer.append(x.numpy().astype(np.float16))  # (B, C', h', w')
+        write_json(cache_dir / f"trunk-{target_key}.json",
+                   json.loads((cache_dir / f"trunk-{source_key}.json").read_text()))
+        writer.finish(empty_shape=(0,), dtype=np.float16)
+    finally:
+        writer.close()
     return out

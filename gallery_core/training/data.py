@@ -30,6 +30,22 @@ def trunk_input(features: torch.Tensor) -> torch.Tensor:
     return features.contiguous(memory_format=TRUNK_MEMORY_FORMAT) if features.dim() == 4 else features
 
 
+# Trunk caches up to this size are copied into memory (batches are then a tensor gather); larger ones stay
+# memory-mapped and each batch reads its rows from the file. The numbers are the same either way: the same
+# float16 values become the same float32 channels-last batch.
+TRUNK_IN_MEMORY_MAX_BYTES = 2 * 1024**3
+
+
+def trunk_batch(features: torch.Tensor | np.ndarray, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Rows of the trunk features (in-memory tensor or memory-mapped cache) as a float32 batch (B, C, h, w)
+    in ``TRUNK_MEMORY_FORMAT`` on ``device``."""
+    if isinstance(features, torch.Tensor):
+        selected = features[torch.from_numpy(rows)]
+    else:
+        selected = torch.from_numpy(np.ascontiguousarray(features[rows]))  # reads only these rows of the file
+    return trunk_input(selected.to(device).float())
+
+
 def trunk_tensor(features: np.ndarray) -> torch.Tensor:
     """Trunk features (P, C, h, w) from the cache as an in-memory, writable tensor in ``TRUNK_MEMORY_FORMAT``,
     copied at most once (they can be most of a large catalogue's memory)."""
@@ -48,7 +64,9 @@ class GalleryData:
 
     catalogue: Catalogue  # without undecodable photos
     photo_offsets: np.ndarray  # (n_listings + 1,): listing i's photos are rows offsets[i]:offsets[i+1]
-    trunk_features: torch.Tensor | None  # (n_photos, C, h, w) float16 channels-last, or None: pixels per batch
+    # (n_photos, C, h, w) float16: in memory, channels-last (small caches), or the cache file memory-mapped
+    # (large ones; see TRUNK_IN_MEMORY_MAX_BYTES); None: photos are decoded per batch
+    trunk_features: torch.Tensor | np.ndarray | None
     image_size: int
     backbone_entry: BackboneEntry | None = None  # its mean/std normalise decoded pixels (None: ImageNet's)
 
@@ -67,7 +85,7 @@ class GalleryData:
         rows, owner = self.photo_rows(listing_idx)
         gallery_ids = torch.from_numpy(owner).to(device)
         if self.trunk_features is not None:
-            return trunk_input(self.trunk_features[torch.from_numpy(rows)].to(device).float()), gallery_ids, True
+            return trunk_batch(self.trunk_features, rows, device), gallery_ids, True
         paths = self.catalogue.photos["path"].to_numpy()[rows]
         pixels = np.stack([load_photo(p, self.image_size) for p in paths])
         return to_model_input(pixels, self.backbone_entry).to(device), gallery_ids, False
@@ -75,14 +93,19 @@ class GalleryData:
 
 def prepare_data(catalogue: Catalogue, model: GalleryModel, config: ModelConfig, cache_dir: Path,
                  cache_key: str, use_cache: bool, device: torch.device, progress: bool = True,
-                 ) -> GalleryData:
-    """Compute (or load) the trunk features, drop undecodable photos, and index galleries."""
+                 in_memory: bool | None = None) -> GalleryData:
+    """Compute (or load) the trunk features, drop undecodable photos, and index galleries.
+
+    ``in_memory``: copy the trunk features into memory (True) or keep the cache file memory-mapped (False);
+    None: by size, ``TRUNK_IN_MEMORY_MAX_BYTES``."""
     trunk_features = None
     if use_cache:
         features, bad = cached_trunk_features(cache_dir, cache_key, model.encoder.backbone,
                                               catalogue.photos["path"].tolist(), config.image_size, device, progress)
         catalogue = catalogue.without_photos(bad)
-        trunk_features = trunk_tensor(features)
+        if in_memory is None:
+            in_memory = features.nbytes <= TRUNK_IN_MEMORY_MAX_BYTES
+        trunk_features = trunk_tensor(features) if in_memory else features
     else:
         # Photos are decoded every epoch: find the undecodable ones once, up front, not mid-epoch.
         catalogue = catalogue.without_photos(find_undecodable(catalogue.photos["path"].tolist(), config.image_size))
