@@ -1,0 +1,326 @@
+"""The Ray engine: photo decoding and the encoder spread over a Ray cluster with Ray Data.
+
+The same numbers as the single-process path (``gallery_core.data.photos.compute_trunk_features`` and
+``gallery_core.pipeline.embed``), computed by a pipeline of three parts:
+
+1. the photo table (position in ``paths``, path) is split into blocks; Ray *tasks* decode them with the
+   project's decoder (``decode_batch``), one CPU each; an undecodable photo becomes a row with its reason;
+2. an *actor pool* (``map_batches`` with a callable class: each actor loads the backbone or checkpoint
+   once) runs the model on the decoded batches, on a GPU each where the cluster has them;
+3. the driver streams the results back (``iter_batches``) and places each row by its position into a
+   memory-mapped ``.npy`` file (``open_memmap``), so the outputs never sit whole in the driver's memory.
+
+Batches arrive in any order, so the file first has a row for every photo; when all have arrived, the rows
+of the good photos are moved up over those of the bad ones and the file is cut to its final shape (numpy
+leaves room in the header for a new first dimension). The file is renamed into place only then
+(``atomic_path``): an error anywhere leaves no partial output.
+
+Ray is an optional extra (``pip install 'gallery-core[distributed]'``) and is imported lazily, inside the
+functions, so the package imports without it. Every node of a cluster needs gallery-core installed and
+must see the photo files and the checkpoint at the same paths (a shared file system).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from gallery_core.artifacts.store import atomic_path
+from gallery_core.config import BuildConfig
+from gallery_core.data.photos import decode_batch, to_model_input
+from gallery_core.errors import UsageError
+from gallery_core.models.backbones import create_backbone
+from gallery_core.models.checkpoint import load_checkpoint
+from gallery_core.training.data import trunk_input
+
+logger = logging.getLogger(__name__)
+
+INSTALL_HINT = "pip install 'gallery-core[distributed]'"
+
+PHOTO_EMBEDDINGS_FILE = "photo_embeddings.npy"
+PHOTO_PRETRAINED_FILE = "photo_pretrained.npy"
+
+# Rows per block of the photo table handed to the decoding tasks, in model batches: a few batches per
+# block keeps the number of blocks (Ray objects) modest on 10M photos while leaving many blocks to share out.
+BATCHES_PER_BLOCK = 4
+# Memory a decoding task declares: its worker process (Python, torch and gallery-core imported: ~360 MiB seen)
+# and, per photo of its batch, a photo decoded at up to ~0.7 MP before its resize (larger JPEGs decode reduced).
+DECODE_TASK_MEMORY = 512 * 2**20
+DECODE_MEMORY_PER_PHOTO = 2 * 2**20
+# Bytes moved at a time when the good rows are compacted at the end.
+COMPACT_CHUNK_BYTES = 64 * 2**20
+
+
+def require_ray() -> Any:
+    """The ``ray`` module (with Ray Data); a ``UsageError`` saying how to install it when it is missing."""
+    try:
+        import ray
+        import ray.data  # noqa: F401  (the engine needs Ray Data, not only Ray core)
+    except ImportError as err:
+        raise UsageError(f"the Ray engine (--engine ray) needs Ray: {INSTALL_HINT}") from err
+    return ray
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    address: str | None = None      # None: start a local Ray instance (ray.init()); "auto" or "ray://host:10001" to join a cluster
+    batch_size: int = 256           # photos per model batch in an actor
+    actors: int | None = None       # size of the actor pool (None: one per GPU when the cluster has GPUs, else 1-2 CPU actors)
+    gpus_per_actor: float | None = None   # None: 1 when the cluster has GPUs, else 0
+    num_cpus: int | None = None     # only for a local instance started here (tests pass 2)
+
+
+# --- the stages that run on the cluster (module level: Ray pickles them by reference) ---
+
+def _decode_rows(batch: dict[str, np.ndarray], image_size: int) -> dict[str, np.ndarray]:
+    """A Ray task: decode a block of photos. Every input row gives an output row: the good ones their
+    pixels, the bad ones zeros and their reason (an empty reason means a good photo)."""
+    paths = [str(p) for p in batch["path"]]
+    with ThreadPoolExecutor(max_workers=1) as pool:  # one CPU per task: Ray runs the tasks side by side
+        good_pixels, bad = decode_batch(paths, image_size, pool)  # (G, S, S, 3) uint8
+    pixels = np.zeros((len(paths), image_size, image_size, 3), np.uint8)  # (B, S, S, 3)
+    is_good = np.array([i not in bad for i in range(len(paths))], dtype=bool)
+    pixels[is_good] = good_pixels
+    reasons = np.array([bad.get(i, "") for i in range(len(paths))], dtype=object)
+    return {"index": np.asarray(batch["index"], dtype=np.int64), "reason": reasons, "pixels": pixels}
+
+
+@torch.no_grad()
+def _trunk_batch(backbone: Any, pixels: np.ndarray, device: torch.device) -> np.ndarray:
+    """Frozen-trunk features float16 (B, C, h, w) of decoded photos (B, S, S, 3), computed as
+    ``compute_trunk_features`` computes them (bf16 autocast on a GPU, float16 storage)."""
+    x = to_model_input(pixels, backbone).to(device)
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        return backbone.trunk(x).float().cpu().numpy().astype(np.float16)
+
+
+class _ModelStage:
+    """What every actor does with a decoded batch: the model on its good rows; the bad rows get zeros."""
+
+    outputs: dict[str, tuple[tuple[int, ...], np.dtype]]  # column -> (row shape, dtype), set by subclasses
+
+    def __init__(self, gpus: float) -> None:
+        # A CPU actor on a GPU node must not take the GPU; a GPU actor sees only the GPU Ray gave it.
+        self.device = torch.device("cuda" if gpus > 0 and torch.cuda.is_available() else "cpu")
+
+    def compute(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        is_good = np.array([r == "" for r in batch["reason"]], dtype=bool)  # (B,)
+        out: dict[str, np.ndarray] = {"index": batch["index"], "reason": batch["reason"]}
+        computed = self.compute(batch["pixels"][is_good]) if is_good.any() else {}
+        for name, (shape, dtype) in self.outputs.items():
+            column = np.zeros((len(is_good), *shape), dtype)
+            if name in computed:
+                column[is_good] = computed[name]
+            out[name] = column
+        return out
+
+
+class _TrunkFeatures(_ModelStage):
+    def __init__(self, backbone_name: str, trainable_stages: int, weights_path: str | None, image_size: int,
+                 gpus: float) -> None:
+        super().__init__(gpus)
+        backbone = create_backbone(backbone_name, trainable_stages, weights_path, pretrained=True)
+        self.backbone = backbone.to(self.device).eval()
+        self.backbone.trunk.to(memory_format=torch.channels_last)
+        probe = _trunk_batch(self.backbone, np.zeros((1, image_size, image_size, 3), np.uint8), self.device)
+        self.outputs = {"features": (probe.shape[1:], np.dtype(np.float16))}
+
+    def compute(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        return {"features": _trunk_batch(self.backbone, pixels, self.device)}
+
+
+class _PhotoEmbedder(_ModelStage):
+    def __init__(self, checkpoint_path: str, with_pretrained: bool, batch_size: int, gpus: float) -> None:
+        super().__init__(gpus)
+        model, checkpoint = load_checkpoint(checkpoint_path, device=str(self.device))
+        self.encoder = model.encoder.eval()
+        self.encoder.backbone.trunk.to(memory_format=torch.channels_last)
+        self.batch_size = batch_size
+        self.outputs = {"embedding": ((self.encoder.embed_dim,), np.dtype(np.float32))}
+        self.pretrained = None
+        if with_pretrained:
+            # The pretrained backbone is built once per actor (pretrained_photo_features builds it per call).
+            config = BuildConfig.from_dict(checkpoint["config"]).model
+            self.pretrained = create_backbone(config.backbone, config.trainable_stages, config.weights_path,
+                                              pretrained=True).to(self.device).eval()
+            self.outputs["pretrained"] = ((self.pretrained.feature_dim,), np.dtype(np.float32))
+
+    @torch.no_grad()
+    def compute(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+        # Imported here: embed.py may import this module (the --engine ray wiring).
+        from gallery_core.pipeline.embed import encode_trunk_features
+
+        # Through float16, as the trunk cache stores the features, then float32 channels-last (trunk_input).
+        trunk = torch.from_numpy(_trunk_batch(self.encoder.backbone, pixels, self.device))  # (B, C, h, w)
+        out = {"embedding": encode_trunk_features(self.encoder, trunk, self.device, self.batch_size)}
+        if self.pretrained is not None:
+            # What pretrained_photo_features does per batch, with this actor's backbone.
+            x = trunk_input(trunk.to(self.device).float())
+            out["pretrained"] = self.pretrained.forward_top(x).float().cpu().numpy()
+        return out
+
+
+# --- the driver ---
+
+@contextmanager
+def _ray_session(options: RayOptions) -> Iterator[Any]:
+    """Ray, connected: an instance already running in this process is used as it is; otherwise one is
+    joined (``options.address``) or started locally, and shut down again at the end."""
+    ray = require_ray()
+    if ray.is_initialized():
+        yield ray
+        return
+    if options.address is None:
+        ray.init(num_cpus=options.num_cpus, include_dashboard=False)
+    else:
+        ray.init(address=options.address)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+def _pool_size(ray: Any, options: RayOptions) -> tuple[int, float]:
+    """(actors, GPUs per actor) from the options, filling what they leave open from the cluster's resources."""
+    resources = ray.cluster_resources()
+    cluster_gpus, cluster_cpus = resources.get("GPU", 0.0), resources.get("CPU", 1.0)
+    gpus = options.gpus_per_actor if options.gpus_per_actor is not None else (1.0 if cluster_gpus > 0 else 0.0)
+    if options.actors is not None:
+        actors = options.actors
+    elif gpus > 0:
+        actors = max(1, int(cluster_gpus // gpus))
+    else:
+        actors = 2 if cluster_cpus >= 8 else 1  # the rest of the CPUs decode
+    if actors < 1 or gpus < 0 or options.batch_size < 1:
+        raise UsageError(f"Ray options: actors, batch size must be >= 1 and GPUs per actor >= 0; got {options}")
+    logger.info("Ray: %d actor(s) with %g GPU each; the cluster has %g CPUs, %g GPUs",
+                actors, gpus, cluster_cpus, cluster_gpus)
+    return actors, gpus
+
+
+def _compact(path: Path, is_good: np.ndarray) -> None:
+    """Move the rows of the good photos of the ``.npy`` file at ``path`` up over the bad ones, in order,
+    and cut the file to (N_good, ...): its header is rewritten in place (numpy pads it for exactly this)."""
+    n_good = int(is_good.sum())
+    rows = np.lib.format.open_memmap(path, mode="r+")  # (N, ...)
+    row_bytes = rows.itemsize * int(np.prod(rows.shape[1:], dtype=np.int64))
+    step = max(1, COMPACT_CHUNK_BYTES // max(row_bytes, 1))
+    written = 0
+    for start in range(0, len(rows), step):
+        keep = rows[start:start + step][is_good[start:start + step]]  # a copy: safe to write over its source
+        rows[written:written + len(keep)] = keep  # written <= start: never over rows still to be read
+        written += len(keep)
+    rows.flush()
+    shape, dtype = rows.shape, rows.dtype
+    offset = rows.offset
+    del rows
+    with open(path, "r+b") as f:
+        version = np.lib.format.read_magic(f)
+        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+                  "shape": (n_good, *shape[1:])}
+        f.seek(0)
+        write_header = {(1, 0): np.lib.format.write_array_header_1_0, (2, 0): np.lib.format.write_array_header_2_0}
+        write_header[version](f, header)
+        if f.tell() != offset:
+            raise RuntimeError(f"{path}: the new .npy header does not fit the old one")
+        f.truncate(offset + n_good * row_bytes)
+
+
+def _run(stage: type, stage_kwargs: dict[str, Any], paths: list[str], image_size: int,
+         outputs: dict[str, Path], options: RayOptions, progress: bool) -> dict[int, str]:
+    """Decode ``paths`` in Ray tasks, run ``stage`` in an actor pool and write each of its ``outputs``
+    columns to its file: rows in ``paths`` order without the bad photos, renamed into place only when all
+    are complete. Returns {position in paths: reason} of the bad photos."""
+    if not paths:
+        raise UsageError("no photos to embed: the list of photo paths is empty")
+    import pyarrow as pa
+
+    with _ray_session(options) as ray:
+        actors, gpus = _pool_size(ray, options)
+        block_rows = options.batch_size * BATCHES_PER_BLOCK
+        table = pa.table({"index": pa.array(np.arange(len(paths), dtype=np.int64)), "path": pa.array(paths)})
+        dataset = (
+            ray.data.from_arrow([table.slice(s, block_rows) for s in range(0, len(paths), block_rows)])
+            # The memory a decoding task needs (decoded photos and their copy) is declared: Ray schedules by it,
+            # and, as it differs from the actors' resources, does not fuse decoding into the actors.
+            .map_batches(_decode_rows, batch_size=options.batch_size, fn_kwargs={"image_size": image_size},
+                         num_cpus=1, memory=DECODE_TASK_MEMORY + DECODE_MEMORY_PER_PHOTO * options.batch_size)
+            .map_batches(stage, batch_size=options.batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
+                         num_gpus=gpus if gpus > 0 else None, fn_constructor_kwargs=stage_kwargs | {"gpus": gpus})
+        )
+        seen = np.zeros(len(paths), dtype=bool)  # (N,)
+        bad: dict[int, str] = {}
+        with ExitStack() as stack:
+            tmp = {name: stack.enter_context(atomic_path(path)) for name, path in outputs.items()}
+            files: dict[str, np.memmap] = {}
+            bar = stack.enter_context(tqdm(total=len(paths), desc="ray embed", unit="photo", disable=not progress))
+            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+                index = np.asarray(batch["index"], dtype=np.int64)  # (B,)
+                for name in outputs:
+                    column = batch[name]  # (B, ...)
+                    if name not in files:  # the first batch tells the row shape
+                        files[name] = np.lib.format.open_memmap(tmp[name], mode="w+", dtype=column.dtype,
+                                                                shape=(len(paths), *column.shape[1:]))
+                    files[name][index] = column
+                bad.update({int(i): str(r) for i, r in zip(index, batch["reason"], strict=True) if r})
+                seen[index] = True
+                bar.update(len(index))
+            if not seen.all():
+                raise RuntimeError(f"Ray returned {int(seen.sum())} of {len(paths)} photos")
+            is_good = np.ones(len(paths), dtype=bool)
+            is_good[list(bad)] = False
+            for rows in files.values():
+                rows.flush()
+            files.clear()  # the memmaps closed before the files are compacted and renamed
+            if bad:
+                for name in outputs:
+                    _compact(tmp[name], is_good)
+    if bad:
+        logger.warning("%d of %d photos could not be decoded and were left out", len(bad), len(paths))
+    return bad
+
+
+def ray_trunk_features(backbone_name: str, trainable_stages: int, weights_path: str | None, paths: list[str],
+                       image_size: int, out_npy: Path, options: RayOptions, progress: bool = True) -> dict[int, str]:
+    """The frozen trunk's features of every photo, written to ``out_npy`` (atomically) as float16 (N_good, C, h, w),
+    rows in ``paths`` order with the undecodable photos left out -- the same values as
+    gallery_core.data.photos.compute_trunk_features. Returns {position in paths: reason} of the bad photos."""
+    kwargs = {"backbone_name": backbone_name, "trainable_stages": trainable_stages, "weights_path": weights_path,
+              "image_size": image_size}
+    return _run(_TrunkFeatures, kwargs, list(paths), image_size, {"features": Path(out_npy)}, options, progress)
+
+
+def ray_photo_embeddings(checkpoint_path: Path, paths: list[str], image_size: int, out_dir: Path,
+                         options: RayOptions, with_pretrained: bool, progress: bool = True,
+                         ) -> tuple[Path, Path | None, dict[int, str]]:
+    """Decode -> frozen trunk -> round to float16 (as the trunk cache stores it) -> back to float32, channels-last
+    (gallery_core.training.data.trunk_input) -> the trained encoder's photo embedding (and, if with_pretrained, the
+    pretrained backbone's pooled features, as gallery_core.pipeline.embed.pretrained_photo_features computes them),
+    run in a Ray Data actor pool. Writes ``out_dir/photo_embeddings.npy`` float32 (N_good, D) and, if asked,
+    ``out_dir/photo_pretrained.npy`` float32 (N_good, F), rows in ``paths`` order without the bad photos, each
+    written chunk by chunk (np.lib.format.open_memmap, rows placed by index as batches arrive: never all in driver
+    memory) and renamed into place only when complete. Returns (embeddings path, pretrained path or None, bad)."""
+    checkpoint_path = Path(checkpoint_path).resolve()
+    if not checkpoint_path.is_file():
+        raise UsageError(f"{checkpoint_path}: no such checkpoint")
+    out_dir = Path(out_dir)
+    outputs = {"embedding": out_dir / PHOTO_EMBEDDINGS_FILE}
+    if with_pretrained:
+        outputs["pretrained"] = out_dir / PHOTO_PRETRAINED_FILE
+    kwargs = {"checkpoint_path": str(checkpoint_path), "with_pretrained": with_pretrained,
+              "batch_size": options.batch_size}
+    bad = _run(_PhotoEmbedder, kwargs, list(paths), image_size, outputs, options, progress)
+    return outputs["embedding"], outputs.get("pretrained"), bad
+
