@@ -1,4 +1,5 @@
-"""AppTest: the Map page (colouring, filters, downsampling, selected galleries)."""
+"""AppTest: the Map page (colouring, filters, every listing drawn, selections and their actions), and the
+map's payload at 200k listings (the figure alone, no server)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import json
 
 import numpy as np
 import pandas as pd
+
+from gallery_core.app import explore, figures
+from ui.widgets import SEED_PHOTOS_KEY
 
 pytest_plugins = ["conftest_app"]
 
@@ -62,18 +66,36 @@ def test_filters_keep_only_matching_listings(open_page, app_artifacts):
     assert not at.exception
     traces = map_points(at)
     assert n_points(traces) == int((listings["property_type"] == kept_type).sum())
-    assert f"{n_points(traces)} of 40 listings shown" in " ".join(c.value for c in at.caption)
+    assert f"Drawing all {n_points(traces)} matching listings" in " ".join(c.value for c in at.caption)
 
 
-def test_beyond_the_point_limit_the_map_draws_a_sample_and_says_so(open_page):
+def test_colouring_by_a_numeric_attribute_uses_a_continuous_scale(open_page, app_artifacts):
+    listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
     at = open_page("ui/pages/map.py")
-    at.number_input(key="map_max_points").set_value(15).run()
+    at.selectbox(key="map_colour").set_value("Attribute: price").run()
     assert not at.exception
-    assert n_points(map_points(at)) == 15
-    assert "random sample of 15 of the 40 matching listings" in at.info[0].value
+    traces = map_points(at)
+    (scaled,) = [t for t in traces if t["marker"].get("showscale")]
+    colours = values(scaled["marker"]["color"])
+    assert colours.dtype == np.float32 and scaled["marker"]["colorscale"]
+    np.testing.assert_allclose(np.sort(colours), np.sort(listings["price"].dropna().to_numpy()), rtol=1e-6)
+    assert n_points(traces) == 40
 
 
-def test_selected_listings_show_their_galleries(open_page, app_artifacts):
+def test_colouring_by_right_or_wrong_predictions_gives_categories(open_page):
+    at = open_page("ui/pages/map.py")
+    at.selectbox(key="map_colour").set_value("Prediction right/wrong: property_type").run()
+    assert not at.exception
+    traces = map_points(at)
+    assert {t["name"] for t in traces} <= {"right", "wrong", "(missing)"} and n_points(traces) == 40
+
+
+def test_the_map_says_it_draws_every_matching_listing(open_page):
+    at = open_page("ui/pages/map.py")
+    assert "Drawing all 40 matching listings" in " ".join(c.value for c in at.caption)
+
+
+def test_a_selection_keeps_every_point_and_feeds_the_actions(open_page, app_artifacts):
     photos = pd.read_parquet(app_artifacts / "demo" / "photos.parquet")
     at = open_page("ui/pages/map.py")
     assert "Nothing selected yet" in " ".join(c.value for c in at.caption)
@@ -81,6 +103,33 @@ def test_selected_listings_show_their_galleries(open_page, app_artifacts):
     at.session_state["map_selection"] = selected  # what the chart's selection callback stores
     at.run()
     assert not at.exception
+    assert n_points(map_points(at)) == 40  # highlighted on the map, not filtered down to the selection
     assert at.subheader[0].value == "Selected listings: 2"
-    assert [link.value for link in at.get("page_link")] == [f"Listing {i}" for i in selected]
-    assert [len(gallery.value) for gallery in at.image] == [int((photos["listing_id"] == i).sum()) for i in selected]
+    assert at.get("download_button")[0].proto.label == "Download 2 listings as CSV"
+    links = [link.value for link in at.get("page_link")]
+    assert links == [f"Listing {selected[-1]}"] + [f"Listing {i}" for i in selected]  # beside the map, then below
+    galleries = at.image[1:]  # the first is the clicked listing's photo strip beside the map
+    assert [len(g.value) for g in galleries] == [int((photos["listing_id"] == i).sum()) for i in selected]
+
+    at.button(key="map_selection_seeds").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Retrieve"
+    if SEED_PHOTOS_KEY in at.session_state:  # handed over, not yet taken
+        seeds = photos.set_index("path").loc[at.session_state[SEED_PHOTOS_KEY], "listing_id"]
+    else:  # the Retrieve page took them into its seed gallery
+        seeds = photos.set_index("photo_index").loc[at.session_state["seed_tray"].photo_indices, "listing_id"]
+    assert set(seeds) == set(selected)
+
+
+def test_a_map_of_200k_listings_is_a_few_megabytes():
+    """Every point drawn, coordinates and colours as typed arrays: ~30 bytes a point with an 8-character
+    id (so ~30 MB at 1M listings, against Streamlit's 200 MB message cap)."""
+    n = 200_000
+    rng = np.random.default_rng(0)
+    ids = np.array([f"L{i:07d}" for i in range(n)], dtype=object)
+    prices = explore.MapColour("price", np.full(n, "", dtype=object), numbers=rng.random(n) * 100)
+    fig = figures.map_figure(rng.normal(size=n), rng.normal(size=n), ids, prices)
+    assert figures.map_point_count(fig) == n
+    payload = figures.map_payload_bytes(fig)
+    assert payload < 7_000_000, payload
+    assert '"bdata"' in fig.to_json()

@@ -151,22 +151,20 @@ def gallery_strip_uri(key: RunKey, listing_id: str, n_photos: int, size: int) ->
 # Figures are held with st.cache_resource, read-only: building a Plotly figure (validating every
 # property) cost more than everything else on the Map and Model pages; st.plotly_chart only reads it.
 
-@st.cache_resource(max_entries=32, show_spinner=False)
-def map_figure(key: RunKey, source: str, name: str, filters: explore.Filters, max_points: int
-               ) -> tuple[go.Figure | None, int, int]:
-    """The map coloured by one option, of the listings passing ``filters`` (at most ``max_points`` of them,
-    a fixed random sample beyond that); with how many listings pass and how many are drawn. No figure
-    when no listing passes."""
+@st.cache_resource(max_entries=32, show_spinner="Drawing the map…")
+def map_figure(key: RunKey, source: str, name: str, filters: explore.Filters) -> tuple[go.Figure | None, int]:
+    """The map coloured by one option, of every listing passing ``filters`` (none sampled away), with how many
+    pass. Up to ``explore.MAX_DETAILED_HOVER_POINTS`` points the hover label lists key attributes; beyond,
+    the id and the colour value. No figure when no listing passes."""
     run = load_run(key)
-    mask = explore.filter_mask(run.listings, filters)
-    n_matching = int(mask.sum())
-    if n_matching == 0:
-        return None, 0, 0
-    rows = explore.sample_rows(mask, max_points)
+    rows = np.flatnonzero(explore.filter_mask(run.listings, filters))
+    if len(rows) == 0:
+        return None, 0
     colour = map_colour(key, source, name)
+    detail = hover_text(key)[rows] if len(rows) <= explore.MAX_DETAILED_HOVER_POINTS else None
     figure = figures.map_figure(run.coordinates["x"].to_numpy()[rows], run.coordinates["y"].to_numpy()[rows],
-                                run.listings["listing_id"].to_numpy()[rows], colour.subset(rows), hover_text(key)[rows])
-    return figure, n_matching, len(rows)
+                                run.listings["listing_id"].to_numpy()[rows], colour.subset(rows), detail)
+    return figure, len(rows)
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)
@@ -219,3 +217,10 @@ def json_file(path: str, signature: str) -> dict:
 def image_file_uri(path: str, signature: str) -> str:
     """An image file as a ``data:`` URI for ``st.image`` (``signature``: of the file's folder)."""
     return thumbnails.data_uri(Path(path).read_bytes())
+
+
+@st.cache_data(max_entries=2_000, show_spinner=False)
+def photo_pair_uri(seed_thumbnail: bytes, photo_path: str, size: int, run_root: str) -> str:
+    """A seed photo's thumbnail and a catalogue photo's side by side in one image, as a data URI (the
+    Retrieve page's "why this result" pairs; a seed may be an upload, so it comes as thumbnail bytes)."""
+    return thumbnails.data_uri(thumbnails.gallery_strip([seed_thumbnail, thumbnail(photo_path, size, run_root)], size))

@@ -1,4 +1,4 @@
-"""Exploring a run's listings: what to colour the map by, attribute filters, search, downsampling.
+"""Exploring a run's listings: what to colour the map by, attribute filters, search.
 
 Everything here works on the run's tables (``listings``, ``predictions``) and plain arrays, so the app's
 pages only pick options and render.
@@ -22,9 +22,14 @@ MAX_CATEGORICAL_LEVELS = 12  # numeric columns with at most this many distinct v
 MAX_LEGEND_LEVELS = 20  # further categories are drawn as "(other)"
 MISSING_LABEL = "(missing)"
 OTHER_LABEL = "(other)"
-DEFAULT_MAX_MAP_POINTS = 20_000
+# The map draws every listing; up to this many it also sends each point's key attributes for its hover
+# label (~100 bytes a point), beyond it only the id and the colour value (see figures.map_figure).
+MAX_DETAILED_HOVER_POINTS = 100_000
+RIGHT, WRONG = "right", "wrong"
 
-ColourSource = Literal["attribute", "prediction", "error"]
+ColourSource = Literal["attribute", "prediction", "error", "correct"]
+SOURCE_LABELS = {"attribute": "Attribute", "prediction": "Prediction", "error": "Prediction error",
+                 "correct": "Prediction right/wrong"}
 Filters = Mapping[str, Sequence[Any] | tuple[float, float]]
 
 
@@ -84,20 +89,23 @@ class ColourOption:
     @property
     def label(self) -> str:
         """As offered in a list of options: "Prediction error: price"."""
-        return {"attribute": "Attribute", "prediction": "Prediction", "error": "Prediction error"}[self.source] \
-            + f": {self.name}"
+        return f"{SOURCE_LABELS[self.source]}: {self.name}"
 
     @property
     def short_label(self) -> str:
-        """As a legend title or hover line: "price", "predicted price", "error of price"."""
+        """As a legend title or hover line: "price", "predicted price", "error of price", "sea_view predicted"."""
+        if self.source == "correct":
+            return f"{self.name} predicted"
         return {"attribute": "", "prediction": "predicted ", "error": "error of "}[self.source] + self.name
 
 
 def colour_options(listings: pd.DataFrame, tasks: Sequence[TaskSpec]) -> list[ColourOption]:
-    """Every attribute, every task's prediction and every task's prediction error."""
+    """Every attribute, every task's prediction and prediction error, and whether each classification task's
+    prediction is right."""
     return ([ColourOption("attribute", c) for c in attribute_columns(listings)]
             + [ColourOption("prediction", t.name) for t in tasks]
-            + [ColourOption("error", t.name) for t in tasks])
+            + [ColourOption("error", t.name) for t in tasks]
+            + [ColourOption("correct", t.name) for t in tasks if t.kind != "regression"])
 
 
 def prediction_values(task: TaskSpec, predictions: pd.DataFrame) -> pd.Series:
@@ -128,6 +136,23 @@ def prediction_error(task: TaskSpec, listings: pd.DataFrame, predictions: pd.Dat
     return pd.Series(error, index=listings.index, name=f"error of {task.name}")
 
 
+def prediction_correct(task: TaskSpec, listings: pd.DataFrame, predictions: pd.DataFrame) -> pd.Series:
+    """Classification: "right" where the predicted class (P(1) >= 0.5 for binary) is the recorded one, else
+    "wrong"; missing where nothing is recorded."""
+    if task.kind == "regression":
+        raise ValueError(f"task {task.name!r} is a regression: right/wrong needs classes")
+    labels = encode_labels(task, listings[task.column])
+    observed = observed_mask(task, labels)
+    if task.kind == "binary":
+        predicted = (predictions[prob_column(task.name)].to_numpy(float) >= 0.5).astype(int)
+    else:
+        assert task.classes is not None
+        predicted = encode_labels(task, predictions[pred_column(task.name)])
+    verdict = np.where(predicted == labels, RIGHT, WRONG).astype(object)
+    verdict[~observed] = None
+    return pd.Series(verdict, index=listings.index, name=f"{task.name} predicted")
+
+
 def colour_values(option: ColourOption, listings: pd.DataFrame, predictions: pd.DataFrame,
                   tasks: Sequence[TaskSpec]) -> pd.Series:
     """The values a map colour option shows, one per listing."""
@@ -136,6 +161,8 @@ def colour_values(option: ColourOption, listings: pd.DataFrame, predictions: pd.
     task = next(t for t in tasks if t.name == option.name)
     if option.source == "prediction":
         return prediction_values(task, predictions)
+    if option.source == "correct":
+        return prediction_correct(task, listings, predictions)
     return prediction_error(task, listings, predictions)
 
 
@@ -173,7 +200,7 @@ def map_colour(option: ColourOption, listings: pd.DataFrame, predictions: pd.Dat
     return MapColour(option.short_label, text, numbers=pd.to_numeric(values, errors="coerce").to_numpy(float))
 
 
-# --- filters, search, downsampling ---
+# --- filters, search, sampling ---
 
 def column_summary(values: pd.Series, max_options: int = 500) -> dict[str, Any]:
     """What a filter widget needs: {"kind": "categorical", "options": [...]} or

@@ -21,29 +21,37 @@ PALETTE = qualitative.Plotly + qualitative.Dark24
 
 
 def _marker_size(n_points: int) -> int:
-    return 7 if n_points <= 2_000 else 5 if n_points <= 20_000 else 3
+    return 7 if n_points <= 2_000 else 5 if n_points <= 20_000 else 3 if n_points <= 200_000 else 2
 
 
 def map_figure(x: np.ndarray, y: np.ndarray, listing_ids: Sequence[str], colour: MapColour,
                hover_text: np.ndarray | None = None) -> go.Figure:
-    """WebGL scatter of the listings; each point's customdata is its listing id (for selections).
+    """WebGL scatter of every listing given; each point's customdata is its listing id (for selections).
 
     ``colour``: the points' colours (``explore.MapColour``): a legend entry per category (missing ones
-    grey) or a colour bar. ``hover_text``: further hover lines per point ("a: 1<br>b: 2").
-    Per-point strings are joined with vectorised object-array additions, not a Python loop: the map
-    draws up to tens of thousands of points on every rerun.
+    grey) or a colour bar. ``hover_text``: further hover lines per point ("a: 1<br>b: 2"); without it the
+    hover label is built in the browser from the id and the colour value, so a point costs no text.
+
+    Sized for up to ~1M points: coordinates and colour values are float32 arrays, which plotly sends as
+    base64 typed arrays ("bdata", ~5.3 bytes per value), so a point costs ~16 bytes plus its id as JSON
+    text (see ``map_payload_bytes``). Per-point strings are joined with vectorised object-array additions.
     """
     ids = np.asarray(listing_ids, dtype=object)
-    text = "<b>" + ids + "</b><br>" + colour.label + ": " + np.asarray(colour.text, dtype=object)
+    x, y = np.asarray(x, dtype=np.float32), np.asarray(y, dtype=np.float32)  # (N,), (N,)
+    text = None
     if hover_text is not None:
-        text = text + "<br>" + np.asarray(hover_text, dtype=object)
-    template = "%{text}<extra></extra>"
-    x, y = np.asarray(x), np.asarray(y)
+        text = ("<b>" + ids + "</b><br>" + colour.label + ": " + np.asarray(colour.text, dtype=object)
+                + "<br>" + np.asarray(hover_text, dtype=object))
     size = _marker_size(len(x))
 
-    def trace(rows: np.ndarray, name: str, marker: dict, **extra) -> go.Scattergl:
-        return go.Scattergl(x=x[rows], y=y[rows], mode="markers", name=name, customdata=ids[rows], text=text[rows],
-                            hovertemplate=template, marker={"size": size, **marker}, **extra)
+    def trace(rows: np.ndarray, name: str, marker: dict, value: str, **extra) -> go.Scattergl:
+        # ``value``: how the browser writes the colour value when the points carry no hover text
+        template = "%{text}<extra></extra>" if text is not None else \
+            "<b>%{customdata}</b><br>" + colour.label + ": " + value + "<extra></extra>"
+        return go.Scattergl(x=x[rows], y=y[rows], mode="markers", name=name, customdata=ids[rows],
+                            text=None if text is None else text[rows], hovertemplate=template,
+                            marker={"size": size, **marker}, unselected={"marker": {"opacity": 0.25}},
+                            selected={"marker": {"opacity": 1.0}}, **extra)
 
     fig = go.Figure()
     if colour.categorical:
@@ -54,20 +62,32 @@ def map_figure(x: np.ndarray, y: np.ndarray, listing_ids: Sequence[str], colour:
         for i, level in enumerate(levels):
             grey = level in (OTHER_LABEL, MISSING_LABEL)
             fig.add_trace(trace(np.flatnonzero(labels == level), level,
-                                {"color": GREY if grey else PALETTE[i % len(PALETTE)]}))
+                                {"color": GREY if grey else PALETTE[i % len(PALETTE)]}, level))
     else:
-        numbers = colour.numbers
+        numbers = np.asarray(colour.numbers, dtype=np.float32)  # (N,)
         known = ~np.isnan(numbers)
         if (~known).any():
-            fig.add_trace(trace(np.flatnonzero(~known), MISSING_LABEL, {"color": GREY}))
+            fig.add_trace(trace(np.flatnonzero(~known), MISSING_LABEL, {"color": GREY}, MISSING_LABEL))
         rows = np.flatnonzero(known)
         fig.add_trace(trace(rows, colour.label, {"color": numbers[rows], "colorscale": "Viridis", "showscale": True,
-                                                 "colorbar": {"title": {"text": colour.label}}}, showlegend=False))
+                                                 "colorbar": {"title": {"text": colour.label}}},
+                            "%{marker.color:.4g}", showlegend=False))
     fig.update_layout(height=MAP_HEIGHT, margin={"l": 10, "r": 10, "t": 30, "b": 10}, dragmode="select",
                       legend={"itemsizing": "constant", "title": {"text": colour.label}}, uirevision="map")
     fig.update_xaxes(showticklabels=False, title_text="UMAP 1", zeroline=False)
     fig.update_yaxes(showticklabels=False, title_text="UMAP 2", zeroline=False, scaleanchor="x", scaleratio=1)
     return fig
+
+
+def map_payload_bytes(fig: go.Figure) -> int:
+    """Bytes of the figure as JSON, as ``st.plotly_chart`` sends it to the browser (plotly's own encoder,
+    numpy arrays as base64 typed arrays); compare with Streamlit's ``server.maxMessageSize`` (200 MB)."""
+    return len(fig.to_json(validate=False).encode())
+
+
+def map_point_count(fig: go.Figure) -> int:
+    """How many points the figure's traces draw."""
+    return sum(len(trace.x) for trace in fig.data)
 
 
 def _natural_key(label: str) -> tuple[int, float | str]:
