@@ -244,7 +244,9 @@ def bench_train(device: torch.device, n_listings: int, photos_per_listing: int, 
     model = model.to(device)
     n_photos = n_listings * photos_per_listing
     g = torch.Generator().manual_seed(0)
-    trunk = torch.randn((n_photos, *probe.shape[1:]), generator=g).to(torch.float16).to(device)
+    # drawn where they live, in float16 (on the GPU: a few GB that would take long to draw on the CPU)
+    trunk = torch.randn((n_photos, *probe.shape[1:]), device=device, dtype=torch.float16,
+                        generator=torch.Generator(device).manual_seed(0))
     trunk = trunk.contiguous(memory_format=torch.channels_last)
     offsets = np.arange(0, n_photos + 1, photos_per_listing, dtype=np.int64)
     data = GalleryData(None, offsets, trunk, image_size, backbone.entry)  # no catalogue: trunk features only
@@ -292,14 +294,19 @@ def bench_ray(device: torch.device, checkpoint: Path, n_photos: int, batch: int,
                  log_to_driver=False)
         startup = time.perf_counter() - started
         try:
-            arms = [("GPU actor", RayOptions(address="auto", batch_size=batch, actors=1, gpus_per_actor=1))] \
+            # the engine uses the Ray instance started above (address None: the one in this process)
+            arms = [("GPU actor", RayOptions(batch_size=batch, actors=1, gpus_per_actor=1))] \
                 if device.type == "cuda" else []
-            arms.append(("CPU actors", RayOptions(address="auto", batch_size=batch, actors=2, gpus_per_actor=0)))
+            # CPU actors each hold a CPU for good: leave some to the decoding tasks, or the pipeline stalls
+            cpu_actors = 2 if cpus >= 8 else 1
+            arms.append((f"{cpu_actors} CPU actor(s)", RayOptions(batch_size=batch, actors=cpu_actors,
+                                                                  gpus_per_actor=0)))
             for name, options in arms:
-                for attempt in ("warm-up", "timed"):
+                # a warm-up on a slice (workers, imports, cuDNN autotuning), then every photo, timed
+                for attempt, subset in (("warm-up", paths[:batch * 2]), ("timed", paths)):
                     out = Path(tmp) / f"out-{name}-{attempt}".replace(" ", "_")
                     started = time.perf_counter()
-                    emb_path, _, bad = ray_photo_embeddings(checkpoint, paths, image_size, out, options,
+                    emb_path, _, bad = ray_photo_embeddings(checkpoint, subset, image_size, out, options,
                                                             with_pretrained=True, progress=False)
                     seconds = time.perf_counter() - started
                 assert not bad, bad
