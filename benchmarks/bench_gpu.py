@@ -111,7 +111,7 @@ def bench_encoder(device: torch.device, batch_sizes: list[int], sweep: list[int]
         model = torch.compile(encoder.embed_photos) if compiled else encoder.embed_photos
         rate = throughput(run(model, x, bf16), batch, device, **timing)
         rows.append({"precision": precision, "layout": layout, "torch.compile": compiled, "batch": batch,
-                     "photos/s": round(rate), "warm-up incl. compile (s)": round(time.perf_counter() - started, 1)})
+                     "photos/s": round(rate, 1), "warm-up incl. compile (s)": round(time.perf_counter() - started, 1)})
         if best is None or rate > best[0]:
             best = (rate, model, layout, bf16, precision, compiled)
     _, model, layout, bf16, precision, compiled = best
@@ -122,7 +122,7 @@ def bench_encoder(device: torch.device, batch_sizes: list[int], sweep: list[int]
                                      else torch.contiguous_format)
         rate = throughput(run(model, x, bf16), size, device, **timing)
         rows.append({"precision": precision, "layout": layout, "torch.compile": compiled, "batch": size,
-                     "photos/s": round(rate), "warm-up incl. compile (s)": None})
+                     "photos/s": round(rate, 1), "warm-up incl. compile (s)": None})
     return pd.DataFrame(rows)
 
 
@@ -184,7 +184,7 @@ def bench_decode(device: torch.device, n_photos: int, batch: int, threads: int, 
                 cpu_batch(chunk)
 
         rate = throughput(cpu_decode_all, n_photos, device, **timing)
-        rows.append({"stage": "decode only", "where": f"CPU, {threads} threads (PIL draft)", "photos/s": round(rate)})
+        rows.append({"stage": "decode only", "where": f"CPU, {threads} threads (PIL draft)", "photos/s": round(rate, 1)})
 
         def cpu_end_to_end() -> None:
             # decode batch i+1 on the CPU threads while the GPU encodes batch i
@@ -208,13 +208,13 @@ def bench_decode(device: torch.device, n_photos: int, batch: int, threads: int, 
 
             rate = throughput(gpu_decode_all, n_photos, device, **timing)
             rows.append({"stage": "decode only", "where": "GPU (nvJPEG, torchvision.io.decode_jpeg)",
-                         "photos/s": round(rate)})
+                         "photos/s": round(rate, 1)})
         rate = throughput(cpu_end_to_end, n_photos, device, **timing)
         rows.append({"stage": "decode + encoder", "where": f"CPU decode ({threads} threads) overlapped with "
-                     f"{device.type} encoder", "photos/s": round(rate)})
+                     f"{device.type} encoder", "photos/s": round(rate, 1)})
         if device.type == "cuda":
             rate = throughput(gpu_end_to_end, n_photos, device, **timing)
-            rows.append({"stage": "decode + encoder", "where": "GPU decode + GPU encoder", "photos/s": round(rate)})
+            rows.append({"stage": "decode + encoder", "where": "GPU decode + GPU encoder", "photos/s": round(rate, 1)})
     frame = pd.DataFrame(rows)
     frame.attrs["jpeg_kb"] = round(sum(map(len, jpegs)) / len(jpegs) / 1024, 1)
     return frame
@@ -266,7 +266,7 @@ def bench_train(device: torch.device, n_listings: int, photos_per_listing: int, 
         _sync(device)
         seconds = time.perf_counter() - started
         rows.append({"listings/batch": batch, "photos/batch": batch * photos_per_listing,
-                     "photos/s": round(n_photos / seconds), "steps/s": round(n_listings / batch / seconds, 1),
+                     "photos/s": round(n_photos / seconds, 1), "steps/s": round(n_listings / batch / seconds, 1),
                      "epoch (s)": round(seconds, 2), "trunk features": f"{tuple(probe.shape[1:])} fp16",
                      "peak GPU memory (GB)": round(torch.cuda.max_memory_allocated(device) / 1e9, 1)
                      if device.type == "cuda" else None})
@@ -312,7 +312,7 @@ def bench_ray(device: torch.device, checkpoint: Path, n_photos: int, batch: int,
                 assert not bad, bad
                 rows.append({"arm": name, "photos": n_photos, "photo size": f"{JPEG_SIZE[0]}x{JPEG_SIZE[1]} -> "
                              f"{image_size}", "batch": batch, "seconds": round(seconds, 2),
-                             "photos/s": round(n_photos / seconds),
+                             "photos/s": round(n_photos / seconds, 1),
                              "embedding dim": int(np.load(emb_path, mmap_mode="r").shape[1])})
         finally:
             ray.shutdown()
