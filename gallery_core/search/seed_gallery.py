@@ -1,15 +1,18 @@
 """A seed gallery for retrieval: catalogue photos (by photo_index) and uploaded photos (embedded).
 
 The app keeps one ``SeedGallery`` per session; it belongs to one run (photo indices and upload
-embeddings mean nothing in another run), and ``Run.seed_vector`` turns it into a query.
+embeddings mean nothing in another run), and ``Run.seed_vector`` turns it into a query. Its seed photos
+are numbered in one order everywhere (catalogue photos as added, then uploads): the query's, the tray's
+and the explanations' (``search.explain.seed_photos``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
 from gallery_core.errors import UsageError
 
@@ -72,3 +75,37 @@ class SeedGallery:
         if not self.uploads:
             return None
         return np.stack([seed.embedding for seed in self.uploads.values()]).astype(np.float32)
+
+    def upload_names(self) -> list[str]:
+        """The uploads' file names, in the order of ``upload_embeddings``."""
+        return [seed.name for seed in self.uploads.values()]
+
+    def replace_with_paths(self, photo_paths: Sequence[str], photos: pd.DataFrame) -> list[str]:
+        """Make the gallery these catalogue photos (a seed gallery handed over by another page), in order.
+        ``photos``: the run's photo table (photo_index, path). Returns what could not be taken, as messages:
+        paths that are not photos of this run, and photos beyond ``MAX_SEED_PHOTOS``."""
+        index_of_path = dict(zip(photos["path"].astype(str), photos["photo_index"], strict=True))
+        known = [int(index_of_path[str(p)]) for p in photo_paths if str(p) in index_of_path]
+        unknown = [str(p) for p in photo_paths if str(p) not in index_of_path]
+        known = list(dict.fromkeys(known))
+        self.clear()
+        self.photo_indices.extend(known[:MAX_SEED_PHOTOS])
+        problems = []
+        if unknown:
+            problems.append(f"{len(unknown)} photo(s) are not in this run's catalogue and were left out, e.g. "
+                            f"{unknown[0]}")
+        if len(known) > MAX_SEED_PHOTOS:
+            problems.append(f"a seed gallery holds at most {MAX_SEED_PHOTOS} photos: the first {MAX_SEED_PHOTOS} of "
+                            f"{len(known)} were taken")
+        return problems
+
+
+def random_listing_photos(listings: pd.DataFrame, rng: np.random.Generator) -> list[int]:
+    """Photo indices of one listing picked at random (at most ``MAX_SEED_PHOTOS``): example seeds for a page
+    that would otherwise open empty. ``listings``: the run's listing table (first_photo, n_photos)."""
+    with_photos = np.flatnonzero(listings["n_photos"].to_numpy() > 0)
+    if len(with_photos) == 0:
+        return []
+    row = listings.iloc[int(rng.choice(with_photos))]
+    first, n = int(row["first_photo"]), min(int(row["n_photos"]), MAX_SEED_PHOTOS)
+    return list(range(first, first + n))

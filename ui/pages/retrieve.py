@@ -1,5 +1,5 @@
-"""Retrieve: build a seed gallery from catalogue photos and uploads; see the listings whose galleries
-are most similar to it."""
+"""Retrieve: build a seed gallery from catalogue photos, uploads or another page's selection; see the
+listings whose galleries are most similar to it, and why each one came up."""
 
 import math
 
@@ -17,16 +17,30 @@ from gallery_core.data.uploads import (
     check_uploads,
     format_bytes,
 )
+from gallery_core.search.explain import N_PAIRS, explain_results, seed_photos, short
 from gallery_core.search.photo_search import similar_listings, similar_photos
-from gallery_core.search.seed_gallery import MAX_SEED_PHOTOS, SeedLimitError, UploadedSeed
+from gallery_core.search.seed_gallery import (
+    MAX_SEED_PHOTOS,
+    SeedLimitError,
+    UploadedSeed,
+    random_listing_photos,
+)
 from ui import loaders
 from ui.seed_tray import add_catalogue_photos, get_tray, pop_problems, report_problems
-from ui.widgets import attribute_filters, key_attributes_text, listing_link, require_run, thumbnail_grid
+from ui.widgets import (
+    SEED_PHOTOS_KEY,
+    attribute_filters,
+    key_attributes_text,
+    listing_link,
+    require_run,
+    selection_actions,
+    thumbnail_grid,
+)
 
 LISTINGS_PER_PAGE = 4
 PHOTOS_PER_ROW = 8
-RESULTS_PER_ROW = 4
 STRIP_PHOTOS = 3
+SHARE_SEEDS = 4  # seed photos shown with their share of a result's score; the rest summed in one line
 UPLOAD_ROUND_KEY = "retrieve_upload_round"
 
 run, key = require_run()
@@ -35,10 +49,25 @@ listings, photos = run.listings, run.photos
 key_columns = explore.key_attribute_columns(run.tasks, listings, limit=4)
 run_root = str(run.root)
 
+handed_over = st.session_state.pop(SEED_PHOTOS_KEY, None)  # "use these photos as seeds" on another page
+if handed_over is not None:
+    report_problems(tray.replace_with_paths(handed_over, photos))
+
+
+def add_random_listing() -> None:
+    add_catalogue_photos(run_root, random_listing_photos(listings, np.random.default_rng()))
+
+
+def seed_thumbnail(position: int) -> bytes:
+    """The thumbnail of seed photo ``position`` (the tray's numbering: catalogue photos, then uploads)."""
+    if position < len(tray.photo_indices):
+        return loaders.thumbnail(photos["path"].iloc[tray.photo_indices[position]], SMALL_THUMBNAIL, run_root)
+    return list(tray.uploads.values())[position - len(tray.photo_indices)].thumbnail
+
 
 st.title("Retrieve")
-st.caption("Pick photos of catalogue listings and/or upload photos: together they form a seed gallery, and the "
-           "listings whose galleries are most similar to it come first.")
+st.caption("Find the listings whose photos look most like a set of seed photos, and see why each one matched: "
+           "start by adding seed photos below, or try a random listing's photos.")
 tray_area = st.container()
 results_area = st.container()
 
@@ -93,19 +122,24 @@ with tray_area:
         st.error(message)
     st.subheader(f"Seed gallery: {len(tray)} photo(s)")
     if tray.is_empty:
-        st.info(f"Empty. Add photos of catalogue listings or upload your own below (at most {MAX_SEED_PHOTOS}).")
+        st.info(f"Empty. Add photos of catalogue listings or upload your own below (at most {MAX_SEED_PHOTOS}), "
+                "or start from an example.")
+        st.button("Try with a random listing's photos", key="retrieve_random", on_click=add_random_listing,
+                  icon=":material/casino:")
     else:
         items = [("photo", index) for index in tray.photo_indices] + [("upload", digest) for digest in tray.uploads]
         for start in range(0, len(items), PHOTOS_PER_ROW):
-            for column, (kind, item) in zip(st.columns(PHOTOS_PER_ROW), items[start:start + PHOTOS_PER_ROW], strict=False):
+            for number, column, (kind, item) in zip(range(start + 1, start + PHOTOS_PER_ROW + 1),
+                                                    st.columns(PHOTOS_PER_ROW), items[start:start + PHOTOS_PER_ROW],
+                                                    strict=False):
                 if kind == "photo":
                     photo = photos.iloc[item]
                     column.image(loaders.thumbnail_uri(photo["path"], SMALL_THUMBNAIL, run_root),
-                                 caption=photo["listing_id"], width="stretch")
+                                 caption=f"{number}. {photo['listing_id']}", width="stretch")
                     column.button("Remove", key=f"remove_photo_{item}", on_click=tray.remove_photo, args=(item,),
                                   width="stretch")
                 else:
-                    column.image(data_uri(tray.uploads[item].thumbnail), caption=tray.uploads[item].name,
+                    column.image(data_uri(tray.uploads[item].thumbnail), caption=f"{number}. {tray.uploads[item].name}",
                                  width="stretch")
                     column.button("Remove", key=f"remove_upload_{item}", on_click=tray.remove_upload, args=(item,),
                                   width="stretch")
@@ -120,25 +154,48 @@ with results_area:
                                                key="retrieve_exclude")
         with st.expander("Filter the results by attributes"):
             filters = attribute_filters(key, explore.attribute_columns(listings), "retrieve")
-        seed = run.seed_vector(photo_indices=tray.photo_indices, uploaded=tray.upload_embeddings())
+        seeds = seed_photos(run, tray.photo_indices, tray.upload_embeddings(), tray.upload_names())
         candidates = explore.filter_mask(listings, filters) if filters else None
         excluded = photos["listing_id"].iloc[tray.photo_indices].unique().tolist() if exclude_seed_listings else []
-        results = run.retrieve(seed, k=int(k), candidates=candidates, exclude=excluded)
+        results = run.retrieve(seeds.query, k=int(k), candidates=candidates, exclude=excluded)
         if results.empty:
             st.warning("No listing matches these filters.")
-        for start in range(0, len(results), RESULTS_PER_ROW):
-            for column, result in zip(st.columns(RESULTS_PER_ROW), results.iloc[start:start + RESULTS_PER_ROW].itertuples(),
-                                      strict=False):
-                with column:
+        else:
+            st.caption(f"Score: the cosine similarity of the seed gallery's mean embedding and the listing's. Under "
+                       f"each result, the {N_PAIRS} best-matching pairs (seed photo ↔ the listing's photo, by photo "
+                       "similarity) and each seed photo's contribution to the score (they add up to it; the "
+                       "percentage is its share).")
+        for result, explanation in zip(results.itertuples(), explain_results(run, seeds, results), strict=True):
+            with st.container(border=True):
+                card, pairs_column, shares_column = st.columns([2, 3, 2])
+                with card:
                     listing = listings.iloc[run.row_of_listing[result.listing_id]]
                     st.image(loaders.gallery_strip_uri(key, result.listing_id, STRIP_PHOTOS, SMALL_THUMBNAIL),
                              width="stretch")
                     listing_link(result.listing_id, label=f"{result.rank}. {result.listing_id}")
-                    st.caption(f"similarity {result.score:.3f} · {key_attributes_text(listing, key_columns)}")
+                    st.caption(f"score {result.score:.3f} · {key_attributes_text(listing, key_columns)}")
+                with pairs_column:
+                    st.image([loaders.photo_pair_uri(seed_thumbnail(pair.seed), photos["path"].iloc[pair.photo_index],
+                                                     SMALL_THUMBNAIL, run_root) for pair in explanation.pairs],
+                             caption=[f"seed {pair.seed + 1} ↔ {short(photos['path'].iloc[pair.photo_index])} · "
+                                      f"{pair.similarity:.3f}" for pair in explanation.pairs],
+                             width=2 * SMALL_THUMBNAIL)
+                with shares_column:
+                    top, rest = explanation.top_seeds(SHARE_SEEDS)
+                    shares = explanation.shares()
+                    st.image([data_uri(seed_thumbnail(int(i))) for i in top],
+                             caption=[f"seed {i + 1}: {explanation.contributions[i]:+.3f}"
+                                      + ("" if np.isnan(shares[i]) else f" ({shares[i]:.0%})") for i in top],
+                             width=SMALL_THUMBNAIL // 2 + 24)
+                    if len(explanation.contributions) > len(top):
+                        st.caption(f"{len(explanation.contributions) - len(top)} more seed photos: {rest:+.3f}")
+                    if not explanation.ranked_by_exact_score:
+                        st.caption(f"The ranking's score {explanation.ranking_score:.3f} is approximate; explained "
+                                   f"here: the exact score {explanation.score:.3f}.")
         if not results.empty:
-            table = results.merge(listings[["listing_id", *key_columns]], on="listing_id", how="left")
-            st.download_button("Download the results as CSV", table.to_csv(index=False), key="retrieve_download",
-                               file_name=f"{run.name}-retrieval.csv", mime="text/csv")
+            st.markdown("**Act on these results**")
+            selection_actions(run, results["listing_id"].tolist(), key="retrieve", extra=results[["listing_id", "score",
+                                                                                                 "rank"]])
 
 st.divider()
 st.subheader("Visual search: one photo")
