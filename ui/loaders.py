@@ -56,7 +56,9 @@ def available_runs() -> list[Path]:
 
 @st.cache_data(max_entries=8, show_spinner="Checking the run's files…")
 def run_check(key: RunKey) -> RunCheck:
-    """Files present, checksums as recorded, tables aligned: computed once per build of the run."""
+    """Files present, checksums as recorded, tables aligned: computed once per build of the run. The check
+    is ``check_run``'s quick one: sizes, and checksums through the run's checksum cache, so a server start
+    hashes only files the build (or an earlier check) has not hashed at their current size and mtime."""
     return check_run(key[0])
 
 
@@ -66,7 +68,7 @@ def load_run(key: RunKey) -> Run:
     check = run_check(key)
     if not check.ok:
         raise ArtifactError("; ".join(check.problems))
-    return Run(key[0], verify=False)  # run_check has just verified every checksum
+    return Run(key[0], verify=False)  # run_check has just checked every file
 
 
 @st.cache_data(max_entries=8, show_spinner=False)
