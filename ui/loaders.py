@@ -22,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from gallery_core.app import audit, explore, figures, thumbnails
+from gallery_core.app import audit, evidence, explore, figures, thumbnails
 from gallery_core.app.report_view import EvaluationReport, load_evaluation_report
 from gallery_core.artifacts.check import RunCheck, check_run
 from gallery_core.artifacts.run import Run, list_runs
@@ -226,3 +226,22 @@ def photo_pair_uri(seed_thumbnail: bytes, photo_path: str, size: int, run_root: 
     """A seed photo's thumbnail and a catalogue photo's side by side in one image, as a data URI (the
     Retrieve page's "why this result" pairs; a seed may be an upload, so it comes as thumbnail bytes)."""
     return thumbnails.data_uri(thumbnails.gallery_strip([seed_thumbnail, thumbnail(photo_path, size, run_root)], size))
+
+
+# --- audit evidence (gallery_core.app.evidence): the refitted fold probes are shared by every listing of a fold ---
+
+@st.cache_resource(max_entries=32, show_spinner="Refitting the out-of-fold probe…")
+def fold_probe(key: RunKey, task_name: str, fold: int) -> evidence.FoldProbe:
+    """One fold's probe, refitted as the predict step fitted it (read-only)."""
+    run = load_run(key)
+    return evidence.fit_fold_probe(run, run.task(task_name), fold)
+
+
+@st.cache_data(max_entries=256, show_spinner="Weighing each photo…")
+def photo_evidence(key: RunKey, task_name: str, listing_id: str) -> evidence.Evidence:
+    """The listing's photos ranked by their effect on the probe's P(recorded); UsageError when the listing
+    has no recorded value for the task."""
+    run = load_run(key)
+    task = run.task(task_name)
+    return evidence.photo_evidence(run, task, listing_id,
+                                   fold_probe(key, task_name, evidence.probe_fold(run, task, listing_id)))
