@@ -26,11 +26,13 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from gallery_core.artifacts.store import RunPaths, atomic_path, write_json
@@ -40,6 +42,7 @@ from gallery_core.data.photos import trunk_cache_key
 from gallery_core.models.checkpoint import CHECKPOINT_FORMAT, build_model, save_checkpoint, vae_image_size
 from gallery_core.models.device import autocast_enabled, make_reproducible, pick_device
 from gallery_core.models.encoder import GalleryModel, task_loss
+from gallery_core.training import distributed
 from gallery_core.training.data import (
     GalleryData,
     label_tensors,
@@ -72,54 +75,99 @@ class EpochStats:
         return float(sum(weights[name] * loss for name, loss in self.task_losses.items()))
 
 
+class TrainStep(nn.Module):
+    """The model and its loss weighting as one module, whose forward is one batch's weighted loss.
+
+    It is what DDP wraps (``distributed.wrap``): DDP averages the gradients of the parameters a forward
+    used, so one backward all-reduces the model's and the learned task weights' (uncertainty weighting)
+    together, and every rank keeps the same weights. Without DDP it is called as it is.
+    """
+
+    def __init__(self, model: GalleryModel, weighting: LossWeighting):
+        super().__init__()
+        self.model = model
+        self.weighting = weighting
+
+    def forward(self, batch_losses: Callable[[GalleryModel], dict[str, tuple[torch.Tensor, int]]],
+                ) -> tuple[torch.Tensor | None, dict[str, tuple[torch.Tensor, int]]]:
+        """``batch_losses(model)``: each task's (and objective's) mean loss over this rank's listings of the
+        batch that have its label, and how many there were. Returns the weighted total (None when no
+        listing of the whole batch has a label) and those losses."""
+        losses = batch_losses(self.model)
+        if not distributed.is_distributed():
+            present = {name: loss for name, (loss, n) in losses.items() if n}
+            return (self.weighting(present) if present else None), losses
+        # A rank's loss is a mean over its own labelled listings, and their numbers differ between ranks.
+        # Scaled by world * n_rank / n_batch, the ranks' average gradient (what DDP computes) is the gradient
+        # of the mean over all the batch's labelled listings, as with one process. Every rank has the same
+        # names in the same order (every head, every objective), so the counts add up element-wise.
+        world = distributed.world_size()
+        n_batch = distributed.all_reduce_sum([n for _, n in losses.values()])
+        scaled = {name: loss * (world * n / total)
+                  for (name, (loss, n)), total in zip(losses.items(), n_batch, strict=True) if total}
+        return (self.weighting(scaled) if scaled else None), losses
+
+
+def batch_losses(model: GalleryModel, data: GalleryData, idx: np.ndarray, labels: dict[str, torch.Tensor],
+                 device: torch.device, objectives: Objectives | None, training: bool, epoch: int,
+                 rng: np.random.Generator | None, counted: bool = True) -> dict[str, tuple[torch.Tensor, int]]:
+    """The listings ``idx`` through the model -> {task or objective: (mean loss over its labelled listings,
+    their number)}. ``counted=False`` (a rank with no listings of its own in a batch) counts none of them."""
+    use_amp = autocast_enabled(device)
+    extra: dict[str, tuple[torch.Tensor, int]] = {}
+    if objectives is None:
+        inputs, gallery_ids, from_trunk = data.batch(idx, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            _, outputs = model(inputs, gallery_ids, len(idx), from_trunk)
+    else:
+        outputs, extra = objectives_batch(model, data, idx, objectives, training, epoch, rng, device, use_amp)
+    losses = {name: task_loss(model.heads.heads[name].task, head_out, labels[name][idx].to(device))
+              for name, head_out in outputs.items()}
+    losses |= extra
+    return losses if counted else {name: (loss, 0) for name, (loss, _) in losses.items()}
+
+
 def run_epoch(model: GalleryModel, weighting: LossWeighting, data: GalleryData, listing_idx: np.ndarray,
               labels: dict[str, torch.Tensor], batch_size: int, device: torch.device,
               optimizer: torch.optim.Optimizer | None = None, generator: torch.Generator | None = None,
               progress: bool = False, desc: str = "", objectives: Objectives | None = None,
-              epoch: int = 0, penalty: Callable[[], torch.Tensor] | None = None) -> EpochStats:
+              epoch: int = 0, penalty: Callable[[], torch.Tensor] | None = None,
+              step: nn.Module | None = None) -> EpochStats:
     """Train (with an optimizer) or evaluate (without) over the given listings.
 
     ``objectives`` adds the triplet / VAE losses (and augmentation when training); ``epoch`` seeds
     their sampling, so an epoch is reproducible on resume (evaluation always samples alike).
     ``penalty`` (training only) is added to each batch's weighted loss, e.g. ``L2SP``.
+    ``step``: the ``TrainStep`` of ``model`` and ``weighting`` to train through (DDP-wrapped under torchrun);
+    by default a plain one. Under DDP each rank runs its share of every batch of ``batch_size`` listings
+    (``distributed.batch_shard``) and the returned statistics are those of all the listings.
     """
     training = optimizer is not None
-    model.train(training)
+    step = step if step is not None else TrainStep(model, weighting)
+    step.train(training)
     if training:
         listing_idx = listing_idx[torch.randperm(len(listing_idx), generator=generator).numpy()]
     names = list(labels) + (objectives.names if objectives is not None else [])
     sums = dict.fromkeys(names, 0.0)
     counts = dict.fromkeys(names, 0)
-    rng = np.random.default_rng([objectives.seed, epoch if training else 0]) if objectives is not None else None
+    rng = None
+    if objectives is not None:  # under DDP each rank samples its own triplets and latents
+        own = [distributed.rank()] if distributed.is_distributed() else []
+        rng = np.random.default_rng([objectives.seed, epoch if training else 0, *own])
     total, n_batches = 0.0, 0
-    use_amp = autocast_enabled(device)
     batches = range(0, len(listing_idx), batch_size)
     with torch.set_grad_enabled(training):
         for start in tqdm(batches, desc=desc, leave=False, disable=not progress):
-            idx = listing_idx[start:start + batch_size]
-            extra: dict[str, tuple[torch.Tensor, int]] = {}
-            if objectives is None:
-                inputs, gallery_ids, from_trunk = data.batch(idx, device)
-                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-                    _, outputs = model(inputs, gallery_ids, len(idx), from_trunk)
-            else:
-                outputs, extra = objectives_batch(model, data, idx, objectives, training, epoch, rng, device,
-                                                  use_amp)
-            losses = {}
-            for name, head_out in outputs.items():
-                loss, n = task_loss(model.heads.heads[name].task, head_out, labels[name][idx].to(device))
+            idx, counted = distributed.batch_shard(listing_idx[start:start + batch_size])
+            batch_total, losses = step(partial(batch_losses, data=data, idx=idx, labels=labels, device=device,
+                                               objectives=objectives, training=training, epoch=epoch, rng=rng,
+                                               counted=counted))
+            for name, (loss, n) in losses.items():
                 if n:
-                    losses[name] = loss
                     sums[name] += float(loss.detach()) * n
                     counts[name] += n
-            for name, (loss, n) in extra.items():
-                if n:
-                    losses[name] = loss
-                    sums[name] += float(loss.detach()) * n
-                    counts[name] += n
-            if not losses:
+            if batch_total is None:  # no listing of the batch has any label (on any rank)
                 continue
-            batch_total = weighting(losses)
             if training and penalty is not None:  # a regulariser on the weights (L2-SP), training only
                 batch_total = batch_total + penalty().to(batch_total.device)
             if training:
@@ -128,6 +176,11 @@ def run_epoch(model: GalleryModel, weighting: LossWeighting, data: GalleryData, 
                 optimizer.step()
             total += float(batch_total.detach())
             n_batches += 1
+    if distributed.is_distributed():  # every rank's sums and counts; the batch totals' mean over ranks
+        summed = distributed.all_reduce_sum([*sums.values(), *counts.values(), total])
+        sums = dict(zip(names, summed[:len(names)].tolist(), strict=True))
+        counts = dict(zip(names, summed[len(names):-1].tolist(), strict=True))
+        total = float(summed[-1]) / distributed.world_size()
     task_losses = {name: sums[name] / counts[name] for name in names if counts[name]}
     return EpochStats(total / max(n_batches, 1), task_losses)
 
@@ -153,21 +206,30 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     run's cache lets a model trained on a subset of the same catalogue reuse them. ``keep_resume`` leaves
     ``last.pt`` for the caller to remove once it has recorded the result (the build does, after its
     manifest records the step); by default it is removed when training ends.
+
+    Under torchrun (a process group started by ``distributed.start``) every rank calls this: each trains on
+    its share of every batch through DDP, and rank 0 alone writes files, logs and shows progress.
     """
     config.validate()
+    main = distributed.is_main_process()
+    progress = progress and main
     paths = RunPaths(Path(run_dir))
-    paths.root.mkdir(parents=True, exist_ok=True)
-    dev = pick_device(device)
+    if main:
+        paths.root.mkdir(parents=True, exist_ok=True)
+    dev = distributed.rank_device(pick_device(device))
     make_reproducible(dev, config.train.seed)
 
     model = build_model(config.model, catalogue.tasks, vae_image_size=vae_image_size(config)).to(dev)
     cache_key = trunk_cache_key(catalogue.fingerprint, model.encoder.backbone, config.model.image_size)
     cache_dir = Path(cache_dir) if cache_dir else paths.cache_dir
     # Augmentation changes the pixels every epoch, so it cannot reuse the frozen trunk's cached output.
-    data = prepare_data(catalogue, model, config.model, cache_dir, cache_key,
-                        config.train.cache_trunk and not config.train.augment, dev, progress)
+    # Under DDP rank 0 computes the trunk cache while the others wait, then they read it.
+    with distributed.main_process_first():
+        data = prepare_data(catalogue, model, config.model, cache_dir, cache_key,
+                            config.train.cache_trunk and not config.train.augment, dev, progress)
     catalogue = data.catalogue
-    write_json(paths.catalogue_report, catalogue.report.to_dict())
+    if main:
+        write_json(paths.catalogue_report, catalogue.report.to_dict())
     if catalogue.report.skipped_photos or catalogue.report.empty_listings:
         logger.info(f"catalogue: {catalogue.report.summary()} (details in {paths.catalogue_report})")
 
@@ -201,7 +263,7 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     }
     if objectives is not None and objectives.train_levels is not None:
         base["triplet_mining"] = objectives.train_levels.summary()
-    if resume and paths.resume_checkpoint.is_file():
+    if resume and paths.resume_checkpoint.is_file():  # under DDP every rank loads it
         saved = torch.load(paths.resume_checkpoint, map_location=dev, weights_only=True)
         if _resumable(saved["config"], base["config"]) and saved["catalogue_fingerprint"] == catalogue.fingerprint:
             model.load_state_dict(saved["model"])
@@ -214,6 +276,7 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
             logger.info(f"resuming after epoch {state['epoch']} from {paths.resume_checkpoint}")
         else:
             logger.info(f"ignoring {paths.resume_checkpoint}: it was made with another config or catalogue")
+    step = distributed.wrap(TrainStep(model, weighting), dev)  # DDP under torchrun, else as it is
 
     log_lines = [json.dumps(h) for h in state["history"]]
     # A run that had already stopped early (killed before it was recorded) trains no further epoch.
@@ -227,7 +290,8 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
         started = time.perf_counter()
         train_stats = run_epoch(model, weighting, data, train_idx, labels, config.train.batch_size, dev,
                                 optimizer, generator, progress, desc=f"epoch {epoch}", objectives=objectives,
-                                epoch=epoch, penalty=l2sp)
+                                epoch=epoch, penalty=l2sp, step=step)
+        distributed.broadcast_buffers(model)  # every rank validates the model rank 0 saves
         val_stats = run_epoch(model, weighting, data, val_idx, labels, config.train.batch_size, dev,
                               objectives=objectives)
         val_objective = val_stats.objective(scale)
@@ -243,8 +307,9 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
         improved = val_objective < state["best_val"] - 1e-6
         if improved:
             state.update(best_val=val_objective, best_epoch=epoch, bad_epochs=0)
-            save_checkpoint(paths.checkpoint, {**base, **state, "epoch": epoch, "model": model.state_dict(),
-                                     "weighting": weighting.state_dict()})
+            if main:
+                save_checkpoint(paths.checkpoint, {**base, **state, "epoch": epoch, "model": model.state_dict(),
+                                                      "weighting": weighting.state_dict()})
         else:
             state["bad_epochs"] += 1
         state["epoch"] = epoch
@@ -252,23 +317,25 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
                            best=state["best_epoch"])
         logger.info(f"epoch {epoch:3d}  train {train_stats.total:.4f}  val {val_objective:.4f}"
             f"{'  *' if improved else ''}  ({seconds:.1f}s)")
-        with atomic_path(paths.train_log) as tmp:
-            tmp.write_text("\n".join(log_lines) + "\n")
-        save_checkpoint(paths.resume_checkpoint, {**base, **state, "model": model.state_dict(),
-                                                  "weighting": weighting.state_dict(),
-                                                  "optimizer": optimizer.state_dict(),
-                                                  "rng": _rng_state(generator), "epoch_seconds": epoch_seconds})
+        if main:
+            with atomic_path(paths.train_log) as tmp:
+                tmp.write_text("\n".join(log_lines) + "\n")
+            save_checkpoint(paths.resume_checkpoint, {**base, **state, "model": model.state_dict(),
+                                                      "weighting": weighting.state_dict(),
+                                                      "optimizer": optimizer.state_dict(),
+                                                      "rng": _rng_state(generator), "epoch_seconds": epoch_seconds})
         if state["bad_epochs"] >= config.train.patience:
             logger.info(f"early stop: no validation improvement for {config.train.patience} epochs")
             break
     epochs.close()
 
-    # The best checkpoint also carries the full history (written after the last epoch).
-    best = torch.load(paths.checkpoint, map_location="cpu", weights_only=True)
-    best["history"] = state["history"]
-    save_checkpoint(paths.checkpoint, best)
-    if not keep_resume:
-        paths.resume_checkpoint.unlink(missing_ok=True)
+    if main:  # the best checkpoint also carries the full history (written after the last epoch)
+        best = torch.load(paths.checkpoint, map_location="cpu", weights_only=True)
+        best["history"] = state["history"]
+        save_checkpoint(paths.checkpoint, best)
+        if not keep_resume:
+            paths.resume_checkpoint.unlink(missing_ok=True)
+    distributed.barrier()  # on every rank, training ends once model.pt is complete
     return TrainResult(paths.checkpoint, state["best_epoch"], state["epoch"], state["history"], catalogue,
                        epoch_seconds)
 
