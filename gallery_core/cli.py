@@ -150,6 +150,8 @@ def cmd_steps(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     manifest = run_steps(args.out, steps, catalogue_dir=args.catalogue, config=config, force=args.force,
                          device=args.device, progress=not args.quiet)
+    if not manifest:  # a torchrun rank other than 0, done with its share of training: rank 0 reports
+        return 0
     shares = ", ".join(f"{s} {manifest['steps'][s]['seconds']:.0f}s" for s in STEPS if s in manifest["steps"])
     print(f"run {args.out} ready in {time.perf_counter() - started:.1f}s (last build of each step: {shares})")
     return 0

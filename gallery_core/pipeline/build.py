@@ -6,6 +6,10 @@ A step is skipped only when its key is unchanged and ``store.check_step`` finds 
 judgement loading makes: a file that loading refuses (changed, truncated, from another run) makes the
 build redo its step.
 
+Under torchrun (``torchrun --nproc-per-node N -m gallery_core build ...``) every rank runs the train step
+(DDP, ``gallery_core.training.distributed``); rank 0 alone judges and records steps, and runs the steps
+after training while the other ranks return once training is done, having written nothing.
+
 Interruptions: every file is written atomically and a step is recorded only after all its files
 exist, so a killed build redoes at most the step it was in; training resumes from ``last.pt`` after its
 last finished epoch, which is removed only once the manifest records the train step.
@@ -41,6 +45,7 @@ from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.pipeline.embed import embed
 from gallery_core.pipeline.projection import fit_projection
 from gallery_core.search.index import build_index, save_index
+from gallery_core.training import distributed
 from gallery_core.training.loop import train
 
 logger = logging.getLogger(__name__)
@@ -77,8 +82,11 @@ def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str 
     if unknown:
         raise UsageError(f"unknown steps {unknown}; the steps are {list(STEPS)}")
     run_dir = Path(out)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    _check_manifest(run_dir, force)
+    distributed.start(device)  # under torchrun: join the other ranks (a no-op otherwise)
+    main = distributed.is_main_process()
+    if main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _check_manifest(run_dir, force)
     config = config_for_run(run_dir, config).validate()
     catalogue = None
     if any(s in ("train", "embed") for s in steps):
@@ -89,11 +97,16 @@ def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str 
             f"{len(catalogue.tasks)} tasks" + (f"; {catalogue.report.summary()}" if catalogue.report.skipped_photos
                                                 or catalogue.report.empty_listings else ""))
     for step in (s for s in STEPS if s in steps):
+        if step != "train":  # training is done: under torchrun rank 0 builds the rest alone, the others stop
+            distributed.stop()
+            if not main:
+                return {}
         key = _step_key(run_dir, step, config, catalogue)
-        problems = None if force else step_problems(run_dir, step, key)
+        problems = None if force or not main else step_problems(run_dir, step, key)
+        problems = distributed.broadcast_object(problems)  # the other ranks follow rank 0's judgement
         if problems == []:
             logger.info(f"[{step}] up to date, skipped")
-            if step == "train":  # a build killed between recording the step and removing it left it behind
+            if step == "train" and main:  # a build killed between recording the step and removing it left it behind
                 RunPaths(run_dir).resume_checkpoint.unlink(missing_ok=True)
             continue
         if problems:  # recorded with these inputs, but its files are not the ones recorded: repair
@@ -102,10 +115,15 @@ def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str 
         started = time.perf_counter()
         info, base = STEP_FUNCTIONS[step](run_dir, config, catalogue, device, progress)
         seconds = time.perf_counter() - started
+        if not main:  # a rank other than 0 trained its share; rank 0 records the step
+            continue
         record_step(run_dir, step, key, seconds, info, base)
         if step == "train":  # only now: a kill before the record resumes training from it
             RunPaths(run_dir).resume_checkpoint.unlink(missing_ok=True)
         logger.info(f"[{step}] done in {seconds:.1f}s")
+    distributed.stop()
+    if not main:
+        return {}
     manifest = read_manifest(run_dir)
     assert manifest is not None
     return manifest
@@ -130,6 +148,8 @@ def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device
                 progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     # last.pt stays until run_steps has recorded the step: a kill in between still resumes, not restarts.
     result = train(catalogue, config, run_dir, device=device, progress=progress, keep_resume=True)
+    if not distributed.is_main_process():  # under torchrun: rank 0 records the step
+        return {}, {}
     trained = result.catalogue
     base = {
         "config": config.to_dict(),
