@@ -2,6 +2,7 @@
 listings whose galleries are most similar to it, and why each one came up."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import streamlit as st
@@ -17,7 +18,7 @@ from gallery_core.data.uploads import (
     check_uploads,
     format_bytes,
 )
-from gallery_core.search.explain import N_PAIRS, explain_results, seed_photos, short
+from gallery_core.search.explain import N_PAIRS, explain_results, seed_photos
 from gallery_core.search.photo_search import similar_listings, similar_photos
 from gallery_core.search.seed_gallery import (
     MAX_SEED_PHOTOS,
@@ -41,6 +42,8 @@ LISTINGS_PER_PAGE = 4
 PHOTOS_PER_ROW = 8
 STRIP_PHOTOS = 3
 SHARE_SEEDS = 4  # seed photos shown with their share of a result's score; the rest summed in one line
+PAIR_WIDTH = 120  # a (seed, listing photo) pair on screen: three side by side in the middle column
+SHARE_WIDTH = 56  # a seed photo beside its share of the score: four in a row
 UPLOAD_ROUND_KEY = "retrieve_upload_round"
 
 run, key = require_run()
@@ -167,7 +170,7 @@ with results_area:
                        "percentage is its share).")
         for result, explanation in zip(results.itertuples(), explain_results(run, seeds, results), strict=True):
             with st.container(border=True):
-                card, pairs_column, shares_column = st.columns([2, 3, 2])
+                card, pairs_column, shares_column = st.columns([3, 5, 3])
                 with card:
                     listing = listings.iloc[run.row_of_listing[result.listing_id]]
                     st.image(loaders.gallery_strip_uri(key, result.listing_id, STRIP_PHOTOS, SMALL_THUMBNAIL),
@@ -177,16 +180,16 @@ with results_area:
                 with pairs_column:
                     st.image([loaders.photo_pair_uri(seed_thumbnail(pair.seed), photos["path"].iloc[pair.photo_index],
                                                      SMALL_THUMBNAIL, run_root) for pair in explanation.pairs],
-                             caption=[f"seed {pair.seed + 1} ↔ {short(photos['path'].iloc[pair.photo_index])} · "
+                             caption=[f"seed {pair.seed + 1} ↔ {Path(photos['path'].iloc[pair.photo_index]).name} · "
                                       f"{pair.similarity:.3f}" for pair in explanation.pairs],
-                             width=2 * SMALL_THUMBNAIL)
+                             width=PAIR_WIDTH)
                 with shares_column:
                     top, rest = explanation.top_seeds(SHARE_SEEDS)
                     shares = explanation.shares()
                     st.image([data_uri(seed_thumbnail(int(i))) for i in top],
                              caption=[f"seed {i + 1}: {explanation.contributions[i]:+.3f}"
                                       + ("" if np.isnan(shares[i]) else f" ({shares[i]:.0%})") for i in top],
-                             width=SMALL_THUMBNAIL // 2 + 24)
+                             width=SHARE_WIDTH)
                     if len(explanation.contributions) > len(top):
                         st.caption(f"{len(explanation.contributions) - len(top)} more seed photos: {rest:+.3f}")
                     if not explanation.ranked_by_exact_score:
