@@ -1,6 +1,8 @@
-"""Server-side time of each page of the app, first and cached render, on the demo run and a 100k run.
+"""Server-side time of each page of the app, first and cached render, on the demo run and a 100k run; the map
+at 500k and 1M listings: payload, server render and the browser's time to first paint.
 
     python benchmarks/bench_app.py [--artifacts artifacts] [--run demo] [--listings 100000]
+                                   [--map-listings 500000 1000000] [--map-only] [--no-browser]
                                    [--large-dir /tmp/gallery-core-bench-app] [--out docs/benchmarks/app.md]
 
 Renders go through ``streamlit.testing.v1.AppTest`` (the script run and its element tree, not the
@@ -15,13 +17,19 @@ The 100k run is synthetic: the demo run's listings repeated with new ids, its ph
 files), photo embeddings jittered, listing embeddings their normalised means, UMAP coordinates
 jittered, predictions copied; it reuses the demo checkpoint and gets a valid manifest through
 ``gallery_core.artifacts.store.record_step``. It is made once and reused while the demo run is unchanged.
-Further comparisons: the map with and without downsampling, and thumbnails made from the photos vs
-read from the disk and memory caches.
+The map runs (``--map-listings``) are made the same way with one photo per listing (the map reads
+listings, coordinates and predictions; one photo keeps a 1M run's embedding files at ~1 GB each). For each,
+the Map page's figure as sent to the browser (bytes, points in it: every listing, none dropped), its
+server-side render through AppTest (first and cached), and in headless Chromium (Debian's, through
+Playwright, against ``streamlit run``) the time from navigation until the chart holds every point and has
+drawn, on a fresh server and again on a warm one; the page is checked to have received every point.
+Further comparison: thumbnails made from the photos vs read from the disk and memory caches.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import platform
 import shutil
@@ -38,7 +46,6 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # the app's ui/ package sits beside gallery_core, not inside it
 
 from gallery_core.app import thumbnails  # noqa: E402
-from gallery_core.app.explore import DEFAULT_MAX_MAP_POINTS  # noqa: E402
 from gallery_core.artifacts.check import check_run  # noqa: E402
 from gallery_core.artifacts.run import Run  # noqa: E402
 from gallery_core.artifacts.store import STEPS, RunPaths, atomic_path, hash_key, record_step, write_parquet  # noqa: E402
@@ -55,6 +62,12 @@ PAGES = tuple(Path(p.script).stem for p in navigation.PAGES)  # the app's pages,
 SYNTHETIC_INDEX_TREES = 10
 CHUNK_ROWS = 100_000
 CACHED_BUDGET_S = 1.0
+MAP_LISTINGS = (500_000, 1_000_000)
+MESSAGE_CAP_BYTES = 200 * 10**6  # Streamlit's server.maxMessageSize default: 200 MB (it multiplies by 1e6)
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+BROWSER_TIMEOUT_MS = 600_000
 
 
 # --- the synthetic large run ---
@@ -63,11 +76,13 @@ def _source_signature(source: Run) -> str:
     return hash_key({name: record["checksum"] for name, record in source.manifest["files"].items()})
 
 
-def make_synthetic_run(source_dir: Path, out: Path, n_listings: int, seed: int = 0) -> Path:
-    """A run of ``n_listings`` listings made from a built run (see the module docstring); reused if up to date."""
+def make_synthetic_run(source_dir: Path, out: Path, n_listings: int, seed: int = 0,
+                       max_photos: int | None = None) -> Path:
+    """A run of ``n_listings`` listings made from a built run (see the module docstring); reused if up to date.
+    ``max_photos``: keep at most this many photos per listing (the map runs keep one)."""
     source = Run(source_dir, verify=False)
     marker = {"source": str(source_dir.resolve()), "source_signature": _source_signature(source),
-              "n_listings": n_listings, "seed": seed}
+              "n_listings": n_listings, "seed": seed, "max_photos": max_photos}
     existing = out / "manifest.json"
     if existing.is_file():
         import json
@@ -84,6 +99,9 @@ def make_synthetic_run(source_dir: Path, out: Path, n_listings: int, seed: int =
     listings = source.listings.iloc[src_rows].reset_index(drop=True)
     listings["listing_id"] = [f"S{i + 1:07d}" for i in range(n_listings)]
     sizes = listings["n_photos"].to_numpy(np.int64)
+    if max_photos is not None:
+        sizes = np.minimum(sizes, max_photos)
+        listings["n_photos"] = sizes
     first_photo = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     n_photos = int(sizes.sum())
     within = np.arange(n_photos) - np.repeat(first_photo, sizes)
@@ -116,6 +134,7 @@ def make_synthetic_run(source_dir: Path, out: Path, n_listings: int, seed: int =
         del photo_embeddings
     with atomic_path(paths.listing_embeddings) as tmp, open(tmp, "wb") as f:
         np.save(f, listing_embeddings)
+    shutil.copyfile(paths.listing_embeddings, paths.new_task_embeddings)  # the app never reads it; the manifest does
 
     coordinates = source.coordinates.iloc[src_rows].reset_index(drop=True)
     spread = coordinates[["x", "y"]].std().to_numpy()
@@ -200,26 +219,127 @@ def time_page(page: str, run: Run, run_name: str, repeats: int, cold: bool) -> d
     return {"first": first, "cached": statistics.median(cached)}
 
 
-def time_map_points(run: Run, run_name: str, max_points: int, repeats: int) -> tuple[float, int]:
-    """Cached render time of the map with a point limit, and the size of the figure sent to the browser."""
+def map_spec_points(spec: str) -> int:
+    """How many points a plotly figure's JSON draws (its traces' x arrays: lists or base64 typed arrays)."""
     import json
 
+    def length(array) -> int:
+        if isinstance(array, dict):  # {"dtype": "f4", "bdata": "..."}
+            return len(base64.b64decode(array["bdata"])) // np.dtype(array["dtype"]).itemsize
+        return len(array)
+
+    return sum(length(trace["x"]) for trace in json.loads(spec)["data"])
+
+
+def time_map_server(run: Run, run_name: str, repeats: int) -> dict[str, float]:
+    """The Map page through AppTest: first render (Streamlit's caches cleared: the run checked and loaded, the
+    figure built) and cached render (median), and the figure sent to the browser: bytes and points."""
     from ui.testing import app_test
 
-    at = app_test(timeout_s=600)
+    clear_streamlit_caches()
+    at = app_test(timeout_s=1800)
     at.session_state["run_name"] = run_name
     at.run()
-    at.switch_page(navigation.page("Map").script).run()
-    at.number_input(key="map_max_points").set_value(max_points).run()
-    times = []
+    clear_streamlit_caches()
+    at.switch_page(navigation.page("Map").script)
+    started = time.perf_counter()
+    at.run()
+    first = time.perf_counter() - started
+    if at.exception:
+        raise RuntimeError(f"map on {run_name}: {at.exception[0].value}")
+    cached = []
     for _ in range(repeats):
         started = time.perf_counter()
         at.run()
-        times.append(time.perf_counter() - started)
+        cached.append(time.perf_counter() - started)
     spec = at.get("plotly_chart")[0].proto.spec
-    n_drawn = sum(len(t["customdata"]) for t in json.loads(spec)["data"])
-    assert n_drawn == min(max_points, len(run.listings)), n_drawn
-    return statistics.median(times), len(spec)
+    return {"first": first, "cached": statistics.median(cached), "bytes": len(spec.encode()),
+            "points": map_spec_points(spec)}
+
+
+# What the browser's chart holds: plotly keeps the typed arrays as sent in ``data`` and decodes them into
+# ``_fullData``, where ``_length`` is each trace's number of points.
+CHART_POINTS_JS = """() => {
+    const plot = document.querySelector('.js-plotly-plot');
+    if (!plot || !plot._fullData) return 0;
+    return plot._fullData.reduce((n, trace) => n + (trace._length || 0), 0);
+}"""
+# After the chart holds every point: the next animation frame, when the WebGL canvas has been drawn.
+PAINTED_AT_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now()))))"
+
+
+def time_map_browser(artifacts_root: Path, n_points: int, visits: int = 2) -> list[dict[str, float]]:
+    """Headless Chromium opening the Map page on a fresh server, ``visits`` times (a new tab each): seconds from
+    navigation until the chart holds ``n_points`` points and has drawn them, and the points it holds."""
+    from playwright.sync_api import sync_playwright
+
+    from ui.testing import streamlit_server
+
+    results = []
+    url_path = navigation.page("Map").url_path
+    with streamlit_server(artifacts_root) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            for _ in range(visits):
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.goto(f"{server.url}/{url_path}", timeout=BROWSER_TIMEOUT_MS)
+                page.wait_for_function(f"() => ({CHART_POINTS_JS})() >= {n_points}", timeout=BROWSER_TIMEOUT_MS,
+                                       polling=100)
+                painted_ms = page.evaluate(PAINTED_AT_JS)  # since the navigation started
+                received = page.evaluate(CHART_POINTS_JS)
+                if received != n_points:
+                    raise RuntimeError(f"the browser's map holds {received:,} points, expected {n_points:,}")
+                results.append({"first_paint": painted_ms / 1e3, "points": received})
+                page.close()
+        finally:
+            browser.close()
+    return results
+
+
+def measure_map(source_dir: Path, large_dir: Path, n_listings: int, repeats: int, browser: bool) -> dict:
+    """One map run of ``n_listings`` (made once): the server-side figure and render, and the browser's paint."""
+    name = f"synthetic-map-{n_listings // 1000}k" if n_listings >= 1000 else f"synthetic-map-{n_listings}"
+    run_dir = make_synthetic_run(source_dir, large_dir / "runs" / name, n_listings, max_photos=1)
+    root = large_dir / f"artifacts-{name}"  # this run alone, so the app opens it by default
+    root.mkdir(parents=True, exist_ok=True)
+    link = root / name
+    if not link.is_symlink():
+        link.symlink_to(run_dir.resolve(), target_is_directory=True)
+    os.environ["GALLERY_CORE_ARTIFACTS"] = str(root)
+    run = Run(run_dir, verify=False)
+    result = {"name": name, "listings": len(run.listings), **time_map_server(run, name, repeats)}
+    if result["points"] != len(run.listings):
+        raise RuntimeError(f"the map of {name} draws {result['points']:,} of {len(run.listings):,} listings")
+    if browser:
+        visits = time_map_browser(root, len(run.listings))
+        result["browser_cold"], result["browser_warm"] = visits[0]["first_paint"], visits[-1]["first_paint"]
+        result["browser_points"] = visits[0]["points"]
+    print(f"map of {name}: figure {result['bytes'] / 1e6:.1f} MB with {result['points']:,} points; server first "
+          f"{result['first']:.2f} s, cached {result['cached']:.2f} s"
+          + (f"; browser first paint {result['browser_cold']:.2f} s (fresh server), {result['browser_warm']:.2f} s "
+             f"(warm), {result['browser_points']:,} points received" if browser else ""), flush=True)
+    return result
+
+
+def map_section(maps: list[dict]) -> list[str]:
+    lines = ["## The map at scale: every listing drawn", "",
+             "Synthetic runs (one photo per listing). The Map page draws every listing as a WebGL point "
+             "(nothing sampled or aggregated); coordinates and colour values are float32 typed arrays "
+             f"(base64 in the JSON). Payload: the chart's JSON as sent to the browser, against Streamlit's "
+             f"message cap of {MESSAGE_CAP_BYTES / 1e6:.0f} MB. Server: the page's script run through AppTest "
+             "(first: caches cleared, so the run is checked and loaded and the figure built; cached: a rerun). "
+             "Browser: headless Chromium against `streamlit run`, from navigation until the chart holds every "
+             "point and has drawn (fresh server, then a second tab on the warm server); *received* counts the "
+             "points in the page's chart.", "",
+             "| listings | points in figure | received by the browser | payload (MB) | server first (s) | "
+             "server cached (s) | browser, fresh server (s) | browser, warm server (s) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in maps:
+        browser = (f"{m['browser_points']:,} | " if "browser_points" in m else "not measured | ")
+        paint = (f"{m['browser_cold']:.2f} | {m['browser_warm']:.2f} |" if "browser_cold" in m else "- | - |")
+        lines.append(f"| {m['listings']:,} | {m['points']:,} | {browser}{m['bytes'] / 1e6:.1f} | {m['first']:.2f} | "
+                     f"{m['cached']:.2f} | {paint}")
+    return lines + [""]
 
 
 def time_thumbnails(run: Run, n: int = 200, repeats: int = 5) -> dict[str, float]:
@@ -271,8 +391,7 @@ def time_run_check(run: Run) -> float:
 
 
 def markdown_report(machine: str, runs: dict[str, Run], timings: dict[str, dict[str, dict[str, float]]],
-                    checks: dict[str, float], map_points: dict[int, tuple[float, int]], thumbs: dict[str, float],
-                    large_name: str) -> str:
+                    checks: dict[str, float], maps: list[dict], thumbs: dict[str, float], large_name: str) -> str:
     lines = ["# App benchmark: server-side render time per page", "",
              "Made by `python benchmarks/bench_app.py`. Times are the script run of each page through "
              "`streamlit.testing.v1.AppTest` (server side: loading, computing, building elements; not the "
@@ -298,11 +417,7 @@ def markdown_report(machine: str, runs: dict[str, Run], timings: dict[str, dict[
             lines.append(f"| {page} | {t['cold']:.2f} | {t['first']:.2f} | {t['cached']:.3f} | "
                          f"{t['first'] / t['cached']:.0f}x |")
         lines.append("")
-    lines += [f"## Map of `{large_name}`: downsampling", "",
-              "Cached render of the map page with the default point limit against drawing every listing.", "",
-              "| points drawn | cached render (s) | figure sent to the browser |", "|---:|---:|---:|"]
-    for points, (seconds, size) in map_points.items():
-        lines.append(f"| {points:,} | {seconds:.2f} | {size / 1e6:.1f} MB |")
+    lines += map_section(maps)
     demo_name = next(iter(runs))
     slowest_page, slowest = max(timings[demo_name].items(), key=lambda item: item[1]["cached"])
     verdict = "all under" if slowest["cached"] < CACHED_BUDGET_S else "NOT all under"
@@ -311,10 +426,9 @@ def markdown_report(machine: str, runs: dict[str, Run], timings: dict[str, dict[
               f"{slowest['cached']:.2f} s).",
               f"- Caching: a cached render is {_median_ratio(timings[demo_name]):.0f}x faster than an uncached one on "
               f"`{demo_name}` and {_median_ratio(timings[large_name]):.0f}x on `{large_name}` (median over pages)."]
-    if len(map_points) > 1:
-        (few, (few_s, few_size)), (every, (all_s, all_size)) = min(map_points.items()), max(map_points.items())
-        lines.append(f"- Downsampling the map of `{large_name}` to {few:,} points: {all_s / few_s:.1f}x faster render "
-                     f"and {all_size / few_size:.1f}x less data sent than drawing all {every:,}.")
+    for m in maps:
+        lines.append(f"- Map of {m['listings']:,} listings: every point drawn, {m['bytes'] / 1e6:.1f} MB sent "
+                     f"({m['bytes'] / MESSAGE_CAP_BYTES:.0%} of Streamlit's message cap).")
     lines += ["", "## Thumbnails (ms per photo)", "",
               "The app reads thumbnails from the disk cache directly; an in-memory Streamlit cache in front of it "
               "is measured as the alternative.", "", "| source | ms |", "|---|---:|"]
@@ -341,10 +455,29 @@ def main() -> None:
     parser.add_argument("--listings", type=int, default=100_000, help="listings of the synthetic large run")
     parser.add_argument("--large-dir", type=Path, default=Path(tempfile.gettempdir()) / "gallery-core-bench-app")
     parser.add_argument("--repeats", type=int, default=5, help="cached renders per page (median)")
-    parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks" / "app.md")
+    parser.add_argument("--map-listings", type=int, nargs="*", default=list(MAP_LISTINGS),
+                        help="listings of the synthetic map runs (none: no map runs)")
+    parser.add_argument("--map-only", action="store_true", help="only the map runs (no page table, no thumbnails)")
+    parser.add_argument("--no-browser", action="store_true", help="no headless Chromium (payload and server only)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default docs/benchmarks/app.md; with --map-only docs/benchmarks/app-map.md")
     args = parser.parse_args()
+    if args.out is None:
+        args.out = REPO_ROOT / "docs" / "benchmarks" / ("app-map.md" if args.map_only else "app.md")
     source_dir = args.artifacts / args.run
     Run(source_dir, verify=True)  # refuse a broken or unfinished run early
+    browser = not args.no_browser
+    if browser and not CHROMIUM.exists():
+        raise SystemExit(f"{CHROMIUM} not found: install Debian's chromium (`make browser`) or pass --no-browser")
+    if args.map_only:
+        import streamlit  # noqa: F401  (imported before timing: the first import takes seconds)
+
+        maps = [measure_map(source_dir, args.large_dir, n, args.repeats, browser) for n in args.map_listings]
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text("# App benchmark: the map at scale\n\nMade by `python benchmarks/bench_app.py --map-only`."
+                            "\n\n" + "\n".join(map_section(maps)))
+        print(f"written to {args.out}")
+        return
     large_name = f"synthetic-{args.listings // 1000}k"
     make_synthetic_run(source_dir, args.large_dir / "runs" / large_name, args.listings)
 
@@ -376,20 +509,16 @@ def main() -> None:
             t = timings[name][page]
             print(f"{name:>16s} {page:9s} cold {t['cold']:6.2f} s  first {t['first']:6.2f} s  "
                   f"cached {t['cached']:6.3f} s", flush=True)
-    map_points = {points: time_map_points(runs[large_name], large_name, points, args.repeats)
-                  for points in sorted({min(DEFAULT_MAX_MAP_POINTS, args.listings), args.listings})}
-    for points, (seconds, size) in map_points.items():
-        print(f"map of {large_name} drawing {points:,} points: cached render {seconds:.2f} s, "
-              f"figure {size / 1e6:.1f} MB", flush=True)
     checks = {name: time_run_check(run) for name, run in runs.items()}
     print("verifying the runs' files: " + ", ".join(f"{name} {s:.2f} s" for name, s in checks.items()))
     thumbs = time_thumbnails(runs[args.run])
     print("thumbnails, ms per photo: " + ", ".join(f"{k} {v:.2f}" for k, v in thumbs.items()))
+    maps = [measure_map(source_dir, args.large_dir, n, args.repeats, browser) for n in args.map_listings]
 
     slow = [page for page, t in timings[args.run].items() if t["cached"] >= CACHED_BUDGET_S]
     print(f"cached renders of {args.run} under {CACHED_BUDGET_S:.0f} s: {'yes' if not slow else 'no: ' + ', '.join(slow)}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    report = markdown_report(machine, runs, timings, checks, map_points, thumbs, large_name)
+    report = markdown_report(machine, runs, timings, checks, maps, thumbs, large_name)
     args.out.write_text(report + keep_load_section(args.out))
     print(f"written to {args.out}")
 
