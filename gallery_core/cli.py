@@ -79,6 +79,20 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
                        "training (decodes photos every epoch)")
 
 
+def _add_execution_flags(parser: argparse.ArgumentParser) -> None:
+    """How the embed step runs; not part of its inputs (the same files either way)."""
+    from gallery_core.pipeline.embed import EMBED_CHUNK_SIZE
+
+    group = parser.add_argument_group("embed execution (the same artifacts whichever is chosen)")
+    group.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="embed photos in this process (local, default) or in a Ray Data actor pool (ray; "
+                            "needs the 'distributed' extra)")
+    group.add_argument("--ray-address", default=None, help="Ray cluster to join with --engine ray: 'auto' or "
+                       "ray://HOST:10001 (default: start a local Ray instance)")
+    group.add_argument("--chunk-size", type=int, default=EMBED_CHUNK_SIZE, help="photos per chunk of the embed "
+                       f"step: the unit of progress and of resume after an interruption (default {EMBED_CHUNK_SIZE})")
+
+
 def _config_from_args(args: argparse.Namespace, out: Path) -> BuildConfig:
     from gallery_core.pipeline.build import config_for_run
 
@@ -147,9 +161,14 @@ def cmd_steps(args: argparse.Namespace) -> int:
     if args.command == "build" and args.steps:
         steps = tuple(args.steps)
     config = _config_from_args(args, args.out)
+    execution = None
+    if args.command in ("build", "embed"):
+        from gallery_core.pipeline.embed import EmbedExecution
+
+        execution = EmbedExecution(args.engine, args.ray_address, args.chunk_size).validate()
     started = time.perf_counter()
     manifest = run_steps(args.out, steps, catalogue_dir=args.catalogue, config=config, force=args.force,
-                         device=args.device, progress=not args.quiet)
+                         device=args.device, progress=not args.quiet, execution=execution)
     if not manifest:  # a torchrun rank other than 0, done with its share of training: rank 0 reports
         return 0
     shares = ", ".join(f"{s} {manifest['steps'][s]['seconds']:.0f}s" for s in STEPS if s in manifest["steps"])
@@ -264,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true", help="rerun even if up to date; also recovers from an unreadable manifest.json (set aside, every step redone)")
         p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
         p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
+        if name in ("build", "embed"):
+            _add_execution_flags(p)
         _add_config_flags(p)
         p.set_defaults(func=cmd_steps)
 

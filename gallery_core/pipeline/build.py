@@ -17,6 +17,7 @@ last finished epoch, which is removed only once the manifest records the train s
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ from gallery_core.config import BuildConfig
 from gallery_core.data.catalogue import Catalogue, load_catalogue
 from gallery_core.errors import UsageError
 from gallery_core.models.checkpoint import load_checkpoint
-from gallery_core.pipeline.embed import embed
+from gallery_core.pipeline.embed import EmbedExecution, embed
 from gallery_core.pipeline.projection import fit_projection
 from gallery_core.search.index import build_index, save_index
 from gallery_core.training import distributed
@@ -76,8 +77,9 @@ def _step_key(run_dir: Path, step: str, config: BuildConfig, catalogue: Catalogu
 
 def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str | Path | None = None,
               config: BuildConfig | None = None, force: bool = False, device: str | None = None,
-              progress: bool = True) -> dict[str, Any]:
-    """Run the named steps in pipeline order; returns the manifest."""
+              progress: bool = True, execution: EmbedExecution | None = None) -> dict[str, Any]:
+    """Run the named steps in pipeline order; returns the manifest. ``execution``: how the embed step runs
+    (engine, Ray address, chunk size): not part of its input key, the files are the same either way."""
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise UsageError(f"unknown steps {unknown}; the steps are {list(STEPS)}")
@@ -88,6 +90,7 @@ def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str 
         run_dir.mkdir(parents=True, exist_ok=True)
         _check_manifest(run_dir, force)
     config = config_for_run(run_dir, config).validate()
+    step_functions = STEP_FUNCTIONS | {"embed": functools.partial(_embed_step, execution=execution)}
     catalogue = None
     if any(s in ("train", "embed") for s in steps):
         if catalogue_dir is None:
@@ -113,7 +116,7 @@ def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str 
             logger.warning(f"[{step}] redoing the step: {problems[0]}")
         logger.info(f"[{step}] running")
         started = time.perf_counter()
-        info, base = STEP_FUNCTIONS[step](run_dir, config, catalogue, device, progress)
+        info, base = step_functions[step](run_dir, config, catalogue, device, progress)
         seconds = time.perf_counter() - started
         if not main:  # a rank other than 0 trained its share; rank 0 records the step
             continue
@@ -168,8 +171,9 @@ def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device
 
 
 def _embed_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None,
-                progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
-    result = embed(catalogue, run_dir, device=device, progress=progress, embed_config=config.embed)
+                progress: bool, execution: EmbedExecution | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    result = embed(catalogue, run_dir, device=device, progress=progress, embed_config=config.embed,
+                   execution=execution)
     return {"n_photos": len(result.photo_table), "n_listings": len(result.listing_table),
             "dim": int(result.listing_embeddings.shape[1]),
             "new_task_dim": int(result.new_task_embeddings.shape[1]),

@@ -10,6 +10,10 @@ output is reused when present.
 
 from __future__ import annotations
 
+import logging
+import os
+import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,16 +22,45 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from gallery_core.artifacts.store import RunPaths, write_npy, write_parquet
+from gallery_core.artifacts.store import RunPaths, file_checksum, write_json, write_npy, write_parquet
 from gallery_core.config import NEW_TASK_FEATURES, BuildConfig, EmbedConfig, ModelConfig
 from gallery_core.data.catalogue import Catalogue
-from gallery_core.data.photos import load_photo, to_model_input
-from gallery_core.models.backbones import create_backbone
+from gallery_core.data.photos import RowWriter, load_photo, paths_digest, read_progress, to_model_input
+from gallery_core.errors import UsageError
+from gallery_core.models.backbones import Backbone, create_backbone
 from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.models.device import pick_device
 from gallery_core.models.encoder import GalleryEncoder
-from gallery_core.training.data import prepare_data, trunk_input
-from gallery_core.vectors import group_mean, l2_normalise
+from gallery_core.training.data import prepare_data, trunk_batch
+from gallery_core.vectors import group_mean, group_sum, l2_normalise
+
+logger = logging.getLogger(__name__)
+
+ENGINES = ("local", "ray")
+# Photos per chunk of the embed step: the unit of progress and of resume, and (with the model batch) what
+# bounds its memory. Rounded up to whole model batches, so the batches are those of one uninterrupted pass.
+EMBED_CHUNK_SIZE = 8192
+
+
+@dataclass(frozen=True)
+class EmbedExecution:
+    """How the embed step runs, not what it computes (the same artifacts either way, so not part of the
+    step's input key): ``engine`` "local" (this process) or "ray" (a Ray Data actor pool:
+    ``gallery_core.pipeline.ray_engine``), the Ray cluster to join (None: a local Ray instance), and the
+    photos per chunk."""
+
+    engine: str = "local"
+    ray_address: str | None = None
+    chunk_size: int = EMBED_CHUNK_SIZE
+
+    def validate(self) -> EmbedExecution:
+        if self.engine not in ENGINES:
+            raise UsageError(f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
+        if self.chunk_size < 1:
+            raise UsageError(f"--chunk-size must be >= 1, got {self.chunk_size}")
+        if self.ray_address is not None and self.engine != "ray":
+            raise UsageError("--ray-address needs --engine ray")
+        return self
 
 
 def mean_per_listing(photo_embeddings: np.ndarray, listing_index: np.ndarray, n_listings: int) -> np.ndarray:
@@ -38,23 +71,30 @@ def mean_per_listing(photo_embeddings: np.ndarray, listing_index: np.ndarray, n_
     return pooled.numpy()
 
 
+def pretrained_backbone(config: ModelConfig, device: torch.device | None = None) -> Backbone:
+    """The run's backbone with its pretrained weights and statistics, in eval mode (its top stages turn
+    cached trunk features into the pretrained pooled features)."""
+    return create_backbone(config.backbone, config.trainable_stages, config.weights_path,
+                           pretrained=True).to(device or torch.device("cpu")).eval()
+
+
 @torch.no_grad()
 def pretrained_photo_features(config: ModelConfig, trunk_features: torch.Tensor | np.ndarray,
                               device: torch.device | None = None, batch_size: int = 1024,
-                              progress: bool = False) -> np.ndarray:
-    """The pretrained backbone's own pooled features (P, feature_dim) from frozen-trunk features (P, C, h, w).
+                              progress: bool = False, backbone: Backbone | None = None) -> np.ndarray:
+    """The pretrained backbone's own pooled features (P, feature_dim) from frozen-trunk features (P, C, h, w)
+    (a tensor, an array or the memory-mapped cache).
 
     The trunk is frozen ImageNet weights in every model, so its cached output serves here: only the top
-    stages run, with their pretrained weights and statistics.
+    stages run, with their pretrained weights and statistics (``backbone``: made here when not given).
     """
     device = device or torch.device("cpu")
-    backbone = create_backbone(config.backbone, config.trainable_stages, config.weights_path,
-                               pretrained=True).to(device).eval()
+    backbone = backbone or pretrained_backbone(config, device)
     chunks = []
     for start in tqdm(range(0, len(trunk_features), batch_size), desc="pretrained features", leave=False,
                       disable=not progress):
-        x = torch.as_tensor(np.asarray(trunk_features[start:start + batch_size], dtype=np.float32)).to(device)
-        chunks.append(backbone.forward_top(trunk_input(x)).float().cpu().numpy())
+        rows = np.arange(start, min(start + batch_size, len(trunk_features)))
+        chunks.append(backbone.forward_top(trunk_batch(trunk_features, rows, device)).float().cpu().numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, backbone.feature_dim), np.float32)
 
 
@@ -85,13 +125,15 @@ def embed_photo_files(encoder: GalleryEncoder, photos: list[str | Path | bytes],
 
 
 @torch.no_grad()
-def encode_trunk_features(encoder: GalleryEncoder, trunk_features: torch.Tensor, device: torch.device,
+def encode_trunk_features(encoder: GalleryEncoder, trunk_features: torch.Tensor | np.ndarray, device: torch.device,
                           batch_size: int = 1024, progress: bool = False) -> np.ndarray:
-    """Photo embeddings (P, D) float32 from cached frozen-trunk features (P, C, h, w)."""
+    """Photo embeddings (P, D) float32 from frozen-trunk features (P, C, h, w): a tensor, an array or the
+    memory-mapped cache."""
     encoder.eval()
     chunks = []
     for start in tqdm(range(0, len(trunk_features), batch_size), desc="embed photos", disable=not progress):
-        features = trunk_input(trunk_features[start:start + batch_size].to(device).float())
+        rows = np.arange(start, min(start + batch_size, len(trunk_features)))
+        features = trunk_batch(trunk_features, rows, device)
         chunks.append(encoder.embed_photos(features, from_trunk=True).float().cpu().numpy())
     return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, encoder.embed_dim), np.float32)
 
@@ -99,49 +141,209 @@ def encode_trunk_features(encoder: GalleryEncoder, trunk_features: torch.Tensor,
 @dataclass
 class EmbedResult:
     photo_table: pd.DataFrame
-    photo_embeddings: np.ndarray
+    photo_embeddings: np.ndarray  # (P, D): the written file, memory-mapped
     listing_table: pd.DataFrame
     listing_embeddings: np.ndarray
     new_task_embeddings: np.ndarray  # (L, D'): see EmbedConfig.new_task_features
 
 
+# (photo rows start, end) -> (learned embeddings (n, D) float32, pretrained features (n, F) float32 or None)
+ChunkFunction = Callable[[int, int], tuple[np.ndarray, np.ndarray | None]]
+
+
 @torch.no_grad()
 def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, progress: bool = True,
-          batch_size: int = 1024, embed_config: EmbedConfig | None = None) -> EmbedResult:
-    """``embed_config``: default the one the model was trained with (the build passes its current one)."""
+          batch_size: int = 1024, embed_config: EmbedConfig | None = None,
+          execution: EmbedExecution | None = None) -> EmbedResult:
+    """Embed every photo and listing; write the photo and listing tables and embeddings.
+
+    Streams: photos are embedded a chunk at a time (from the memory-mapped trunk cache, or by the Ray
+    engine), photo embeddings are appended to their file and listing sums accumulated as chunks pass, so
+    memory holds the tables, one chunk and the (L, D) listing outputs, never all photos. An interrupted
+    local embed resumes after its last complete chunk (``cache/embed-work/progress.json``).
+    ``embed_config``: default the one the model was trained with (the build passes its current one).
+    """
+    execution = (execution or EmbedExecution()).validate()
     paths = RunPaths(Path(run_dir))
     dev = pick_device(device)
     model, checkpoint = load_checkpoint(paths.checkpoint, device=str(dev))
     config = BuildConfig.from_dict(checkpoint["config"])
     if embed_config is not None:
         config = replace(config, embed=embed_config)
-    data = prepare_data(catalogue, model, config.model, paths.cache_dir, checkpoint["trunk_cache_key"],
-                        use_cache=True, device=dev, progress=progress)
-    catalogue = data.catalogue
-    photo_embeddings = encode_trunk_features(model.encoder, data.trunk_features, dev, batch_size, progress)
+    with_pretrained = config.embed.new_task_features != "learned"
+    work = paths.cache_dir / "embed-work"
+    dims = (model.encoder.embed_dim, None)
 
-    sizes = np.diff(data.photo_offsets)
-    listing_index = np.repeat(np.arange(len(sizes)), sizes)
-    learned = mean_per_listing(photo_embeddings, listing_index, len(sizes))
+    if execution.engine == "ray":
+        shutil.rmtree(work, ignore_errors=True)  # the Ray engine writes whole files: nothing to resume from
+        catalogue, embeddings_file, pretrained_file = _ray_photo_files(
+            catalogue, paths, config.model.image_size, work, execution, with_pretrained, progress)
+        photo_embeddings = np.load(embeddings_file, mmap_mode="r")  # (P, D)
+        photo_pretrained = np.load(pretrained_file, mmap_mode="r") if pretrained_file is not None else None
+        dims = (photo_embeddings.shape[1], None if photo_pretrained is None else photo_pretrained.shape[1])
+
+        def chunk(start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
+            return (np.array(photo_embeddings[start:end]),
+                    None if photo_pretrained is None else np.array(photo_pretrained[start:end]))
+        source = "ray"
+    else:
+        data = prepare_data(catalogue, model, config.model, paths.cache_dir, checkpoint["trunk_cache_key"],
+                            use_cache=True, device=dev, progress=progress, in_memory=False)
+        catalogue, trunk = data.catalogue, data.trunk_features  # (P, C, h, w) float16, memory-mapped
+        backbone = pretrained_backbone(config.model, dev) if with_pretrained else None
+        if backbone is not None:
+            dims = (model.encoder.embed_dim, backbone.feature_dim)
+
+        def chunk(start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
+            block = trunk[start:end]  # (n, C, h, w)
+            learned = encode_trunk_features(model.encoder, block, dev, batch_size)
+            pretrained = None if backbone is None else \
+                pretrained_photo_features(config.model, block, dev, batch_size, backbone=backbone)
+            return learned, pretrained
+        source = checkpoint["trunk_cache_key"]
+
+    sizes = catalogue.gallery_sizes()
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)  # (L + 1,)
+    chunk_size = -(-execution.chunk_size // batch_size) * batch_size if execution.engine == "local" \
+        else execution.chunk_size
+    identity = {"checkpoint": file_checksum(paths.checkpoint), "source": source, "device": dev.type,
+                "photo_paths": paths_digest(catalogue.photos["path"].tolist()),
+                "listing_ids": paths_digest(catalogue.listings["listing_id"].tolist()),
+                "chunk_size": chunk_size, "batch_size": batch_size, "with_pretrained": with_pretrained}
+    learned_sums, pretrained_sums = stream_listing_sums(
+        chunk, offsets, dims, work, identity, chunk_size,
+        photo_out=None if execution.engine == "ray" else work / "photo_embeddings.npy", progress=progress)
+    counts = np.maximum(sizes, 1).astype(np.float32)[:, None]  # (L, 1): as group_mean divides
+    learned = learned_sums / counts  # (L, D): the gallery embedding the heads were trained on
+    pretrained = None if pretrained_sums is None else pretrained_sums / counts  # (L, F)
     listing_embeddings = l2_normalise(learned)
-    pretrained = None
-    if config.embed.new_task_features != "learned":
-        photo_pretrained = pretrained_photo_features(config.model, data.trunk_features, dev, batch_size, progress)
-        pretrained = mean_per_listing(photo_pretrained, listing_index, len(sizes))
     transfer = new_task_embeddings(learned, pretrained, config.embed.new_task_features)
 
     photo_table = catalogue.photos[["listing_id", "path"]].reset_index(drop=True)
     photo_table.insert(0, "photo_index", np.arange(len(photo_table)))
-    photo_table["listing_index"] = listing_index
+    photo_table["listing_index"] = np.repeat(np.arange(len(sizes)), sizes)
     val_ids = set(checkpoint["val_listing_ids"])
     listing_table = catalogue.listings.copy()
     listing_table["split"] = np.where(listing_table["listing_id"].isin(val_ids), "val", "train")
     listing_table["n_photos"] = sizes
-    listing_table["first_photo"] = data.photo_offsets[:-1]
+    listing_table["first_photo"] = offsets[:-1]
 
     write_parquet(paths.photo_table, photo_table)
-    write_npy(paths.photo_embeddings, photo_embeddings)
+    os.replace(embeddings_file if execution.engine == "ray" else work / "photo_embeddings.npy",
+               paths.photo_embeddings)  # complete: renamed into place, as an atomic write would
     write_parquet(paths.listing_table, listing_table)
     write_npy(paths.listing_embeddings, listing_embeddings)
     write_npy(paths.new_task_embeddings, transfer)
-    return EmbedResult(photo_table, photo_embeddings, listing_table, listing_embeddings, transfer)
+    shutil.rmtree(work, ignore_errors=True)
+    return EmbedResult(photo_table, np.load(paths.photo_embeddings, mmap_mode="r"), listing_table,
+                       listing_embeddings, transfer)
+
+
+def stream_listing_sums(chunk: ChunkFunction, offsets: np.ndarray, dims: tuple[int, int | None], work: Path,
+                        identity: dict, chunk_size: int, photo_out: Path | None = None, progress: bool = True,
+                        ) -> tuple[np.ndarray, np.ndarray | None]:
+    """Run ``chunk`` over the photo rows a chunk at a time and sum each listing's photo embeddings (and
+    pretrained features) as they pass: -> sums (L, D) float32 and (L, F) float32 or None.
+
+    Photos are grouped by listing (listing i is rows offsets[i]:offsets[i+1]), so after each chunk the
+    listings before its end are complete: their sums are appended to files in ``work`` and only the one
+    listing cut by the chunk's end is carried over. Sums add rows in order, chunk after chunk
+    (``vectors.group_sum``), so they equal a one-pass ``group_mean``'s sums bit for bit. ``photo_out``:
+    also append the photo embeddings there (P, D), left complete but not renamed. After each chunk, a
+    progress record (``identity`` + counts + the carried sums) makes an interrupted run resume there.
+    """
+    n_photos, n_listings = int(offsets[-1]), len(offsets) - 1
+    work.mkdir(parents=True, exist_ok=True)
+    progress_path = work / "progress.json"
+    record = read_progress(progress_path, identity) or {"chunks": 0, "rows": 0, "listings": 0, "carry": None}
+    try:
+        writers = _sum_writers(work, photo_out, n_photos, n_listings, dims, record)
+    except (OSError, ValueError) as err:  # a file the record names is gone or short: start over
+        logger.warning(f"{work}: cannot resume the interrupted embed ({err}); starting again")
+        record = {"chunks": 0, "rows": 0, "listings": 0, "carry": None}
+        writers = _sum_writers(work, photo_out, n_photos, n_listings, dims, record)
+    photos_out, learned_out, pretrained_out = writers
+    done, first = record["chunks"], record["listings"]
+    carry = None if record["carry"] is None else [None if c is None else torch.tensor(c, dtype=torch.float32)
+                                                  for c in record["carry"]]
+    if done:
+        logger.info(f"embed: resuming after {min(done * chunk_size, n_photos)} of {n_photos} photos")
+    try:
+        with tqdm(total=n_photos, initial=min(done * chunk_size, n_photos), desc="embed photos", unit="photo",
+                  disable=not progress) as bar:
+            for start in range(done * chunk_size, n_photos, chunk_size):
+                end = min(start + chunk_size, n_photos)
+                parts = chunk(start, end)  # (n, D), (n, F) | None
+                owner = np.searchsorted(offsets, np.arange(start, end), side="right") - 1 - first  # (n,) local
+                complete = int(np.searchsorted(offsets[1:], end, side="right"))  # listings wholly before `end`
+                n_local = max(int(owner[-1]) + 1, complete - first)
+                new_carry = []
+                for i, (values, out) in enumerate(zip(parts, (learned_out, pretrained_out), strict=True)):
+                    if values is None or out is None:
+                        new_carry.append(None)
+                        continue
+                    sums = torch.zeros(n_local, values.shape[1], dtype=torch.float32)  # (n_local, D)
+                    if carry is not None and carry[i] is not None:
+                        sums[0] = carry[i]  # the listing cut by the previous chunk's end: its sum so far
+                    group_sum(torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)),
+                              torch.from_numpy(owner), n_local, out=sums)
+                    out.append(sums[:complete - first].numpy())
+                    new_carry.append(sums[complete - first:].reshape(-1))
+                if photos_out is not None:
+                    photos_out.append(np.ascontiguousarray(parts[0], dtype=np.float32))
+                carry = new_carry if complete < n_listings and any(c is not None and c.numel() for c in new_carry) \
+                    else None
+                first, done = complete, done + 1
+                for writer in writers:
+                    if writer is not None:
+                        writer.sync()
+                write_json(progress_path, identity | {
+                    "chunks": done, "rows": end, "listings": first,
+                    "carry": None if carry is None else [None if c is None else c.tolist() for c in carry]})
+                bar.update(end - start)
+        outputs = []
+        for writer, dim in zip((learned_out, pretrained_out), dims, strict=True):
+            if writer is None:
+                outputs.append(None)
+                continue
+            for _ in range(writer.rows, n_listings):  # listings after the last photo (none when photos exist)
+                writer.append(np.zeros((1, dim), np.float32))
+            outputs.append(np.load(writer.finish(empty_shape=(n_listings, dim))))
+        if photos_out is not None:
+            photos_out.finish(empty_shape=(0, dims[0]))
+    finally:
+        for writer in writers:
+            if writer is not None:
+                writer.close()
+    return outputs[0], outputs[1]
+
+
+def _sum_writers(work: Path, photo_out: Path | None, n_photos: int, n_listings: int, dims: tuple[int, int | None],
+                 record: dict) -> tuple[RowWriter | None, RowWriter, RowWriter | None]:
+    """Writers of the photo embeddings and of the learned and pretrained listing sums, reopened at the rows
+    ``record`` names as complete."""
+    photos = None if photo_out is None else RowWriter(photo_out, n_photos, record["rows"])
+    learned = RowWriter(work / "listing_learned_sums.npy", n_listings, record["listings"])
+    pretrained = None if dims[1] is None else \
+        RowWriter(work / "listing_pretrained_sums.npy", n_listings, record["listings"])
+    return photos, learned, pretrained
+
+
+def _ray_photo_files(catalogue: Catalogue, paths: RunPaths, image_size: int, work: Path, execution: EmbedExecution,
+                     with_pretrained: bool, progress: bool) -> tuple[Catalogue, Path, Path | None]:
+    """Photo embeddings (and pretrained features) by the Ray engine -> (catalogue without the photos it could
+    not decode, embeddings file (P, D), pretrained file (P, F) or None)."""
+    try:
+        from gallery_core.pipeline import ray_engine
+    except ImportError as err:
+        if getattr(err, "name", None) != "gallery_core.pipeline.ray_engine":
+            raise
+        raise UsageError("--engine ray: this installation of gallery-core has no Ray engine "
+                         "(gallery_core.pipeline.ray_engine)") from None
+    ray_engine.require_ray()
+    embeddings_file, pretrained_file, bad = ray_engine.ray_photo_embeddings(
+        paths.checkpoint, catalogue.photos["path"].tolist(), image_size, work / "ray",
+        ray_engine.RayOptions(address=execution.ray_address), with_pretrained, progress)
+    if bad:
+        catalogue = catalogue.without_photos(bad)
+    return catalogue, Path(embeddings_file), None if pretrained_file is None else Path(pretrained_file)
