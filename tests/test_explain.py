@@ -13,6 +13,7 @@ from gallery_core.artifacts.run import Run
 from gallery_core.cli import main
 from gallery_core.errors import UsageError
 from gallery_core.search.explain import Explanation, explain_results, explanation_text, seed_photos
+from gallery_core.search.seed_gallery import MAX_SEED_PHOTOS, SeedGallery, random_listing_photos
 
 
 @pytest.fixture(scope="module")
@@ -144,3 +145,22 @@ def test_cli_json_explain(tiny_run, capsys):
     assert text.count("seeds: ") == 2 and text.count("pairs: ") == 2
     assert main(["retrieve", "--artifacts", str(tiny_run), "--photos", *seed_files, "-k", "2", "--json"]) == 0
     assert "explanation" not in json.loads(capsys.readouterr().out)["results"][0]
+
+
+def test_a_handed_over_seed_gallery_replaces_the_tray(run):
+    """The seeds another page hands over (photo paths): this run's photos in order, others reported."""
+    tray = SeedGallery(str(run.root), photo_indices=[5])
+    paths = run.photos["path"].tolist()
+    problems = tray.replace_with_paths([paths[9], "/not/a/photo.jpg", paths[2], paths[9]], run.photos)
+    assert tray.photo_indices == [9, 2] and not tray.uploads
+    assert problems == ["1 photo(s) are not in this run's catalogue and were left out, e.g. /not/a/photo.jpg"]
+    problems = tray.replace_with_paths(paths[:MAX_SEED_PHOTOS + 3], run.photos)
+    assert tray.photo_indices == list(range(MAX_SEED_PHOTOS))
+    assert problems == [f"a seed gallery holds at most {MAX_SEED_PHOTOS} photos: the first {MAX_SEED_PHOTOS} of "
+                        f"{MAX_SEED_PHOTOS + 3} were taken"]
+
+
+def test_a_random_listing_gives_its_whole_gallery(run):
+    picked = random_listing_photos(run.listings, np.random.default_rng(3))
+    assert run.photos["listing_id"].iloc[picked].nunique() == 1
+    assert picked == gallery(run, run.photos["listing_id"].iloc[picked[0]])
