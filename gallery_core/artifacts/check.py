@@ -4,6 +4,10 @@
 checksum as recorded, built from the files now present) and a list of problems in words, including
 tables whose rows do not line up (listings vs embeddings vs map vs predictions, photos vs photo
 embeddings). ``Run(verify=True)`` refuses such a run; this explains what is wrong.
+
+By default the check is "quick" (``store.VERIFY_MODES``): sizes, and checksums through the run's checksum
+cache, so a server start does not re-hash gigabytes of embeddings that the build (or an earlier check)
+already hashed; ``verify_checksums="full"`` (or True) hashes every file, on demand.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from gallery_core.artifacts.store import (
     STEPS,
     ArtifactError,
     check_step,
+    checksum_reader,
     read_manifest,
 )
 from gallery_core.names import build_command
@@ -36,7 +41,9 @@ class RunCheck:
         return not self.problems
 
 
-def check_run(root: str | Path, verify_checksums: bool = True) -> RunCheck:
+def check_run(root: str | Path, verify_checksums: bool | str = "quick") -> RunCheck:
+    """Every problem with the run at ``root``; ``verify_checksums`` is a ``store.VERIFY_MODES`` name or a bool
+    (True = "full": hash every file)."""
     root = Path(root)
     try:
         manifest = read_manifest(root)
@@ -46,12 +53,17 @@ def check_run(root: str | Path, verify_checksums: bool = True) -> RunCheck:
         return RunCheck(pd.DataFrame(), [f"{root}: no {MANIFEST}; build the run with `{build_command(root)}`"])
     rows: list[dict[str, Any]] = []
     problems: list[str] = []
-    for step in STEPS:
-        check = check_step(root, manifest, step, verify_checksums)
-        problems.extend(check.problems)
-        record = manifest.get("steps", {}).get(step) or {}
-        rows.extend({"step": step, **row, "inputs_ok": check.inputs_ok, "built_in_s": record.get("seconds"),
-                     "finished_at": record.get("finished_at")} for row in check.files)
+    checksums = checksum_reader(root, verify_checksums)
+    try:
+        for step in STEPS:
+            check = check_step(root, manifest, step, checksums is not None, checksums)
+            problems.extend(check.problems)
+            record = manifest.get("steps", {}).get(step) or {}
+            rows.extend({"step": step, **row, "inputs_ok": check.inputs_ok, "built_in_s": record.get("seconds"),
+                         "finished_at": record.get("finished_at")} for row in check.files)
+    finally:
+        if checksums is not None:
+            checksums.save()
     problems.extend(_alignment_problems(root))
     return RunCheck(pd.DataFrame(rows), problems)
 

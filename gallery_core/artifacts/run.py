@@ -1,7 +1,10 @@
 """Reading a built run: the one object the app, the CLI's ``retrieve`` and the evaluation use.
 
 ``Run(path)`` checks the manifest (files present, checksums, steps built from each other) and then
-loads each artifact lazily, once.
+loads each artifact lazily, once: tables read once per ``Run``, embeddings memory-mapped (a 500k-listing
+run's photo embeddings are never read whole). ``verify`` is one of ``store.VERIFY_MODES``: True ("full")
+hashes every file, "quick" hashes only files the run's checksum cache has not seen at their current size
+and mtime (once per build), False none.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def list_runs(root: str | Path | None = None) -> list[Path]:
 
 
 class Run:
-    def __init__(self, root: str | Path, verify: bool = True, steps: tuple[str, ...] = STEPS):
+    def __init__(self, root: str | Path, verify: bool | str = True, steps: tuple[str, ...] = STEPS):
         self.root = Path(root)
         self.paths = RunPaths(self.root)
         self.manifest: dict[str, Any] = load_manifest(self.root, verify=verify, steps=steps)
@@ -175,7 +178,7 @@ class Run:
                              "score": scores.astype(float), "rank": np.arange(1, len(rows) + 1)})
 
 
-def open_run(root: str | Path, verify: bool = True) -> Run:
+def open_run(root: str | Path, verify: bool | str = True) -> Run:
     """``Run`` with a friendlier error when the folder does not exist."""
     root = Path(root)
     if not root.exists():

@@ -12,9 +12,17 @@ checksums through ``ChecksumCache`` (``cache/checksums.json``): a file whose siz
 had when hashed is not hashed again. The cache lives beside the run's other caches, not in the
 manifest: mtimes are facts of one copy of the folder on one file system (a copy or an rsync changes
 them), while the manifest describes the files' content wherever they are; the cache may be deleted at
-any time and only costs one hash per file to rebuild. Readers hash every file (strict, the default) and
-write what they find into the cache, so a file that loading refuses is redone by the next build even if
-a tool kept its size and mtime.
+any time and only costs one hash per file to rebuild.
+
+Readers choose how hard to look (``VERIFY_MODES``): ``"full"`` (``verify=True``, the default of
+``load_manifest`` and ``Run``) hashes every file and writes what it finds into the cache, so a file that
+loading refuses is redone by the next build even if a tool kept its size and mtime; ``"quick"`` (the
+app's start-up, ``check_run``) compares sizes and trusts the cache, so a file is hashed once per build,
+not on every server start (a 500k-listing run holds gigabytes of embeddings); ``"none"`` (``False``)
+only checks that the files are there. ``record_step`` makes the build's own hash count: it sets a file's
+mtime ``_RACY_NS`` into the past before hashing it (``settle_mtime``), so the cache entry is not "racy"
+(below) and the first quick check after a build hashes nothing; any later write gives the file a newer
+mtime, which the cache sees.
 """
 
 from __future__ import annotations
@@ -259,6 +267,33 @@ class ChecksumCache:
             pass
 
 
+def settle_mtime(path: str | Path) -> None:
+    """Set a file just written to an mtime ``_RACY_NS`` in the past, so that hashing it now makes a cache
+    entry that is trusted at once (a write after this call moves the mtime forward again, which the cache
+    sees). Only for files this process has just finished writing (``record_step``)."""
+    stat = Path(path).stat()
+    os.utime(path, ns=(stat.st_atime_ns, min(stat.st_mtime_ns, time.time_ns() - _RACY_NS)))
+
+
+# How thoroughly a reader compares a run's files with the manifest (see the module docstring).
+VERIFY_MODES = ("full", "quick", "none")
+
+
+def verify_mode(verify: bool | str) -> str:
+    """``True`` -> "full", ``False`` -> "none", a name of ``VERIFY_MODES`` as it is."""
+    mode = {True: "full", False: "none"}.get(verify, verify) if isinstance(verify, bool) else verify
+    if mode not in VERIFY_MODES:
+        raise ValueError(f"verify must be True, False or one of {VERIFY_MODES}, got {verify!r}")
+    return mode
+
+
+def checksum_reader(root: str | Path, verify: bool | str) -> ChecksumCache | None:
+    """What reads checksums for a verify mode: a hashing cache ("full"), a trusting one ("quick"), or None
+    ("none": checksums are not compared). Call ``save`` on it afterwards."""
+    mode = verify_mode(verify)
+    return None if mode == "none" else ChecksumCache(root, trust=mode == "quick")
+
+
 def step_input_key(root: str | Path, step: str, config_part: Any, extra: Any = None) -> str:
     """Key of a step's inputs: its config, extra facts, and the recorded checksums of upstream files."""
     manifest = read_manifest(root) or {}
@@ -306,6 +341,7 @@ def record_step(root: str | Path, step: str, key: str, seconds: float, info: dic
     manifest["updated_at"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     for file_name in STEP_FILES[step].values():
         path = root / file_name
+        settle_mtime(path)  # so this hash is the one a reader's quick check trusts: once per build
         manifest["files"][file_name] = {"step": step, "checksum": checksums(path), "bytes": path.stat().st_size}
     inputs = {FILE_NAMES[n]: manifest["files"].get(FILE_NAMES[n], {}).get("checksum") for n in STEP_INPUTS[step]}
     manifest["steps"][step] = {"key": key, "seconds": round(seconds, 2), "inputs": inputs,
@@ -367,22 +403,23 @@ def check_step(root: str | Path, manifest: dict[str, Any], step: str, verify: bo
     return StepCheck(step, record is not None, inputs_ok, files, problems)
 
 
-def load_manifest(root: str | Path, verify: bool = True, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
+def load_manifest(root: str | Path, verify: bool | str = True, steps: tuple[str, ...] = STEPS) -> dict[str, Any]:
     """Read a run's manifest and check that the named steps' files exist and belong together.
 
-    With ``verify``, every file's checksum is recomputed, and every step's recorded inputs must be
-    the files now present: an embedding table from one build next to an index from another is refused.
+    ``verify`` (``VERIFY_MODES``): True / "full" recomputes every file's checksum (what is found goes into
+    the checksum cache, so a file refused here is seen as changed by the next build even if it kept its
+    size and mtime); "quick" trusts the cache for files whose size and mtime are unchanged; False / "none"
+    only checks presence. Every step's recorded inputs must be the files now present: an embedding table
+    from one build next to an index from another is refused.
     """
     root = Path(root)
     manifest = read_manifest(root)
     if manifest is None:
         raise ArtifactError(f"{root}: no {MANIFEST}; build the run with `{build_command(root)}`")
-    # Every file is hashed (strict); what is found goes into the checksum cache, so a file refused here is
-    # seen as changed by the next build even if it kept its size and mtime.
-    checksums = ChecksumCache(root, trust=False) if verify else None
+    checksums = checksum_reader(root, verify)
     try:
         for step in steps:
-            if problems := check_step(root, manifest, step, verify, checksums).problems:
+            if problems := check_step(root, manifest, step, checksums is not None, checksums).problems:
                 raise ArtifactError(problems[0])
     finally:
         if checksums is not None:

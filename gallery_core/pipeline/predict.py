@@ -9,6 +9,13 @@ and for every task ``<task>__oof_pred`` and ``<task>__oof_p_recorded`` (classifi
 trained on the frozen listing embeddings in k folds: each listing's out-of-fold prediction comes
 from a probe that never saw its label, which is what the audit ranks by. Listings without a
 recorded value get NaN there.
+
+At scale (500k listings) the step works in chunks: the heads read ``CHUNK_LISTINGS`` listings' photo
+embeddings at a time (photos are stored listing by listing, so a chunk is one contiguous slice of a
+memory-mapped ``photo_embeddings.npy``), and each fold's probe trains on at most
+``PredictConfig.probe_sample`` labelled listings (a seeded sample, ``probe_folds``) and predicts its
+held-out listings a chunk at a time from the memory-mapped float32 features. Below those sizes (the demo)
+everything is one chunk and every probe sees all its training rows: the same numbers as before.
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, log_loss, mean_absolute_error, r2_score, root_mean_squared_error
-from sklearn.model_selection import KFold, cross_val_predict
+from sklearn.model_selection import KFold
 from tqdm.auto import tqdm
 
 from gallery_core.config import MIN_VALIDATION_LISTINGS, PredictConfig
@@ -48,6 +55,9 @@ PRIOR_SMOOTHING = 1e-7
 # decides a comparison with the baseline by a coin flip); below it the task is not measured.
 MIN_MEASURED_LISTINGS = 2
 MAX_TASKS_IN_WARNING = 5
+# Listings per chunk of head predictions and of probe predictions (the results do not depend on it): at
+# ~20 photos a listing and 1,280 dims, 5,000 listings' photo embeddings are ~0.5 GB.
+CHUNK_LISTINGS = 5_000
 METRICS_TABLE_COLUMNS = ["task", "kind", "metric", "model", "baseline", "beats_baseline", "n_val", "note"]
 
 
@@ -79,6 +89,24 @@ def gallery_embeddings(photo_embeddings: np.ndarray, listing_index: np.ndarray, 
     return mean_per_listing(photo_embeddings, listing_index, n_listings)
 
 
+def chunked_head_predictions(heads: MultiTaskHeads, photo_embeddings: np.ndarray, listing_index: np.ndarray,
+                             n_listings: int, chunk_listings: int = CHUNK_LISTINGS) -> pd.DataFrame:
+    """``head_predictions`` of every listing, ``chunk_listings`` listings at a time: (P, D) photo embeddings
+    (memory-mapped is fine) and their listing index (P,), which must be sorted (photos stored listing by
+    listing, as embed writes them), so each chunk's photos are one contiguous slice."""
+    listing_index = np.asarray(listing_index)
+    if len(listing_index) and np.any(np.diff(listing_index) < 0):
+        raise ValueError("photos must be stored listing by listing (listing_index sorted) to predict in chunks")
+    bounds = np.searchsorted(listing_index, np.arange(0, n_listings + chunk_listings, chunk_listings))
+    tables = []
+    for chunk, start in enumerate(range(0, n_listings, chunk_listings)):
+        stop = min(start + chunk_listings, n_listings)
+        lo, hi = bounds[chunk], bounds[chunk + 1]
+        pooled = gallery_embeddings(photo_embeddings[lo:hi], listing_index[lo:hi] - start, stop - start)  # (chunk, D)
+        tables.append(head_predictions(heads, pooled))
+    return pd.concat(tables, ignore_index=True) if len(tables) > 1 else tables[0]
+
+
 class _Probe(ClassifierMixin, BaseEstimator):
     """Logistic regression on frozen embeddings; a training fold with a single class predicts that class
     with certainty (a rare class can be absent from a fold of a small catalogue)."""
@@ -100,29 +128,52 @@ class _Probe(ClassifierMixin, BaseEstimator):
         return self.classes_[self.predict_proba(x).argmax(axis=1)]
 
 
+def probe_folds(n_observed: int, config: PredictConfig, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The probes' k-fold split of ``n_observed`` labelled listings: (train, test) positions per fold, train
+    cut to a seeded sample of ``config.probe_sample`` positions (sorted) where the fold has more. Every
+    labelled listing is in exactly one test fold; its probe never saw its label."""
+    folds = KFold(n_splits=min(config.oof_folds, n_observed), shuffle=True, random_state=seed)
+    split = []
+    for fold, (train, test) in enumerate(folds.split(np.zeros((n_observed, 1)))):
+        if len(train) > config.probe_sample:
+            train = np.sort(np.random.default_rng([seed, fold]).choice(train, config.probe_sample, replace=False))
+        split.append((train, test))
+    return split
+
+
 def out_of_fold_predictions(task: TaskSpec, embeddings: np.ndarray, labels: np.ndarray,
                             config: PredictConfig, seed: int = 0) -> dict[str, np.ndarray]:
-    """k-fold probes (logistic / ridge) on frozen embeddings; NaN where there is no recorded label, and
-    everywhere when fewer than 2 listings have one (no probe can be trained and tested)."""
+    """k-fold probes (logistic / ridge) on frozen (L, D') embeddings, a memory-mapped array read a chunk at a
+    time; NaN where there is no recorded label, and everywhere when fewer than 2 listings have one (no probe
+    can be trained and tested)."""
     n = len(labels)
     observed = np.flatnonzero(observed_mask(task, labels))
     oof_pred = np.full(n, np.nan) if task.kind != "multiclass" else np.full(n, None, dtype=object)
     if len(observed) < 2:
         columns = {oof_pred_column(task.name): oof_pred}
         return columns if task.kind == "regression" else columns | {oof_p_recorded_column(task.name): np.full(n, np.nan)}
-    folds = KFold(n_splits=min(config.oof_folds, len(observed)), shuffle=True, random_state=seed)
-    x, y = embeddings[observed], labels[observed]
-    if task.kind == "regression":
-        oof_pred[observed] = cross_val_predict(Ridge(alpha=1.0), x, y, cv=folds)
-        return {oof_pred_column(task.name): oof_pred}
-    y = y.astype(np.int64)
+    y = labels[observed] if task.kind == "regression" else labels[observed].astype(np.int64)  # (n_observed,)
+    # Classification: P(class) for every class the task has, 0 for a class absent from a fold's training rows.
+    proba = np.zeros((len(observed), task.output_dim if task.kind == "multiclass" else 2))
+    regression = np.zeros(len(observed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", message="The number of unique classes")
-        warnings.filterwarnings("ignore", message="Number of classes in training fold")
-        present = cross_val_predict(_Probe(), x, y, cv=folds, method="predict_proba")  # (n_observed, classes seen)
-    proba = np.zeros((len(observed), task.output_dim if task.kind == "multiclass" else 2))
-    proba[:, np.unique(y)] = present  # a class absent from a fold has probability 0 there
+        for train, test in probe_folds(len(observed), config, seed):
+            x_train = np.asarray(embeddings[observed[train]])  # (n_train, D'): at most probe_sample rows
+            probe = Ridge(alpha=1.0) if task.kind == "regression" else _Probe()
+            probe.fit(x_train, y[train])
+            del x_train
+            for start in range(0, len(test), CHUNK_LISTINGS):
+                rows = test[start:start + CHUNK_LISTINGS]
+                x = np.asarray(embeddings[observed[rows]])  # (chunk, D')
+                if task.kind == "regression":
+                    regression[rows] = probe.predict(x)
+                else:
+                    proba[np.ix_(rows, probe.classes_)] = probe.predict_proba(x)
+    if task.kind == "regression":
+        oof_pred[observed] = regression
+        return {oof_pred_column(task.name): oof_pred}
     p_recorded = np.full(n, np.nan)
     p_recorded[observed] = proba[np.arange(len(observed)), y]
     if task.kind == "binary":
@@ -232,8 +283,7 @@ def predict_all(heads: MultiTaskHeads, tasks: tuple[TaskSpec, ...], listings: pd
 
     ``probe_embeddings`` (L, D'): what the out-of-fold probes read, the run's embedding for new tasks
     (a probe stands for a task learned afresh from the embedding, as a user's own would be)."""
-    pooled = gallery_embeddings(photo_embeddings, listing_index, len(listings))
-    predictions = head_predictions(heads, pooled)
+    predictions = chunked_head_predictions(heads, photo_embeddings, listing_index, len(listings))
     is_val = (listings["split"] == "val").to_numpy()
     oof_columns: dict[str, np.ndarray] = {}
     for task in tqdm(tasks, desc="out-of-fold probes", disable=not progress):
