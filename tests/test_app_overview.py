@@ -65,3 +65,13 @@ def test_the_sidebar_picks_the_run_for_every_page(run_copier, new_app, monkeypat
     at.switch_page("ui/pages/model.py").run()
     assert at.sidebar.selectbox[0].value == "second"
     assert "second" in at.code[0].value  # the evaluate command names the picked run's folder
+
+
+@pytest.mark.parametrize("page", ["ui/pages/overview.py", "ui/pages/map.py", "ui/pages/model.py"])
+def test_the_page_says_in_one_line_what_it_is_for_and_what_to_do_first(open_page, page):
+    at = open_page(page)
+    assert not at.exception
+    elements = [node for node in at.main if node.type in ("title", "caption", "markdown", "subheader", "header")]
+    title = [node.type for node in elements].index("title")
+    line = elements[title + 1]  # right under the title, before anything else is said
+    assert line.type == "caption" and "\n" not in line.value and len(line.value) < 250

@@ -9,6 +9,8 @@ from ui.widgets import require_run, table_height
 
 run, key = require_run()
 st.title("Model")
+st.caption("How the model trained and how well it predicts each task against a trivial baseline. First look at "
+           "the validation metrics for tasks that do not beat their baseline, then at the evaluation report.")
 train_record = run.manifest.get("steps", {}).get("train", {})
 st.caption(f"Backbone {run.manifest.get('backbone', {}).get('name', run.config.model.backbone)} "
            f"({run.config.model.trainable_stages} stages fine-tuned, {run.config.model.image_size} px), "

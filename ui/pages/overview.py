@@ -10,6 +10,8 @@ from ui.navigation import page
 from ui.widgets import current_run_root, no_artifacts_message, table_height
 
 st.title("Overview")
+st.caption("What this run holds and how well its model predicts. First check below that its files are intact, "
+           "then explore: the Map of the listings, Retrieve by photos, or Audit the recorded attributes.")
 root = current_run_root()
 if root is None:
     no_artifacts_message()
