@@ -175,3 +175,28 @@ def _write_catalogue(run: Run, listing_ids: list[str], name: str) -> None:
         return
     st.success(f"Catalogue of {len(listing_ids):,} listings written to `{out}`. Build a run of it with:")
     st.code(build_command(f"artifacts/{out.name}", catalogue=out), language="bash")
+
+
+EVIDENCE_GRID_COLUMNS = 6
+
+
+def photo_evidence_view(run: Run, key: loaders.RunKey, task_name: str, listing_id: str) -> None:
+    """A listing's photos ranked by how much each moves the audit probe's P(recorded value) (Audit and Listing
+    pages; ``gallery_core.app.evidence``): thumbnails with a signed number, red against, green for."""
+    from gallery_core.app import evidence  # the audit pages' own view, appended here to be shared by both
+
+    try:
+        result = loaders.photo_evidence(key, task_name, listing_id)
+    except UsageError as err:
+        st.info(str(err))
+        return
+    st.markdown(evidence.evidence_caption(result))
+    colours = {evidence.AGAINST: "red", evidence.FOR: "green"}
+    number = "{:+.3f}" if result.task.kind != "regression" else "{:+.3g}"
+    photos = result.photos
+    for start in range(0, len(photos), EVIDENCE_GRID_COLUMNS):
+        cells = st.columns(EVIDENCE_GRID_COLUMNS)
+        for cell, photo in zip(cells, photos.iloc[start:start + EVIDENCE_GRID_COLUMNS].itertuples(), strict=False):
+            cell.image(loaders.thumbnail_uri(photo.path, SMALL_THUMBNAIL, str(run.root)), width="stretch")
+            effect = "no effect" if photo.side == evidence.NO_EVIDENCE else number.format(photo.effect)
+            cell.markdown(f":{colours.get(photo.side, 'gray')}[**{effect}** {photo.side}] · photo {photo.position}")
