@@ -124,3 +124,24 @@ def _out_of_fold_text(task: TaskSpec, prediction_row: pd.Series) -> str:
         return "" if pd.isna(value) else f"predicts {float(value):.3g}"
     p_recorded = prediction_row.get(oof_p_recorded_column(task.name), np.nan)
     return "" if pd.isna(p_recorded) else f"P(recorded) = {float(p_recorded):.2f}"
+
+
+SELECTION_PREFIX = "audit_"
+
+
+def suggested_value(task: TaskSpec, recorded: object, photos_say: object) -> str:
+    """The value the out-of-fold probe suggests instead of the recorded one (``suspicion_table``'s columns),
+    as text for a correction; "" when it agrees with the recorded value or says nothing."""
+    if pd.isna(photos_say):
+        return ""
+    if task.kind == "regression":
+        return f"{float(photos_say):.4g}"
+    suggestion = str(int(float(photos_say) >= 0.5)) if task.kind == "binary" else str(photos_say)
+    return "" if suggestion == str(recorded) else suggestion
+
+
+def selection_extra(suspects: pd.DataFrame) -> pd.DataFrame:
+    """The audit's columns of ``suspicion_table`` rows (and a ``decision`` column if present) for a selection's
+    CSV: listing_id and ``audit_rank``, ``audit_recorded``, ``audit_photos_say``, ``audit_suspicion``, ..."""
+    columns = [c for c in ("rank", "recorded", "photos_say", "p_recorded", "suspicion", "decision") if c in suspects]
+    return suspects[["listing_id", *columns]].rename(columns={c: SELECTION_PREFIX + c for c in columns})
