@@ -84,9 +84,11 @@ class SeedGallery:
         """Make the gallery these catalogue photos (a seed gallery handed over by another page), in order.
         ``photos``: the run's photo table (photo_index, path). Returns what could not be taken, as messages:
         paths that are not photos of this run, and photos beyond ``MAX_SEED_PHOTOS``."""
-        index_of_path = dict(zip(photos["path"].astype(str), photos["photo_index"], strict=True))
-        known = [int(index_of_path[str(p)]) for p in photo_paths if str(p) in index_of_path]
-        unknown = [str(p) for p in photo_paths if str(p) not in index_of_path]
+        wanted = [str(p) for p in photo_paths]
+        found = photos[photos["path"].isin(set(wanted))]  # one vectorised pass, not a dict of every photo
+        index_of_path = dict(zip(found["path"].astype(str), found["photo_index"], strict=True))
+        known = [int(index_of_path[p]) for p in wanted if p in index_of_path]
+        unknown = [p for p in wanted if p not in index_of_path]
         known = list(dict.fromkeys(known))
         self.clear()
         self.photo_indices.extend(known[:MAX_SEED_PHOTOS])
