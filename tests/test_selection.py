@@ -39,6 +39,8 @@ def test_selection_table_has_attributes_then_predictions_then_extra_in_the_given
     ids = some_ids(run, 5)
     extra = pd.DataFrame({"listing_id": ids[::-1], "score": [0.5, 0.4, 0.3, 0.2, 0.1]})
     table = selection_table(run, ids + ids[:1], extra)  # a repeated id is one row
+    clash = selection_table(run, ids, extra.assign(price=1.0))
+    assert clash.columns[-2:].tolist() == ["score", "price_extra"] and clash["price_extra"].eq(1.0).all()
     assert table["listing_id"].tolist() == ids
     columns = table.columns.tolist()
     attributes = [c for c in run.listings.columns if c not in ("listing_id", "n_photos", "first_photo", "split")]

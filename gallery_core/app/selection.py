@@ -75,11 +75,9 @@ def selection_table(run: Run, listing_ids: Sequence[str], extra: pd.DataFrame | 
     if extra is not None:
         if "listing_id" not in extra.columns:
             raise UsageError(f"extra columns {list(extra.columns)} need a 'listing_id' column to join on")
-        clashing = sorted(set(extra.columns) - {"listing_id"} & set(table.columns))
-        if clashing:
-            raise UsageError(f"extra columns {clashing} are already in the selection table")
         extra = extra.drop_duplicates("listing_id").astype({"listing_id": str})
-        table = table.merge(extra, on="listing_id", how="left", validate="one_to_one")
+        # an extra column named like a listing column (e.g. the audit's copy of an attribute) gets "_extra"
+        table = table.merge(extra, on="listing_id", how="left", validate="one_to_one", suffixes=("", "_extra"))
     return table
 
 
