@@ -145,3 +145,17 @@ def selection_extra(suspects: pd.DataFrame) -> pd.DataFrame:
     CSV: listing_id and ``audit_rank``, ``audit_recorded``, ``audit_photos_say``, ``audit_suspicion``, ..."""
     columns = [c for c in ("rank", "recorded", "photos_say", "p_recorded", "suspicion", "decision") if c in suspects]
     return suspects[["listing_id", *columns]].rename(columns={c: SELECTION_PREFIX + c for c in columns})
+
+
+def audited_tasks(tasks: Sequence[TaskSpec], listing: pd.Series, prediction_row: pd.Series) -> list[str]:
+    """The tasks with a recorded value for this listing (the ones photo evidence can be asked about): the
+    classification tasks by out-of-fold P(recorded), most doubted first, then the regression tasks."""
+    doubt = []
+    for order, task in enumerate(tasks):
+        code = encode_labels(task, pd.Series([listing[task.column]]))[0]
+        if not observed_mask(task, np.array([code]))[0]:
+            continue
+        p_recorded = (prediction_row.get(oof_p_recorded_column(task.name), np.nan)
+                      if task.kind != "regression" else np.nan)
+        doubt.append((pd.isna(p_recorded), 0.0 if pd.isna(p_recorded) else float(p_recorded), order, task.name))
+    return [name for *_, name in sorted(doubt)]
