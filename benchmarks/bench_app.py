@@ -17,8 +17,8 @@ The 100k run is synthetic: the demo run's listings repeated with new ids, its ph
 files), photo embeddings jittered, listing embeddings their normalised means, UMAP coordinates
 jittered, predictions copied; it reuses the demo checkpoint and gets a valid manifest through
 ``gallery_core.artifacts.store.record_step``. It is made once and reused while the demo run is unchanged.
-The map runs (``--map-listings``) are made the same way with one photo per listing (the map reads
-listings, coordinates and predictions; one photo keeps a 1M run's embedding files at ~1 GB each). For each,
+The map runs (``--map-listings``) are made the same way with one photo per listing and 16-d embeddings
+(the Map page reads listings, coordinates and predictions, no embedding; this keeps a 1M run small). For each,
 the Map page's figure as sent to the browser (bytes, points in it: every listing, none dropped), its
 server-side render through AppTest (first and cached), and in headless Chromium (Debian's, through
 Playwright, against ``streamlit run``) the time from navigation until the chart holds every point and has
@@ -77,12 +77,14 @@ def _source_signature(source: Run) -> str:
 
 
 def make_synthetic_run(source_dir: Path, out: Path, n_listings: int, seed: int = 0,
-                       max_photos: int | None = None) -> Path:
+                       max_photos: int | None = None, max_dim: int | None = None) -> Path:
     """A run of ``n_listings`` listings made from a built run (see the module docstring); reused if up to date.
-    ``max_photos``: keep at most this many photos per listing (the map runs keep one)."""
+    ``max_photos``: keep at most this many photos per listing; ``max_dim``: keep the embeddings' first
+    ``max_dim`` dimensions. The map runs keep one photo and 16 dimensions (the Map page reads no embedding;
+    a 1M run with the demo's 1280-d embeddings would be 5 GB per embedding file and a slow index)."""
     source = Run(source_dir, verify=False)
     marker = {"source": str(source_dir.resolve()), "source_signature": _source_signature(source),
-              "n_listings": n_listings, "seed": seed, "max_photos": max_photos}
+              "n_listings": n_listings, "seed": seed, "max_photos": max_photos, "max_dim": max_dim}
     existing = out / "manifest.json"
     if existing.is_file():
         import json
@@ -117,7 +119,7 @@ def make_synthetic_run(source_dir: Path, out: Path, n_listings: int, seed: int =
 
     # photo embeddings jittered (5% of their spread), listing embeddings = normalised mean of its photos
     src_photo_embeddings = source.photo_embeddings
-    dim = src_photo_embeddings.shape[1]
+    dim = src_photo_embeddings.shape[1] if max_dim is None else min(max_dim, src_photo_embeddings.shape[1])
     noise_scale = 0.05 * float(np.asarray(src_photo_embeddings[:10_000]).std())
     listing_embeddings = np.empty((n_listings, dim), np.float32)
     with atomic_path(paths.photo_embeddings) as tmp:
@@ -125,7 +127,7 @@ def make_synthetic_run(source_dir: Path, out: Path, n_listings: int, seed: int =
         for start in range(0, n_listings, CHUNK_ROWS):
             stop = min(start + CHUNK_ROWS, n_listings)
             lo, hi = first_photo[start], first_photo[stop - 1] + sizes[stop - 1]
-            chunk = np.asarray(src_photo_embeddings[src_photo_rows[lo:hi]], dtype=np.float32)
+            chunk = np.asarray(src_photo_embeddings[src_photo_rows[lo:hi], :dim], dtype=np.float32)
             chunk += rng.standard_normal(chunk.shape, dtype=np.float32) * noise_scale
             photo_embeddings[lo:hi] = chunk
             sums = np.add.reduceat(chunk, first_photo[start:stop] - lo, axis=0)
@@ -299,7 +301,7 @@ def time_map_browser(artifacts_root: Path, n_points: int, visits: int = 2) -> li
 def measure_map(source_dir: Path, large_dir: Path, n_listings: int, repeats: int, browser: bool) -> dict:
     """One map run of ``n_listings`` (made once): the server-side figure and render, and the browser's paint."""
     name = f"synthetic-map-{n_listings // 1000}k" if n_listings >= 1000 else f"synthetic-map-{n_listings}"
-    run_dir = make_synthetic_run(source_dir, large_dir / "runs" / name, n_listings, max_photos=1)
+    run_dir = make_synthetic_run(source_dir, large_dir / "runs" / name, n_listings, max_photos=1, max_dim=16)
     root = large_dir / f"artifacts-{name}"  # this run alone, so the app opens it by default
     root.mkdir(parents=True, exist_ok=True)
     link = root / name
@@ -428,7 +430,7 @@ def markdown_report(machine: str, runs: dict[str, Run], timings: dict[str, dict[
               f"`{demo_name}` and {_median_ratio(timings[large_name]):.0f}x on `{large_name}` (median over pages)."]
     for m in maps:
         lines.append(f"- Map of {m['listings']:,} listings: every point drawn, {m['bytes'] / 1e6:.1f} MB sent "
-                     f"({m['bytes'] / MESSAGE_CAP_BYTES:.0%} of Streamlit's message cap).")
+                     f"({m['bytes'] / MESSAGE_CAP_BYTES:.1%} of Streamlit's message cap).")
     lines += ["", "## Thumbnails (ms per photo)", "",
               "The app reads thumbnails from the disk cache directly; an in-memory Streamlit cache in front of it "
               "is measured as the alternative.", "", "| source | ms |", "|---|---:|"]
