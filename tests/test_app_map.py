@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from gallery_core.app import explore, figures
+from gallery_core.names import pred_column
 from ui.widgets import SEED_PHOTOS_KEY
 
 pytest_plugins = ["conftest_app"]
@@ -82,12 +83,17 @@ def test_colouring_by_a_numeric_attribute_uses_a_continuous_scale(open_page, app
     assert n_points(traces) == 40
 
 
-def test_colouring_by_right_or_wrong_predictions_gives_categories(open_page):
+def test_colouring_by_right_or_wrong_predictions_gives_categories(open_page, app_artifacts):
+    listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
+    predictions = pd.read_parquet(app_artifacts / "demo" / "predictions.parquet")
+    recorded, predicted = listings["property_type"], predictions[pred_column("property_type")]
     at = open_page("ui/pages/map.py")
     at.selectbox(key="map_colour").set_value("Prediction right/wrong: property_type").run()
     assert not at.exception
-    traces = map_points(at)
-    assert {t["name"] for t in traces} <= {"right", "wrong", "(missing)"} and n_points(traces) == 40
+    traces = {t["name"]: len(values(t["x"])) for t in map_points(at)}
+    assert set(traces) <= {"right", "wrong", "(missing)"} and sum(traces.values()) == 40
+    assert traces.get("right", 0) == int((recorded == predicted).sum())
+    assert traces.get("(missing)", 0) == int(recorded.isna().sum())
 
 
 def test_the_map_says_it_draws_every_matching_listing(open_page):
@@ -133,3 +139,5 @@ def test_a_map_of_200k_listings_is_a_few_megabytes():
     payload = figures.map_payload_bytes(fig)
     assert payload < 7_000_000, payload
     assert '"bdata"' in fig.to_json()
+    # beyond explore.MAX_DETAILED_HOVER_POINTS no per-point text: the browser writes the id and value
+    assert fig.data[0].text is None and "%{customdata}" in fig.data[0].hovertemplate
