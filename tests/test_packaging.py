@@ -18,15 +18,34 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower().replace("_", "-")
 
 
-def _imported_modules(folder: Path) -> set[str]:
+def _imported_modules(folder: Path, module_level_only: bool = False) -> set[str]:
+    """Top-level names of the modules imported by the files under ``folder``; ``module_level_only``: leave
+    out the imports inside functions (those run only when the function is called)."""
     modules: set[str] = set()
     for path in folder.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        in_functions = {id(n) for f in ast.walk(tree) if isinstance(f, ast.FunctionDef | ast.AsyncFunctionDef)
+                        for n in ast.walk(f)}
+        for node in ast.walk(tree):
+            if module_level_only and id(node) in in_functions:
+                continue
             if isinstance(node, ast.Import):
                 modules.update(alias.name.split(".")[0] for alias in node.names)
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 modules.add(node.module.split(".")[0])
     return modules
+
+
+# Extras of the package itself that gallery_core imports lazily (inside functions, for one feature), so that
+# the base install works without them: `distributed` (Ray, for --engine ray). The dev lock includes them.
+RUNTIME_EXTRAS = ("distributed",)
+
+
+def _third_party(modules: set[str], declared: set[str]) -> dict[str, list[str] | None]:
+    """The modules among ``modules`` that no distribution in ``declared`` provides, with their providers."""
+    providers = metadata.packages_distributions()
+    third_party = modules - set(sys.stdlib_module_names) - {"gallery_core"}
+    return {m: providers.get(m) for m in third_party if not {_name(d) for d in providers.get(m, [m])} & declared}
 
 
 def _lock(name: str) -> dict[str, str]:
@@ -41,12 +60,14 @@ def _lock(name: str) -> dict[str, str]:
 
 
 def test_every_third_party_import_of_the_package_is_a_declared_dependency():
+    extras = PYPROJECT["project"]["optional-dependencies"]
     declared = {_name(r) for r in PYPROJECT["project"]["dependencies"]}
-    providers = metadata.packages_distributions()
-    third_party = _imported_modules(REPO / "gallery_core") - set(sys.stdlib_module_names) - {"gallery_core"}
-    undeclared = {m: providers.get(m) for m in third_party
-                  if not {_name(d) for d in providers.get(m, [m])} & declared}
+    optional = {_name(r) for extra in RUNTIME_EXTRAS for r in extras[extra]}
+    undeclared = _third_party(_imported_modules(REPO / "gallery_core"), declared | optional)
     assert not undeclared, f"imported by gallery_core but not in pyproject's dependencies: {undeclared}"
+    # The package imports without its extras: their modules are imported only inside functions.
+    eager = _third_party(_imported_modules(REPO / "gallery_core", module_level_only=True), declared)
+    assert not eager, f"imported at module level but only in an extra (import it inside the function): {eager}"
 
 
 def test_every_third_party_import_of_the_tests_is_a_declared_dependency_or_test_extra():
@@ -67,8 +88,10 @@ def test_lock_files_pin_every_declared_dependency_and_agree():
     for requirement in PYPROJECT["project"]["dependencies"]:
         assert _name(requirement) in runtime, f"{requirement} is not in requirements/runtime.lock"
     extras = PYPROJECT["project"]["optional-dependencies"]
-    for requirement in extras["test"] + extras["lint"]:
+    for requirement in extras["test"] + extras["lint"] + [r for e in RUNTIME_EXTRAS for r in extras[e]]:
         assert _name(requirement) in dev, f"{requirement} is not in requirements/dev.lock"
+    for requirement in (r for e in RUNTIME_EXTRAS for r in extras[e]):
+        assert _name(requirement) not in runtime, f"{requirement} is an extra: keep it out of runtime.lock"
     for requirement in extras["bench"]:
         assert _name(requirement) in bench, f"{requirement} is not in requirements/bench.lock"
     for other in (dev, bench):

@@ -1,0 +1,174 @@
+"""The Ray engine (issue 12, part 3) gives the numbers of the single-process path, on a local Ray instance
+started here with 2 CPUs; bad photos are reported, and no output appears unless it is complete."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gallery_core.config import BuildConfig
+from gallery_core.data.photos import compute_trunk_features
+from gallery_core.errors import UsageError
+from gallery_core.models.backbones import create_backbone
+from gallery_core.models.checkpoint import load_checkpoint
+from gallery_core.pipeline import ray_engine
+from gallery_core.pipeline.embed import pretrained_photo_features
+from gallery_core.pipeline.ray_engine import RayOptions, ray_photo_embeddings, ray_trunk_features
+
+ray = pytest.importorskip("ray")
+
+OPTIONS = RayOptions(batch_size=8)  # several batches (and blocks) even on a tiny catalogue
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One local Ray instance for the module: 2 CPUs, no dashboard, workers' logs kept out of the test's."""
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # The workers pickle what this module defines by value: they cannot import the tests folder.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    yield ray
+    ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def photo_paths(tiny_run) -> list[str]:
+    """The tiny run's photos, in its order (the catalogue's photos that decode)."""
+    return pd.read_parquet(tiny_run / "photos.parquet")["path"].tolist()
+
+
+@pytest.fixture
+def with_bad_photo(photo_paths, tmp_path) -> tuple[list[str], int]:
+    """30 of the run's photos with a photo cut short in the middle, and its position."""
+    bad = tmp_path / "cut-short.jpg"
+    bad.write_bytes(Path(photo_paths[0]).read_bytes()[:200])
+    paths = list(photo_paths[:30])
+    paths.insert(11, str(bad))
+    return paths, 11
+
+
+def test_trunk_features_equal_the_single_process_ones(local_ray, with_bad_photo, tmp_path):
+    paths, bad_position = with_bad_photo
+    backbone = create_backbone("efficientnet_lite0", trainable_stages=2)
+    expected, expected_bad = compute_trunk_features(backbone, paths, 32, batch_size=8, progress=False)
+    out = tmp_path / "out" / "trunk.npy"
+
+    bad = ray_trunk_features("efficientnet_lite0", 2, None, paths, 32, out, OPTIONS, progress=False)
+
+    assert bad == expected_bad and list(bad) == [bad_position]
+    assert "cut-short.jpg" in bad[bad_position]
+    got = np.load(out)
+    assert got.dtype == np.float16 and got.shape == expected.shape == (len(paths) - 1, *expected.shape[1:])
+    # The same float32 features rounded to float16. Where the float32 sums differ in their last bits (the
+    # actor runs one thread, and batches hold other photos than here: the good photos of a decoded batch),
+    # a value can round to the neighbouring float16, one step (2**-10 relative) away: <1% of them, seen here.
+    np.testing.assert_allclose(got.astype(np.float32), expected.astype(np.float32), rtol=1e-3, atol=1e-4)
+    assert (got == expected).mean() > 0.98
+    assert [p.name for p in out.parent.iterdir()] == ["trunk.npy"]  # no temporary file left
+
+
+def test_photo_embeddings_equal_the_runs_own(local_ray, tiny_run, photo_paths, tmp_path):
+    """The Ray path gives the embeddings the local embed step wrote, and the pretrained features that
+    ``pretrained_photo_features`` computes from the run's trunk cache, to 1e-5: the first 64 photos, one
+    batch of 64 as in the run's trunk pass, so that the same float16 trunk features enter the top stages
+    (other batches can flip a trunk value to the neighbouring float16 and move an embedding by ~4e-5)."""
+    _, checkpoint = load_checkpoint(tiny_run / "model.pt")
+    config = BuildConfig.from_dict(checkpoint["config"])
+    paths = photo_paths[:64]
+
+    emb_path, pre_path, bad = ray_photo_embeddings(tiny_run / "model.pt", paths, config.model.image_size,
+                                                   tmp_path, RayOptions(batch_size=64), with_pretrained=True,
+                                                   progress=False)
+
+    assert bad == {}
+    assert (emb_path, pre_path) == (tmp_path / "photo_embeddings.npy", tmp_path / "photo_pretrained.npy")
+    expected = np.load(tiny_run / "photo_embeddings.npy")[:64]
+    got = np.load(emb_path)
+    assert got.dtype == np.float32 and got.shape == expected.shape
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+    trunk_cache = np.load(tiny_run / "cache" / f"trunk-{checkpoint['trunk_cache_key']}.npy")
+    expected_pretrained = pretrained_photo_features(config.model, trunk_cache[:64])
+    got_pretrained = np.load(pre_path)
+    assert got_pretrained.dtype == np.float32 and got_pretrained.shape == expected_pretrained.shape
+    np.testing.assert_allclose(got_pretrained, expected_pretrained, atol=1e-5, rtol=0)
+
+
+class _FailsOnItsSecondBatch(ray_engine._PhotoEmbedder):
+    """The real actor, failing on its second batch."""
+
+    batches_done = 0
+
+    def __call__(self, batch):
+        if self.batches_done:
+            raise RuntimeError("an actor fails")
+        self.batches_done += 1
+        return super().__call__(batch)
+
+
+def test_an_error_in_an_actor_leaves_no_output(local_ray, tiny_run, photo_paths, tmp_path):
+    out = tmp_path / "out"
+    kwargs = {"checkpoint_path": str(tiny_run / "model.pt"), "with_pretrained": False, "batch_size": 8}
+    with pytest.raises(Exception, match="an actor fails"):
+        ray_engine._run(_FailsOnItsSecondBatch, kwargs, photo_paths[:64], 32,
+                        {"embedding": out / "photo_embeddings.npy"}, OPTIONS, progress=False)
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+class _StopsAfterOneBatch:
+    """A progress bar that stops the run (as Ctrl-C would) once the first batch's rows are written."""
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def update(self, n):
+        raise KeyboardInterrupt
+
+
+def test_a_run_stopped_midway_leaves_no_output(local_ray, tiny_run, photo_paths, tmp_path, monkeypatch):
+    monkeypatch.setattr(ray_engine, "tqdm", _StopsAfterOneBatch)
+    with pytest.raises(KeyboardInterrupt):
+        ray_photo_embeddings(tiny_run / "model.pt", photo_paths[:64], 32, tmp_path / "out", OPTIONS,
+                             with_pretrained=True, progress=False)
+    assert list((tmp_path / "out").iterdir()) == []  # the temporary files, written into, are gone
+
+
+def test_a_bad_checkpoint_is_refused_before_ray_starts(tmp_path):
+    with pytest.raises(UsageError, match="no such checkpoint"):
+        ray_photo_embeddings(tmp_path / "missing.pt", ["a.jpg"], 32, tmp_path, OPTIONS, with_pretrained=False)
+    with pytest.raises(UsageError, match="no photos"):
+        ray_trunk_features("efficientnet_lite0", 2, None, [], 32, tmp_path / "t.npy", OPTIONS)
+
+
+def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when Ray is not installed
+    with pytest.raises(UsageError, match=r"pip install 'gallery-core\[distributed\]'") as err:
+        ray_engine.require_ray()
+    assert "\n" not in str(err.value)
+
+
+def test_compaction_keeps_the_good_rows_in_order(tmp_path, monkeypatch):
+    """The end of every run with bad photos: rows moved up over the bad ones, the file cut to its shape."""
+    path = tmp_path / "rows.npy"
+    rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.float16, shape=(1000, 3, 2))  # 12 bytes a row
+    rows[:] = np.arange(1000, dtype=np.float16).reshape(-1, 1, 1)
+    del rows
+    is_good = np.ones(1000, dtype=bool)
+    is_good[[0, 5, 6, 999]] = False
+    monkeypatch.setattr(ray_engine, "COMPACT_CHUNK_BYTES", 7 * 12)  # 7 rows a chunk: moves cross chunks
+
+    ray_engine._compact(path, is_good)
+
+    got = np.load(path, mmap_mode="r")
+    assert got.shape == (996, 3, 2)
+    np.testing.assert_array_equal(got[:, 0, 0], np.arange(1000, dtype=np.float16)[is_good])
+    assert path.stat().st_size == got.offset + 996 * 12  # cut: nothing after the last row
