@@ -212,7 +212,7 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
                 "chunk_size": chunk_size, "batch_size": batch_size, "with_pretrained": with_pretrained}
     learned_sums, pretrained_sums = stream_listing_sums(
         chunk, offsets, dims, work, identity, chunk_size,
-        photo_out=None if execution.engine == "ray" else work / "photo_embeddings.npy", progress=progress)
+        photo_out=None if execution.engine == "ray" else work / "photo-embeddings.npy", progress=progress)
     counts = np.maximum(sizes, 1).astype(np.float32)[:, None]  # (L, 1): as group_mean divides
     learned = learned_sums / counts  # (L, D): the gallery embedding the heads were trained on
     pretrained = None if pretrained_sums is None else pretrained_sums / counts  # (L, F)
@@ -229,7 +229,7 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
     listing_table["first_photo"] = offsets[:-1]
 
     write_parquet(paths.photo_table, photo_table)
-    os.replace(embeddings_file if execution.engine == "ray" else work / "photo_embeddings.npy",
+    os.replace(embeddings_file if execution.engine == "ray" else work / "photo-embeddings.npy",
                paths.photo_embeddings)  # complete: renamed into place, as an atomic write would
     write_parquet(paths.listing_table, listing_table)
     write_npy(paths.listing_embeddings, listing_embeddings)
