@@ -284,3 +284,32 @@ def test_the_cli_says_how_to_install_ray(run_copy, tiny_catalogue, monkeypatch, 
     assert code == 2 and "pip install 'gallery-core[distributed]'" in capsys.readouterr().err
     assert main(["embed", "--out", str(run_copy), "--ray-address", "auto", "--quiet"]) == 2
     assert "--ray-address needs --engine ray" in capsys.readouterr().err
+
+
+def test_the_photos_table_is_read_with_the_columns_needed(tiny_catalogue, tmp_path, monkeypatch):
+    import pandas as pd
+
+    from gallery_core.data import tables
+
+    read_csv, seen = pd.read_csv, []
+
+    def recording(*args, **kwargs):
+        table = read_csv(*args, **kwargs)
+        seen.append(list(table.columns))
+        return table
+
+    monkeypatch.setattr(tables.pd, "read_csv", recording)
+    assert "kind" in (tiny_catalogue / "photos.csv").read_text().split("\n", 1)[0]  # a column no step needs
+    catalogue = load_catalogue(tiny_catalogue)
+    assert ["listing_id", "path"] in seen and not any("kind" in columns for columns in seen)
+    assert list(catalogue.photos.columns[:2]) == ["listing_id", "path"]
+
+    parquet = Path(tmp_path / "parquet")
+    import shutil
+
+    shutil.copytree(tiny_catalogue, parquet)
+    pd.read_csv(parquet / "photos.csv").to_parquet(parquet / "photos.parquet")
+    (parquet / "photos.csv").unlink()
+    from_parquet = load_catalogue(parquet)
+    assert [str(Path(p).relative_to(from_parquet.root)) for p in from_parquet.photos["path"]] == \
+        [str(Path(p).relative_to(catalogue.root)) for p in catalogue.photos["path"]]

@@ -143,7 +143,7 @@ def load_photos(root: Path, listings: pd.DataFrame, photo_roots: tuple[Path, ...
     locator = _PhotoLocator(photo_roots, check_files)
     table_path = find_table(root, "photos", required=False)
     if table_path is not None:
-        photos = read_table(table_path, exact_columns=("listing_id", "path"))
+        photos = read_table(table_path, exact_columns=("listing_id", "path"), columns=("listing_id", "path"))
         for column in ("listing_id", "path"):
             require_column(photos, column, table_path)
         if photos.empty:

@@ -24,13 +24,20 @@ class CatalogueError(UsageError):
     """The catalogue cannot be used as it is; the message says what and where."""
 
 
-def read_table(path: Path, exact_columns: tuple[str, ...]) -> pd.DataFrame:
+def read_table(path: Path, exact_columns: tuple[str, ...], columns: tuple[str, ...] | None = None) -> pd.DataFrame:
     """A table, with ``exact_columns`` as text exactly as written (a blank cell is '', 'NA' is 'NA').
 
-    Other CSV columns follow pandas' defaults (empty cells and 'NA' are missing values)."""
+    Other CSV columns follow pandas' defaults (empty cells and 'NA' are missing values). ``columns``: read
+    only these when the table has them all (a large table's other columns never enter memory); when one
+    is missing, everything is read, so that the message about it can list what is there."""
     if path.suffix == ".parquet":
         try:
-            table = pd.read_parquet(path)
+            import pyarrow.parquet as pq  # here: only Parquet tables need it
+
+            wanted = None
+            if columns is not None and set(columns) <= set(pq.read_schema(path).names):
+                wanted = list(columns)
+            table = pd.read_parquet(path, columns=wanted)
         except Exception as err:  # pyarrow raises many kinds for malformed files
             raise CatalogueError(f"{path}: cannot read table: {err}") from None
         for column in exact_columns:
@@ -41,7 +48,9 @@ def read_table(path: Path, exact_columns: tuple[str, ...]) -> pd.DataFrame:
     text = _read_text(path)
     _check_delimiter(path, text.split("\n", 1)[0].rstrip("\r"))
     try:
-        table = pd.read_csv(io.StringIO(text), dtype={"listing_id": str}, keep_default_na=True)
+        header = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")]), [])
+        usecols = list(columns) if columns is not None and set(columns) <= set(header) else None
+        table = pd.read_csv(io.StringIO(text), dtype={"listing_id": str}, keep_default_na=True, usecols=usecols)
         exact = [c for c in exact_columns if c in table.columns]
         if exact:
             written = pd.read_csv(io.StringIO(text), usecols=exact, dtype=str, keep_default_na=False)
