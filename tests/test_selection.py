@@ -157,7 +157,7 @@ def test_selection_actions_write_a_catalogue_and_show_the_build_command(actions_
     assert not at.exception
     out = run.root.parent / "picked"
     assert load_catalogue(out).listings["listing_id"].tolist() == ids
-    assert f"--catalogue {out}" in at.code[0].value
+    assert f"--catalogue {out} --out {out}-run" in at.code[0].value
     at.button(key="FormSubmitter:test_selection_catalogue_form-Write catalogue").click().run()
     assert "not an empty folder" in at.error[0].value  # a second write is refused, not merged
 

@@ -174,7 +174,8 @@ def _write_catalogue(run: Run, listing_ids: list[str], name: str) -> None:
         st.error(str(err))
         return
     st.success(f"Catalogue of {len(listing_ids):,} listings written to `{out}`. Build a run of it with:")
-    st.code(build_command(f"artifacts/{out.name}", catalogue=out), language="bash")
+    # the run goes beside the catalogue under its own name, never into the catalogue folder itself
+    st.code(build_command(out.parent / f"{out.name}-run", catalogue=out), language="bash")
 
 
 EVIDENCE_GRID_COLUMNS = 6
