@@ -126,3 +126,30 @@ def test_a_corrupt_decisions_file_is_reported_and_kept(private_app):
     assert not [b for b in at.button if b.key == "audit_confirm"]  # deciding is off
     assert path.read_text() == "not,a,decisions,file\n"
     assert isinstance(at.dataframe[0].value, pd.DataFrame)  # the audit itself still works
+
+
+def test_the_suspects_selection_csv_carries_the_audit_columns(app_artifacts):
+    from gallery_core.app import audit
+    from gallery_core.app.selection import selection_table
+
+    run = Run(app_artifacts / "demo")
+    task = run.task("property_type")
+    suspects = audit.suspicion_table(task, run.listings, run.predictions).head(5).assign(decision="")
+    table = selection_table(run, suspects["listing_id"].tolist(), audit.selection_extra(suspects))
+    assert table["listing_id"].tolist() == suspects["listing_id"].tolist()
+    assert table["audit_rank"].tolist() == [1, 2, 3, 4, 5]
+    assert {"audit_recorded", "audit_photos_say", "audit_p_recorded", "audit_suspicion", "audit_decision"} <= set(table)
+
+
+def test_the_suggested_correction_is_what_the_photos_say_where_it_differs():
+    from gallery_core.app.audit import suggested_value
+    from gallery_core.data.tasks import TaskSpec
+
+    binary = TaskSpec("is_chain", "is_chain", "binary")
+    multiclass = TaskSpec("city", "city", "multiclass", ("A", "B"))
+    regression = TaskSpec("price", "price", "regression")
+    assert suggested_value(binary, "1", 0.2) == "0" and suggested_value(binary, "1", 0.9) == ""
+    assert suggested_value(multiclass, "A", "B") == "B" and suggested_value(multiclass, "A", "A") == ""
+    assert suggested_value(regression, 738.46, 248.5512) == "248.55"
+    assert suggested_value(regression, 1.0, 1234567.0) == "1234567"
+    assert suggested_value(binary, "1", float("nan")) == ""

@@ -135,7 +135,7 @@ def suggested_value(task: TaskSpec, recorded: object, photos_say: object) -> str
     if pd.isna(photos_say):
         return ""
     if task.kind == "regression":
-        return f"{float(photos_say):.4g}"
+        return np.format_float_positional(round(float(photos_say), 2), trim="-")  # 248.55, never 2.5e+02
     suggestion = str(int(float(photos_say) >= 0.5)) if task.kind == "binary" else str(photos_say)
     return "" if suggestion == str(recorded) else suggestion
 
