@@ -40,7 +40,7 @@ from gallery_core.data.photos import decode_batch, to_model_input
 from gallery_core.errors import UsageError
 from gallery_core.models.backbones import create_backbone
 from gallery_core.models.checkpoint import load_checkpoint
-from gallery_core.training.data import trunk_input
+from gallery_core.pipeline.embed import encode_trunk_features, pretrained_backbone, pretrained_photo_features
 
 logger = logging.getLogger(__name__)
 
@@ -159,28 +159,22 @@ class _PhotoEmbedder(_ModelStage):
         model, checkpoint = load_checkpoint(checkpoint_path, device=str(self.device))
         self.encoder = model.encoder.eval()
         self.encoder.backbone.trunk.to(memory_format=torch.channels_last)
+        self.config = BuildConfig.from_dict(checkpoint["config"]).model
         self.batch_size = batch_size
         self.outputs = {"embedding": ((self.encoder.embed_dim,), np.dtype(np.float32))}
         self.pretrained = None
-        if with_pretrained:
-            # The pretrained backbone is built once per actor (pretrained_photo_features builds it per call).
-            config = BuildConfig.from_dict(checkpoint["config"]).model
-            self.pretrained = create_backbone(config.backbone, config.trainable_stages, config.weights_path,
-                                              pretrained=True).to(self.device).eval()
+        if with_pretrained:  # built once per actor, not per batch
+            self.pretrained = pretrained_backbone(self.config, self.device)
             self.outputs["pretrained"] = ((self.pretrained.feature_dim,), np.dtype(np.float32))
 
-    @torch.no_grad()
     def compute(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        # Imported here: embed.py may import this module (the --engine ray wiring).
-        from gallery_core.pipeline.embed import encode_trunk_features
-
-        # Through float16, as the trunk cache stores the features, then float32 channels-last (trunk_input).
-        trunk = torch.from_numpy(_trunk_batch(self.encoder.backbone, pixels, self.device))  # (B, C, h, w)
+        # Through float16, as the trunk cache stores the features; the top stages read them as float32
+        # channels-last (trunk_input), as on the local path.
+        trunk = _trunk_batch(self.encoder.backbone, pixels, self.device)  # (B, C, h, w) float16
         out = {"embedding": encode_trunk_features(self.encoder, trunk, self.device, self.batch_size)}
         if self.pretrained is not None:
-            # What pretrained_photo_features does per batch, with this actor's backbone.
-            x = trunk_input(trunk.to(self.device).float())
-            out["pretrained"] = self.pretrained.forward_top(x).float().cpu().numpy()
+            out["pretrained"] = pretrained_photo_features(self.config, trunk, self.device, self.batch_size,
+                                                          backbone=self.pretrained)
         return out
 
 
