@@ -100,12 +100,15 @@ class ColourOption:
 
 
 def colour_options(listings: pd.DataFrame, tasks: Sequence[TaskSpec]) -> list[ColourOption]:
-    """Every attribute, every task's prediction and prediction error, and whether each classification task's
-    prediction is right."""
+    """Every attribute, every task's prediction and every task's prediction error."""
     return ([ColourOption("attribute", c) for c in attribute_columns(listings)]
             + [ColourOption("prediction", t.name) for t in tasks]
-            + [ColourOption("error", t.name) for t in tasks]
-            + [ColourOption("correct", t.name) for t in tasks if t.kind != "regression"])
+            + [ColourOption("error", t.name) for t in tasks])
+
+
+def correctness_options(tasks: Sequence[TaskSpec]) -> list[ColourOption]:
+    """Whether each classification task's prediction is right (the map offers these after ``colour_options``)."""
+    return [ColourOption("correct", t.name) for t in tasks if t.kind != "regression"]
 
 
 def prediction_values(task: TaskSpec, predictions: pd.DataFrame) -> pd.Series:

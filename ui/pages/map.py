@@ -34,7 +34,7 @@ st.title("Map")
 st.caption("Listings placed by the similarity of their photo galleries: similar galleries lie close. "
            "Pick what to colour by, then click a point to see its photos, or draw a box or lasso to act on a group.")
 
-options = explore.colour_options(listings, run.tasks)
+options = explore.colour_options(listings, run.tasks) + explore.correctness_options(run.tasks)
 labels = [option.label for option in options]
 default_column = explore.key_attribute_columns(run.tasks, listings, limit=1)
 default_label = explore.ColourOption("attribute", default_column[0]).label if default_column else labels[0]
