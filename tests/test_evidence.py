@@ -149,3 +149,23 @@ def test_the_most_suspicious_listing_has_a_photo_against(run):
     assert result.value_all == pytest.approx(top["p_recorded"], abs=TOLERANCE)
     assert isinstance(result.photos, pd.DataFrame) and len(result.photos) > 1
     assert "P(recorded)" in evidence.evidence_caption(result)
+
+
+def test_a_sampled_probe_is_refitted_on_the_same_sample(run_copy):
+    """Where a fold has more labelled listings than PredictConfig.probe_sample, the predict step trains on a
+    seeded sample of them; the evidence refits on that same sample and still reproduces the stored value."""
+    from dataclasses import replace
+
+    from gallery_core.config import PredictConfig
+    from gallery_core.pipeline.build import run_steps
+    from conftest import tiny_config
+
+    config = tiny_config()
+    run_steps(run_copy, steps=("predict",), config=replace(config, predict=PredictConfig(oof_folds=3, probe_sample=12)),
+              progress=False)
+    run = Run(run_copy)
+    assert run.config.predict.probe_sample == 12
+    task = run.task("is_chain")
+    for listing_id in labelled_listings(run, "is_chain")[:3]:
+        result = evidence.photo_evidence(run, task, listing_id)
+        assert result.value_all == pytest.approx(result.stored_value, abs=TOLERANCE)

@@ -18,9 +18,10 @@ the suspicion score came from, so the leave-nothing-out value *is* the stored ou
 (the tests check it) and every effect is a change in that number.
 
 Exact with respect to the probe: the predict step stores no fitted probes, only their out-of-fold
-outputs. They are refitted here, deterministically, from the stored setup: the same k-fold split (the
-run's seed and ``PredictConfig.oof_folds``), the same estimator (``pipeline.predict._Probe`` / ridge),
-trained on the same rows of ``new_task_embeddings.npy``; only the fold that held the listing out is fitted.
+outputs. They are refitted here, deterministically, from the stored setup: the same split
+(``pipeline.predict.probe_folds`` with the run's seed and ``PredictConfig``), the same estimator
+(``pipeline.predict._Probe`` / ridge), trained on the same rows of ``new_task_embeddings.npy``; only the
+fold that held the listing out is fitted (once per fold: the app caches it).
 
 Per-photo features: the learned part is ``photo_embeddings.npy``; the pretrained part (when the run's
 ``new_task_features`` includes it) is stored per listing only, so it is recomputed for the listing's
@@ -38,7 +39,6 @@ import numpy as np
 import pandas as pd
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import Ridge
-from sklearn.model_selection import KFold
 
 from gallery_core.artifacts.run import Run
 from gallery_core.data.tasks import TaskSpec, class_labels, encode_labels, observed_mask
@@ -100,10 +100,10 @@ def _labelled(run: Run, task: TaskSpec) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _folds(run: Run, n_observed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The predict step's k-fold split of the labelled listings (``out_of_fold_predictions``)."""
-    folds = KFold(n_splits=min(run.config.predict.oof_folds, n_observed), shuffle=True,
-                  random_state=run.config.train.seed)
-    return list(folds.split(np.zeros((n_observed, 1))))
+    """The predict step's split of the labelled listings: (train, test) positions per fold."""
+    from gallery_core.pipeline.predict import probe_folds  # torch import: lazy
+
+    return probe_folds(n_observed, run.config.predict, run.config.train.seed)
 
 
 def probe_fold(run: Run, task: TaskSpec, listing_id: str) -> int:
