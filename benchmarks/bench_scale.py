@@ -199,6 +199,21 @@ def run_step(step: str, run_dir: Path, variant: str) -> dict[str, Any]:
     return {"step_seconds": seconds, **info}
 
 
+def complete_run(run_dir: Path, measured: list[str]) -> None:
+    """Give the run the files of the steps after embed that were not measured (``--steps``), so the app can
+    open it: index and predict done here, unmeasured; the map a stand-in (the first two embedding
+    dimensions), since UMAP's compilation alone takes minutes in a fresh process."""
+    for step in ("index", "predict"):
+        if step not in measured:
+            run_step(step, run_dir, "streaming")
+    if "project" not in measured:
+        paths = RunPaths(run_dir)
+        embeddings = np.load(paths.listing_embeddings, mmap_mode="r")
+        ids = pd.read_parquet(paths.listing_table, columns=["listing_id"])["listing_id"]
+        write_parquet(paths.umap, pd.DataFrame({"listing_id": ids, "x": embeddings[:, 0], "y": embeddings[:, 1]}))
+        record_step(run_dir, "project", hash_key("bench_scale", "stand-in map"), 0.0, {"stand_in": True})
+
+
 def open_in_app(run_dir: Path, variant: str) -> dict[str, Any]:
     """A server's first page after start-up: the run's check, ``Run`` and the Overview page, rendered by
     AppTest; "in-memory" = today's full check (every file hashed on every start)."""
@@ -312,8 +327,10 @@ def markdown_report(results: dict[str, Any] | None) -> str:
     rows = pd.DataFrame(results["rows"]) if results else pd.DataFrame()
     p = results["photos_per_listing"] if results else None
     lines = ["# Scale benchmark: the steps after embed, and opening the run, at 10k to 500k listings", "",
-             "Made by `python benchmarks/bench_scale.py --sizes 10000 50000 500000` (the module docstring says "
-             "what is measured and how). " + (results["machine"] if results else "Machine: _(to be measured)_"), "",
+             "Made by `python benchmarks/bench_scale.py --sizes "
+             + (" ".join(str(n) for n in results["sizes"]) if results else " ".join(str(n) for n in DEFAULT_SIZES))
+             + "` (the module docstring says what is measured and how). "
+             + (results["machine"] if results else "Machine: _(to be measured)_"), "",
              "**What is synthetic.** No photo is rendered or decoded: the runs are made from the demo run's "
              "listings (repeated with new ids: real labels and tasks) and its photo embeddings (jittered), written "
              "chunk by chunk into memory-mapped `.npy` files, at most "
@@ -449,6 +466,8 @@ def main() -> None:
         print(f"{n:,} listings: synthetic run made in {time.perf_counter() - started:.0f} s "
               f"({facts['photos']:,} photos, {facts['dim']}-d)", flush=True)
         for step in (s for s in STEPS if s in args.steps):
+            if step == "open":
+                complete_run(run_dir, args.steps)
             for variant in VARIANTS if n <= args.baseline_max else VARIANTS[:1]:
                 row = facts | measure(step, run_dir, variant)
                 rows.append(row)
