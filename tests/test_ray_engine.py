@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from gallery_core.cli import main
 from gallery_core.config import BuildConfig
 from gallery_core.data.photos import compute_trunk_features
 from gallery_core.errors import UsageError
@@ -24,15 +25,22 @@ ray = pytest.importorskip("ray")
 OPTIONS = RayOptions(batch_size=8)  # several batches (and blocks) even on a tiny catalogue
 
 
-@pytest.fixture(scope="module")
-def local_ray():
-    """One local Ray instance for the module: 2 CPUs, no dashboard, workers' logs kept out of the test's."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+@pytest.fixture(scope="module", autouse=True)
+def _ray_stopped_at_the_end():
     # The workers pickle what this module defines by value: they cannot import the tests folder.
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-    yield ray
+    yield
     ray.cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
     ray.shutdown()
+
+
+@pytest.fixture
+def local_ray():
+    """A local Ray instance, started once for the tests that share it: 2 CPUs, no dashboard, the workers'
+    logs kept out of the tests' output."""
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return ray
 
 
 @pytest.fixture(scope="module")
@@ -51,14 +59,18 @@ def with_bad_photo(photo_paths, tmp_path) -> tuple[list[str], int]:
     return paths, 11
 
 
-def test_trunk_features_equal_the_single_process_ones(local_ray, with_bad_photo, tmp_path):
+def test_trunk_features_equal_the_single_process_ones(with_bad_photo, tmp_path):
+    """On a local Ray instance that the engine starts and stops itself (as `--engine ray` without an address)."""
+    ray.shutdown()
     paths, bad_position = with_bad_photo
     backbone = create_backbone("efficientnet_lite0", trainable_stages=2)
     expected, expected_bad = compute_trunk_features(backbone, paths, 32, batch_size=8, progress=False)
     out = tmp_path / "out" / "trunk.npy"
 
-    bad = ray_trunk_features("efficientnet_lite0", 2, None, paths, 32, out, OPTIONS, progress=False)
+    bad = ray_trunk_features("efficientnet_lite0", 2, None, paths, 32, out, RayOptions(batch_size=8, num_cpus=2),
+                             progress=False)
 
+    assert not ray.is_initialized()  # stopped again
     assert bad == expected_bad and list(bad) == [bad_position]
     assert "cut-short.jpg" in bad[bad_position]
     got = np.load(out)
@@ -137,7 +149,7 @@ class _StopsAfterOneBatch:
 def test_a_run_stopped_midway_leaves_no_output(local_ray, tiny_run, photo_paths, tmp_path, monkeypatch):
     monkeypatch.setattr(ray_engine, "tqdm", _StopsAfterOneBatch)
     with pytest.raises(KeyboardInterrupt):
-        ray_photo_embeddings(tiny_run / "model.pt", photo_paths[:64], 32, tmp_path / "out", OPTIONS,
+        ray_photo_embeddings(tiny_run / "model.pt", photo_paths[:16], 32, tmp_path / "out", OPTIONS,
                              with_pretrained=True, progress=False)
     assert list((tmp_path / "out").iterdir()) == []  # the temporary files, written into, are gone
 
@@ -154,6 +166,15 @@ def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
     with pytest.raises(UsageError, match=r"pip install 'gallery-core\[distributed\]'") as err:
         ray_engine.require_ray()
     assert "\n" not in str(err.value)
+
+
+def test_embed_with_the_ray_engine_without_ray_says_how_to_install_it(run_copy, tiny_catalogue, monkeypatch,
+                                                                      capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    code = main(["embed", "--catalogue", str(tiny_catalogue), "--out", str(run_copy), "--engine", "ray",
+                 "--force", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "pip install 'gallery-core[distributed]'" in err
 
 
 def test_compaction_keeps_the_good_rows_in_order(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,21 +181,25 @@ class _PhotoEmbedder(_ModelStage):
 # --- the driver ---
 
 @contextmanager
-def _ray_session(options: RayOptions) -> Iterator[Any]:
+def _ray_session(options: RayOptions, progress: bool) -> Iterator[Any]:
     """Ray, connected: an instance already running in this process is used as it is; otherwise one is
-    joined (``options.address``) or started locally, and shut down again at the end."""
+    joined (``options.address``) or started locally, and shut down again at the end. Ray Data's own
+    progress bars follow ``progress`` meanwhile."""
     ray = require_ray()
-    if ray.is_initialized():
-        yield ray
-        return
-    if options.address is None:
+    started = not ray.is_initialized()
+    if started and options.address is None:
         ray.init(num_cpus=options.num_cpus, include_dashboard=False)
-    else:
+    elif started:
         ray.init(address=options.address)
+    context = ray.data.DataContext.get_current()
+    bars = context.enable_progress_bars
+    context.enable_progress_bars = progress
     try:
         yield ray
     finally:
-        ray.shutdown()
+        context.enable_progress_bars = bars
+        if started:
+            ray.shutdown()
 
 
 def _pool_size(ray: Any, options: RayOptions) -> tuple[int, float]:
@@ -253,7 +257,7 @@ def _run(stage: type, stage_kwargs: dict[str, Any], paths: list[str], image_size
         raise UsageError("no photos to embed: the list of photo paths is empty")
     import pyarrow as pa
 
-    with _ray_session(options) as ray:
+    with _ray_session(options, progress) as ray:
         actors, gpus = _pool_size(ray, options)
         block_rows = options.batch_size * BATCHES_PER_BLOCK
         table = pa.table({"index": pa.array(np.arange(len(paths), dtype=np.int64)), "path": pa.array(paths)})
@@ -272,7 +276,9 @@ def _run(stage: type, stage_kwargs: dict[str, Any], paths: list[str], image_size
             tmp = {name: stack.enter_context(atomic_path(path)) for name, path in outputs.items()}
             files: dict[str, np.memmap] = {}
             bar = stack.enter_context(tqdm(total=len(paths), desc="ray embed", unit="photo", disable=not progress))
-            for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            # Closed on the way out, so that after an error or a stop the pipeline ends at once.
+            batches = stack.enter_context(closing(iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))))
+            for batch in batches:
                 index = np.asarray(batch["index"], dtype=np.int64)  # (B,)
                 for name in outputs:
                     column = batch[name]  # (B, ...)
