@@ -156,9 +156,10 @@ def test_a_sampled_probe_is_refitted_on_the_same_sample(run_copy):
     seeded sample of them; the evidence refits on that same sample and still reproduces the stored value."""
     from dataclasses import replace
 
+    from conftest import tiny_config
+
     from gallery_core.config import PredictConfig
     from gallery_core.pipeline.build import run_steps
-    from conftest import tiny_config
 
     config = tiny_config()
     run_steps(run_copy, steps=("predict",), config=replace(config, predict=PredictConfig(oof_folds=3, probe_sample=12)),
