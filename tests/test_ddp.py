@@ -133,6 +133,58 @@ def test_a_batch_is_shared_out_among_the_ranks(monkeypatch):
     assert shard.tolist() == [5] and not counted
 
 
+def test_scaled_rank_losses_average_to_the_gradient_of_one_process(tiny_catalogue, tmp_path, monkeypatch):
+    """Two ranks simulated in this process: the mean of their gradients (what DDP all-reduces) equals the
+    gradient of the whole batch in one process, the learned task weights' included, although the ranks see
+    different numbers of labelled listings per task."""
+    from functools import partial
+
+    from conftest import tiny_config
+
+    from gallery_core.data.catalogue import load_catalogue
+    from gallery_core.models.checkpoint import build_model
+    from gallery_core.training import distributed
+    from gallery_core.training.data import label_tensors, prepare_data, regression_stats
+    from gallery_core.training.loop import TrainStep, batch_losses
+    from gallery_core.weighting import create_weighting
+
+    config = tiny_config(weighting="uncertainty")
+    catalogue = load_catalogue(tiny_catalogue)
+    torch.manual_seed(0)
+    model = build_model(config.model, catalogue.tasks)
+    model.encoder.backbone.freeze_batchnorm = True  # batch statistics would differ between the shards
+    cpu = torch.device("cpu")
+    data = prepare_data(catalogue, model, config.model, tmp_path, "unused", False, cpu, progress=False)
+    labels = label_tensors(data.catalogue)
+    stats = regression_stats(data.catalogue, labels, np.arange(data.n_listings))
+    weighting = create_weighting("uncertainty", data.catalogue.tasks, {k: v for k, (_, v) in stats.items()})
+    step = TrainStep(model, weighting).train()
+    batch = np.arange(16)
+    losses_of = partial(batch_losses, data=data, labels=labels, device=cpu, objectives=None, training=True,
+                        epoch=0, rng=None)
+
+    def gradients(total: torch.Tensor) -> list[torch.Tensor]:
+        step.zero_grad(set_to_none=True)
+        total.backward()
+        return [p.grad.clone() if p.grad is not None else torch.zeros_like(p) for p in step.parameters()]
+
+    one_process = gradients(step(partial(losses_of, idx=batch))[0])
+
+    monkeypatch.setattr(distributed, "is_distributed", lambda: True)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    shards, counts = [], []
+    for rank in range(2):
+        monkeypatch.setattr(distributed, "rank", lambda rank=rank: rank)
+        shard, _ = distributed.batch_shard(batch)
+        shards.append(shard)
+        counts.append([n for _, n in losses_of(model, idx=shard).values()])
+    assert counts[0] != counts[1]  # some task has more labelled listings on one rank than on the other
+    monkeypatch.setattr(distributed, "all_reduce_sum", lambda values: np.sum(counts, axis=0, dtype=np.float64))
+    per_rank = [gradients(step(partial(losses_of, idx=shard))[0]) for shard in shards]
+    for name_grad, one, a, b in zip(step.named_parameters(), one_process, *per_rank, strict=True):
+        torch.testing.assert_close((a + b) / 2, one, rtol=1e-4, atol=1e-6, msg=name_grad[0])
+
+
 # --- the worker torchrun launches ---
 
 def _worker(audit: Path, run: Path, interrupt_epoch: int, cli_args: list[str]) -> int:
