@@ -15,6 +15,10 @@ batch". A resumed run therefore trains the same weights as an uninterrupted one,
 The visual-search objectives (``TrainConfig.triplet_weight``, ``vae_weight``, ``augment``) are optional
 and off by default: ``gallery_core.training.objectives`` holds what they need and ``run_epoch`` adds their
 losses to the weighting as further named tasks ("triplet", "vae").
+
+Under torchrun the same loop trains with DistributedDataParallel (``gallery_core.training.distributed``):
+each rank runs its share of every batch through ``TrainStep`` (the model and the weighting, wrapped in DDP
+together), and only rank 0 writes. Without torchrun nothing changes, bit for bit.
 """
 
 from __future__ import annotations
