@@ -190,7 +190,11 @@ def _ray_session(options: RayOptions, progress: bool) -> Iterator[Any]:
     if started and options.address is None:
         ray.init(num_cpus=options.num_cpus, include_dashboard=False)
     elif started:
-        ray.init(address=options.address)
+        try:
+            ray.init(address=options.address)
+        except ConnectionError as err:
+            raise UsageError(f"--ray-address {options.address}: cannot join a Ray cluster there ({err}); start "
+                             "one with `ray start --head`, or leave the address out for a local instance") from err
     context = ray.data.DataContext.get_current()
     bars = context.enable_progress_bars
     context.enable_progress_bars = progress
