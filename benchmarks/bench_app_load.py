@@ -193,7 +193,7 @@ async def more_suspects(tab) -> None:
     field = tab.get_by_label("Suspects to show")
     await field.fill("40")
     await field.press("Enter")
-    await tab.get_by_role("button", name="Download these 40 suspects as CSV").wait_for(timeout=TIMEOUT_MS)
+    await tab.get_by_role("button", name="Download 40 listings as CSV").wait_for(timeout=TIMEOUT_MS)
     await drawn(tab)
 
 

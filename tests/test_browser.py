@@ -1,8 +1,9 @@
 """Real-browser test: ``streamlit run app.py`` driven by headless Chromium (Debian's, through Playwright).
 
-Walks through every page as a user would: selects listings on the map with a box drag, follows a
-listing's link, seeds a retrieval with its gallery and a clicked catalogue photo; checks that no page
-shows an exception, and saves a screenshot of each page.
+Walks through every page as a user would: checks that the map drew every listing and selects some with a
+box drag, follows a listing's link, seeds a retrieval with its gallery and a clicked catalogue photo and
+reads each result's explanation (the best seed/listing photo pairs), opens an audit suspect's photo
+evidence; checks that no page shows an exception, and saves a screenshot of each page.
 
 Run as a script to take the README's screenshots of the demo run::
 
@@ -85,6 +86,17 @@ def select_on_map(page) -> None:
     wait_until_rendered(page, "Map")
 
 
+def points_on_map(page) -> int:
+    """How many points the browser's plotly chart holds (``_fullData``: ``data`` keeps the encoded arrays)."""
+    return page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData"
+                         ".reduce((n, trace) => n + (trace._length || 0), 0)")
+
+
+def explanation_pairs(page) -> list[str]:
+    """The captions of the retrieval results' explanation pairs ("seed 2 <-> 03.jpg · 0.912")."""
+    return page.get_by_text(re.compile(r"^seed \d+ ↔ .+ · -?\d\.\d{3}$")).all_inner_texts()
+
+
 def seed_count(page) -> int:
     heading = page.get_by_role("heading", name=re.compile(r"^Seed gallery: \d+ photo")).inner_text()
     return int(re.search(r"(\d+) photo", heading).group(1))
@@ -100,12 +112,13 @@ def add_a_catalogue_photo(page) -> int:
     return page.get_by_role("link", name=re.compile(r"^\d+\. ")).count()
 
 
-def capture_app(base_url: str, out_dir: Path) -> dict[str, list[str]]:
+def capture_app(base_url: str, out_dir: Path, n_listings: int | None = None) -> dict[str, list[str]]:
     """Walk through the app as a user would, screenshot each page into ``out_dir``; returns the
     exception texts found on each page.
 
-    Overview -> Map (box selection) -> a selected listing's page (by its link) -> Retrieve (seeded with
-    that gallery, then one more catalogue photo clicked) -> Audit -> Model.
+    Overview -> Map (every listing drawn, when ``n_listings`` is given; box selection) -> a selected listing's
+    page (by its link) -> Retrieve (seeded with that gallery, then one more catalogue photo clicked; every
+    result explained) -> Audit (a suspect's photo evidence) -> Model.
     """
     from playwright.sync_api import sync_playwright
 
@@ -124,7 +137,12 @@ def capture_app(base_url: str, out_dir: Path) -> dict[str, list[str]]:
             wait_until_rendered(page, "Overview")
             record(page, "overview")
             open_from_sidebar(page, "Map")
+            if n_listings is not None:
+                page.locator(".js-plotly-plot").first.wait_for(timeout=PAGE_TIMEOUT_MS)
+                assert points_on_map(page) == n_listings, "the map did not draw every listing"
             select_on_map(page)
+            if n_listings is not None:  # a selection highlights points, it does not filter the rest away
+                assert points_on_map(page) == n_listings, "the selection dropped points from the map"
             record(page, "map")
             page.get_by_role("link", name=re.compile(r"^Listing ")).first.click()
             wait_until_rendered(page, "Listing")
@@ -135,8 +153,13 @@ def capture_app(base_url: str, out_dir: Path) -> dict[str, list[str]]:
             wait_until_rendered(page, "Retrieve")
             n_results = add_a_catalogue_photo(page)
             assert n_results > 0, "the retrieval showed no listing"
+            pairs = explanation_pairs(page)
+            assert len(pairs) >= n_results, f"{n_results} results but only {len(pairs)} explanation pairs"
             record(page, "retrieve")
             open_from_sidebar(page, "Audit")
+            # the chosen suspect's photos, ranked by their effect on the probe, each captioned "· photo N"
+            page.get_by_text(re.compile(r"· photo \d+$")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+            assert page.get_by_role("button", name="Recorded value is wrong").count() == 1
             record(page, "audit")
             open_from_sidebar(page, "Model")
             record(page, "model")
@@ -148,8 +171,11 @@ def capture_app(base_url: str, out_dir: Path) -> dict[str, list[str]]:
 @pytest.mark.browser
 @NEEDS_CHROMIUM
 def test_every_page_in_a_real_browser(app_artifacts, tmp_path):
+    from gallery_core.artifacts.run import Run, list_runs
+
+    n_listings = len(Run(list_runs(app_artifacts)[0], verify=False).listings)
     with streamlit_server(app_artifacts) as server:
-        found = capture_app(server.url, tmp_path / "screenshots")
+        found = capture_app(server.url, tmp_path / "screenshots", n_listings)
     assert set(found) == set(PAGES)
     assert not {page: texts for page, texts in found.items() if texts}, f"exceptions shown: {found}"
     for name in PAGES:
