@@ -159,6 +159,7 @@ def capture_app(base_url: str, out_dir: Path, n_listings: int | None = None) -> 
             open_from_sidebar(page, "Audit")
             # the chosen suspect's photos, ranked by their effect on the probe, each captioned "· photo N"
             page.get_by_text(re.compile(r"· photo \d+$")).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+            wait_until_rendered(page, "Audit")  # the decision buttons come after the evidence
             assert page.get_by_role("button", name="Recorded value is wrong").count() == 1
             record(page, "audit")
             open_from_sidebar(page, "Model")
