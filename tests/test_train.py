@@ -135,6 +135,7 @@ def test_a_subset_reuses_the_parents_trunk_cache(tiny_catalogue, tmp_path, monke
     def no_recompute(*args, **kwargs):
         raise AssertionError("the trunk was recomputed although the cache covers the subset")
 
+    monkeypatch.setattr(photos_module, "write_trunk_features", no_recompute)
     monkeypatch.setattr(photos_module, "compute_trunk_features", no_recompute)
     half = catalogue.subset(catalogue.listings["listing_id"].iloc[::2])
     result = train(half, tiny_config(max_epochs=1), tmp_path / "half", progress=False,
