@@ -86,7 +86,9 @@ def test_ddp_trains_what_one_process_trains(ddp_run, tiny_catalogue, tmp_path):
     from gallery_core.training.loop import train
 
     assert ddp_run["resumed"].returncode == 0, ddp_run["resumed"].stderr[-4000:]
-    single = train(load_catalogue(tiny_catalogue), _config(), tmp_path / "single", device="cpu", progress=False)
+    # The DDP run's trunk cache (the same catalogue, backbone and size): no second pass over the photos.
+    single = train(load_catalogue(tiny_catalogue), _config(), tmp_path / "single", device="cpu", progress=False,
+                   cache_dir=ddp_run["run"] / "cache")
     ddp = [json.loads(line) for line in (ddp_run["run"] / "train_log.jsonl").read_text().splitlines()]
     assert len(ddp) == len(single.history) == EPOCHS
     for one, two in zip(single.history, ddp, strict=True):
