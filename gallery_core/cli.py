@@ -80,17 +80,25 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_execution_flags(parser: argparse.ArgumentParser) -> None:
-    """How the embed step runs; not part of its inputs (the same files either way)."""
-    from gallery_core.pipeline.embed import EMBED_CHUNK_SIZE
+    """How the trunk pass and the embed step run; not part of their inputs (the same files either way)."""
+    from gallery_core.pipeline.execution import ENGINES, Execution
 
-    group = parser.add_argument_group("embed execution (the same artifacts whichever is chosen)")
-    group.add_argument("--engine", choices=("local", "ray"), default="local",
-                       help="embed photos in this process (local, default) or in a Ray Data actor pool (ray; "
-                            "needs the 'distributed' extra)")
-    group.add_argument("--ray-address", default=None, help="Ray cluster to join with --engine ray: 'auto' or "
-                       "ray://HOST:10001 (default: start a local Ray instance)")
-    group.add_argument("--chunk-size", type=int, default=EMBED_CHUNK_SIZE, help="photos per chunk of the embed "
-                       f"step: the unit of progress and of resume after an interruption (default {EMBED_CHUNK_SIZE})")
+    default = Execution()
+    group = parser.add_argument_group("execution of the trunk pass and embed (the same artifacts whichever is chosen)")
+    group.add_argument("--engine", choices=ENGINES, default=default.engine,
+                       help="decode photos and run the model in this process (local, default) or in a Ray Data "
+                            "actor pool (ray; needs the 'distributed' extra: pip install 'gallery-core[distributed]')")
+    group.add_argument("--ray-address", default=None, help="Ray cluster to join with --engine ray: 'auto' (from a "
+                       "node of the cluster) or ray://HOST:10001 (default: start a local Ray instance)")
+    group.add_argument("--ray-batch-size", type=int, default=default.ray_batch_size,
+                       help=f"photos per model batch in a Ray actor (default {default.ray_batch_size})")
+    group.add_argument("--ray-actors", type=int, default=None,
+                       help="Ray actors running the model (default: one per GPU, else 1-2 on CPUs)")
+    group.add_argument("--ray-gpus-per-actor", type=float, default=None,
+                       help="GPUs each Ray actor takes (default: 1 where the cluster has GPUs, else 0)")
+    group.add_argument("--chunk-size", type=int, default=default.chunk_size, help="photos per chunk of the local "
+                       f"trunk pass and embed: the unit of progress and of resume after an interruption "
+                       f"(default {default.chunk_size})")
 
 
 def _config_from_args(args: argparse.Namespace, out: Path) -> BuildConfig:
@@ -162,10 +170,11 @@ def cmd_steps(args: argparse.Namespace) -> int:
         steps = tuple(args.steps)
     config = _config_from_args(args, args.out)
     execution = None
-    if args.command in ("build", "embed"):
-        from gallery_core.pipeline.embed import EmbedExecution
+    if args.command in ("build", "train", "embed"):
+        from gallery_core.pipeline.execution import Execution
 
-        execution = EmbedExecution(args.engine, args.ray_address, args.chunk_size).validate()
+        execution = Execution(args.engine, args.ray_address, args.ray_batch_size, args.ray_actors,
+                              args.ray_gpus_per_actor, args.chunk_size).validate()
     started = time.perf_counter()
     manifest = run_steps(args.out, steps, catalogue_dir=args.catalogue, config=config, force=args.force,
                          device=args.device, progress=not args.quiet, execution=execution)
@@ -283,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true", help="rerun even if up to date; also recovers from an unreadable manifest.json (set aside, every step redone)")
         p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
         p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
-        if name in ("build", "embed"):
+        if name in ("build", "train", "embed"):
             _add_execution_flags(p)
         _add_config_flags(p)
         p.set_defaults(func=cmd_steps)

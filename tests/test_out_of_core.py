@@ -20,7 +20,8 @@ from gallery_core.data.photos import cached_trunk_features, trunk_cache_key
 from gallery_core.errors import UsageError
 from gallery_core.models.backbones import create_backbone
 from gallery_core.pipeline import embed as embed_module
-from gallery_core.pipeline.embed import EmbedExecution, embed
+from gallery_core.pipeline.embed import embed
+from gallery_core.pipeline.execution import Execution
 
 EMBED_FILES = ("photo_embeddings.npy", "listing_embeddings.npy", "new_task_embeddings.npy", "photos.parquet",
                "listings.parquet")
@@ -162,7 +163,7 @@ def two_runs(tiny_run, tmp_path):
 
 def test_an_interrupted_embed_resumes_to_the_same_bytes(two_runs, tiny_catalogue, monkeypatch):
     catalogue = load_catalogue(tiny_catalogue)
-    options = {"device": "cpu", "progress": False, "batch_size": 8, "execution": EmbedExecution(chunk_size=16)}
+    options = {"device": "cpu", "progress": False, "batch_size": 8, "execution": Execution(chunk_size=16)}
     whole, resumed = two_runs
     embed(catalogue, whole, **options)
     n_chunks = -(-len(np.load(whole / "photo_embeddings.npy", mmap_mode="r")) // 16)
@@ -212,7 +213,7 @@ def in_memory_embed(run: Path, catalogue, batch_size: int) -> tuple[np.ndarray, 
 def test_streaming_embed_equals_the_in_memory_computation(run_copy, tiny_catalogue):
     catalogue = load_catalogue(tiny_catalogue)
     result = embed(catalogue, run_copy, device="cpu", progress=False, batch_size=8,
-                   execution=EmbedExecution(chunk_size=16))
+                   execution=Execution(chunk_size=16))
     photos, listings, transfer = in_memory_embed(run_copy, catalogue, batch_size=8)
     # Bit for bit: the same batches of the same float16 features, and listing sums added in the same order.
     assert np.array_equal(np.load(run_copy / "photo_embeddings.npy"), photos)
@@ -231,7 +232,7 @@ def fake_ray_engine(trunk_source: Path, key: str, require=None) -> types.ModuleT
     module = types.ModuleType("gallery_core.pipeline.ray_engine")
     module.INSTALL_HINT = "pip install 'gallery-core[distributed]'"
     module.require_ray = require or (lambda: None)
-    module.RayOptions = lambda address=None: types.SimpleNamespace(address=address)
+    module.RayOptions = lambda **options: types.SimpleNamespace(**options)
     module.seen = {}
 
     def ray_photo_embeddings(checkpoint_path, paths, image_size, out_dir, options, with_pretrained, progress=True):
@@ -259,12 +260,12 @@ def test_the_ray_engine_path_assembles_the_same_artifacts(two_runs, tiny_catalog
     from gallery_core.models.checkpoint import load_checkpoint
 
     key = load_checkpoint(local / "model.pt", device="cpu")[1]["trunk_cache_key"]
-    embed(catalogue, local, device="cpu", progress=False, batch_size=8, execution=EmbedExecution(chunk_size=16))
+    embed(catalogue, local, device="cpu", progress=False, batch_size=8, execution=Execution(chunk_size=16))
     fake = fake_ray_engine(local / "cache", key)
     monkeypatch.setitem(sys.modules, "gallery_core.pipeline.ray_engine", fake)
     monkeypatch.setattr("gallery_core.pipeline.ray_engine", fake, raising=False)
     embed(catalogue, ray, device="cpu", progress=False, batch_size=8,
-          execution=EmbedExecution(engine="ray", ray_address="auto", chunk_size=16))
+          execution=Execution(engine="ray", ray_address="auto", chunk_size=16))
     assert fake.seen == {"address": "auto", "n_paths": len(catalogue.photos)}
     for name in EMBED_FILES:
         assert (ray / name).read_bytes() == (local / name).read_bytes(), name

@@ -193,3 +193,30 @@ def test_compaction_keeps_the_good_rows_in_order(tmp_path, monkeypatch):
     assert got.shape == (996, 3, 2)
     np.testing.assert_array_equal(got[:, 0, 0], np.arange(1000, dtype=np.float16)[is_good])
     assert path.stat().st_size == got.offset + 996 * 12  # cut: nothing after the last row
+
+
+def test_the_training_trunk_cache_by_the_ray_engine(local_ray, tiny_catalogue, tmp_path):
+    """`train --engine ray`: a missing trunk cache is written by the Ray engine, with its index, and reads back
+    as the features the single-process pass computes (to one float16 step)."""
+    import torch
+
+    from gallery_core.config import ModelConfig
+    from gallery_core.data.catalogue import load_catalogue
+    from gallery_core.data.photos import trunk_cache_key
+    from gallery_core.models.checkpoint import build_model
+    from gallery_core.pipeline.execution import Execution
+    from gallery_core.training.data import prepare_data
+
+    catalogue = load_catalogue(tiny_catalogue)
+    config = ModelConfig(image_size=32)
+    model = build_model(config, catalogue.tasks)
+    key = trunk_cache_key(catalogue.fingerprint, model.encoder.backbone, 32)
+    data = prepare_data(catalogue, model, config, tmp_path / "cache", key, use_cache=True,
+                        device=torch.device("cpu"), progress=False, in_memory=False,
+                        execution=Execution(engine="ray", ray_batch_size=16))
+    assert (tmp_path / "cache" / f"trunk-{key}.json").is_file()
+    expected, bad = compute_trunk_features(model.encoder.backbone, catalogue.photos["path"].tolist(), 32,
+                                           batch_size=16, progress=False)
+    got = np.asarray(data.trunk_features, dtype=np.float32)
+    assert len(data.catalogue.photos) == len(catalogue.photos) - len(bad) == len(got)
+    np.testing.assert_allclose(got, expected.astype(np.float32), rtol=2 ** -9, atol=1e-3)

@@ -15,7 +15,7 @@ import logging
 import os
 import struct
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -280,10 +280,16 @@ def trunk_cache_key(catalogue_fingerprint: str, backbone: Backbone, image_size: 
                     n_trunk_stages, image_size)
 
 
+# (photo paths, features file to write) -> {position in paths: reason} of the undecodable photos
+TrunkPass = Callable[[list[str], Path], dict[int, str]]
+
+
 def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: Sequence[str], image_size: int,
                           device: torch.device | None = None, progress: bool = True, batch_size: int = 64,
-                          chunk_size: int = TRUNK_CHUNK_SIZE) -> tuple[np.ndarray, dict[int, str]]:
-    """``write_trunk_features`` through a file cache keyed on catalogue, backbone split and size.
+                          chunk_size: int = TRUNK_CHUNK_SIZE, engine: TrunkPass | None = None,
+                          ) -> tuple[np.ndarray, dict[int, str]]:
+    """``write_trunk_features`` (or ``engine``: another engine's pass, e.g. the Ray engine's, that writes the
+    features file itself) through a file cache keyed on catalogue, backbone split and size.
 
     The cache records the photo path of every row, so any subset of the catalogue it was made for
     (a hold-out fraction, a single-task baseline) reads its rows from it instead of recomputing.
@@ -298,8 +304,12 @@ def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: 
         if found is not None:
             rows, bad = found
             return _read_rows(features_path, rows), bad
-    bad = write_trunk_features(backbone, paths, image_size, features_path, batch_size=batch_size,
-                               chunk_size=chunk_size, device=device, progress=progress, index_path=index_path)
+    if engine is not None:
+        bad = engine(list(paths), features_path)
+        write_trunk_index(index_path, paths, bad)  # after the features: a cache without its index is recomputed
+    else:
+        bad = write_trunk_features(backbone, paths, image_size, features_path, batch_size=batch_size,
+                                   chunk_size=chunk_size, device=device, progress=progress, index_path=index_path)
     return _read_rows(features_path, np.arange(len(paths) - len(bad))), bad
 
 

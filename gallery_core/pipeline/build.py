@@ -43,9 +43,10 @@ from gallery_core.config import BuildConfig
 from gallery_core.data.catalogue import Catalogue, load_catalogue
 from gallery_core.errors import UsageError
 from gallery_core.models.checkpoint import load_checkpoint
-from gallery_core.pipeline.embed import EmbedExecution, embed
+from gallery_core.pipeline.embed import embed
+from gallery_core.pipeline.execution import Execution
 from gallery_core.pipeline.projection import fit_projection
-from gallery_core.search.index import build_index, save_index
+from gallery_core.search.index import write_index
 from gallery_core.training import distributed
 from gallery_core.training.loop import train
 
@@ -77,9 +78,9 @@ def _step_key(run_dir: Path, step: str, config: BuildConfig, catalogue: Catalogu
 
 def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str | Path | None = None,
               config: BuildConfig | None = None, force: bool = False, device: str | None = None,
-              progress: bool = True, execution: EmbedExecution | None = None) -> dict[str, Any]:
-    """Run the named steps in pipeline order; returns the manifest. ``execution``: how the embed step runs
-    (engine, Ray address, chunk size): not part of its input key, the files are the same either way."""
+              progress: bool = True, execution: Execution | None = None) -> dict[str, Any]:
+    """Run the named steps in pipeline order; returns the manifest. ``execution``: how the trunk pass and the
+    embed step run (engine, Ray cluster, chunk size): not part of their input keys, the files are the same."""
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise UsageError(f"unknown steps {unknown}; the steps are {list(STEPS)}")
@@ -90,7 +91,8 @@ def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str 
         run_dir.mkdir(parents=True, exist_ok=True)
         _check_manifest(run_dir, force)
     config = config_for_run(run_dir, config).validate()
-    step_functions = STEP_FUNCTIONS | {"embed": functools.partial(_embed_step, execution=execution)}
+    step_functions = STEP_FUNCTIONS | {step: functools.partial(STEP_FUNCTIONS[step], execution=execution)
+                                       for step in ("train", "embed")}
     catalogue = None
     if any(s in ("train", "embed") for s in steps):
         if catalogue_dir is None:
@@ -148,9 +150,10 @@ def _check_manifest(run_dir: Path, force: bool) -> None:
 # --- the steps: each returns (info for its manifest record, manifest fields to set) ---
 
 def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None,
-                progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+                progress: bool, execution: Execution | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     # last.pt stays until run_steps has recorded the step: a kill in between still resumes, not restarts.
-    result = train(catalogue, config, run_dir, device=device, progress=progress, keep_resume=True)
+    result = train(catalogue, config, run_dir, device=device, progress=progress, keep_resume=True,
+                   execution=execution)
     if not distributed.is_main_process():  # under torchrun: rank 0 records the step
         return {}, {}
     trained = result.catalogue
@@ -171,7 +174,7 @@ def _train_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device
 
 
 def _embed_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device: str | None,
-                progress: bool, execution: EmbedExecution | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                progress: bool, execution: Execution | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     result = embed(catalogue, run_dir, device=device, progress=progress, embed_config=config.embed,
                    execution=execution)
     return {"n_photos": len(result.photo_table), "n_listings": len(result.listing_table),
@@ -183,8 +186,9 @@ def _embed_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device
 def _index_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
                 progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     paths = RunPaths(run_dir)
-    embeddings = np.load(paths.listing_embeddings)
-    save_index(build_index(embeddings, config.index, seed=config.train.seed), paths.index)
+    # memory-mapped and built on disk: at 500k listings neither the array nor Annoy's copy is held in memory
+    embeddings = np.load(paths.listing_embeddings, mmap_mode="r")  # (L, D)
+    write_index(embeddings, config.index, paths.index, seed=config.train.seed)
     return {"n_items": len(embeddings), "n_trees": config.index.n_trees, "dim": int(embeddings.shape[1])}, \
         {"config": config.to_dict()}
 
@@ -192,9 +196,9 @@ def _index_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None,
 def _project_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
                   progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     paths = RunPaths(run_dir)
-    embeddings = np.load(paths.listing_embeddings)
+    embeddings = np.load(paths.listing_embeddings, mmap_mode="r")  # read a batch at a time above fit_sample
     listing_ids = pd.read_parquet(paths.listing_table, columns=["listing_id"])["listing_id"]
-    coords = fit_projection(embeddings, config.projection, seed=config.train.seed)
+    coords = fit_projection(embeddings, config.projection, seed=config.train.seed, progress=progress)
     write_parquet(paths.umap, pd.DataFrame({"listing_id": listing_ids, "x": coords[:, 0], "y": coords[:, 1]}))
     return {"n_points": len(coords)}, {"config": config.to_dict()}
 
@@ -209,8 +213,8 @@ def _predict_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | Non
     listings = pd.read_parquet(paths.listing_table)
     photo_table = pd.read_parquet(paths.photo_table, columns=["listing_index"])
     predictions, metrics = predict_all(
-        model.heads, model.heads.tasks, listings, np.load(paths.photo_embeddings),
-        photo_table["listing_index"].to_numpy(), np.load(paths.new_task_embeddings), config.predict,
+        model.heads, model.heads.tasks, listings, np.load(paths.photo_embeddings, mmap_mode="r"),
+        photo_table["listing_index"].to_numpy(), np.load(paths.new_task_embeddings, mmap_mode="r"), config.predict,
         seed=config.train.seed, progress=progress)
     write_parquet(paths.predictions, predictions)
     write_json(paths.metrics, {"split": "val", "n_val_listings": int((listings["split"] == "val").sum()),

@@ -26,42 +26,15 @@ from gallery_core.artifacts.store import RunPaths, file_checksum, write_json, wr
 from gallery_core.config import NEW_TASK_FEATURES, BuildConfig, EmbedConfig, ModelConfig
 from gallery_core.data.catalogue import Catalogue
 from gallery_core.data.photos import RowWriter, load_photo, paths_digest, read_progress, to_model_input
-from gallery_core.errors import UsageError
 from gallery_core.models.backbones import Backbone, create_backbone
 from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.models.device import pick_device
 from gallery_core.models.encoder import GalleryEncoder
+from gallery_core.pipeline.execution import Execution
 from gallery_core.training.data import prepare_data, trunk_batch
 from gallery_core.vectors import group_mean, group_sum, l2_normalise
 
 logger = logging.getLogger(__name__)
-
-ENGINES = ("local", "ray")
-# Photos per chunk of the embed step: the unit of progress and of resume, and (with the model batch) what
-# bounds its memory. Rounded up to whole model batches, so the batches are those of one uninterrupted pass.
-EMBED_CHUNK_SIZE = 8192
-
-
-@dataclass(frozen=True)
-class EmbedExecution:
-    """How the embed step runs, not what it computes (the same artifacts either way, so not part of the
-    step's input key): ``engine`` "local" (this process) or "ray" (a Ray Data actor pool:
-    ``gallery_core.pipeline.ray_engine``), the Ray cluster to join (None: a local Ray instance), and the
-    photos per chunk."""
-
-    engine: str = "local"
-    ray_address: str | None = None
-    chunk_size: int = EMBED_CHUNK_SIZE
-
-    def validate(self) -> EmbedExecution:
-        if self.engine not in ENGINES:
-            raise UsageError(f"unknown engine {self.engine!r}; choose from {', '.join(ENGINES)}")
-        if self.chunk_size < 1:
-            raise UsageError(f"--chunk-size must be >= 1, got {self.chunk_size}")
-        if self.ray_address is not None and self.engine != "ray":
-            raise UsageError("--ray-address needs --engine ray")
-        return self
-
 
 def mean_per_listing(photo_embeddings: np.ndarray, listing_index: np.ndarray, n_listings: int) -> np.ndarray:
     """Mean of each listing's photo embeddings: (P, D) + listing index (P,) -> (L, D), not normalised.
@@ -154,7 +127,7 @@ ChunkFunction = Callable[[int, int], tuple[np.ndarray, np.ndarray | None]]
 @torch.no_grad()
 def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, progress: bool = True,
           batch_size: int = 1024, embed_config: EmbedConfig | None = None,
-          execution: EmbedExecution | None = None) -> EmbedResult:
+          execution: Execution | None = None) -> EmbedResult:
     """Embed every photo and listing; write the photo and listing tables and embeddings.
 
     Streams: photos are embedded a chunk at a time (from the memory-mapped trunk cache, or by the Ray
@@ -163,7 +136,7 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
     local embed resumes after its last complete chunk (``cache/embed-work/progress.json``).
     ``embed_config``: default the one the model was trained with (the build passes its current one).
     """
-    execution = (execution or EmbedExecution()).validate()
+    execution = (execution or Execution()).validate()
     paths = RunPaths(Path(run_dir))
     dev = pick_device(device)
     model, checkpoint = load_checkpoint(paths.checkpoint, device=str(dev))
@@ -329,21 +302,16 @@ def _sum_writers(work: Path, photo_out: Path | None, n_photos: int, n_listings: 
     return photos, learned, pretrained
 
 
-def _ray_photo_files(catalogue: Catalogue, paths: RunPaths, image_size: int, work: Path, execution: EmbedExecution,
+def _ray_photo_files(catalogue: Catalogue, paths: RunPaths, image_size: int, work: Path, execution: Execution,
                      with_pretrained: bool, progress: bool) -> tuple[Catalogue, Path, Path | None]:
     """Photo embeddings (and pretrained features) by the Ray engine -> (catalogue without the photos it could
     not decode, embeddings file (P, D), pretrained file (P, F) or None)."""
-    try:
-        from gallery_core.pipeline import ray_engine
-    except ImportError as err:
-        if getattr(err, "name", None) != "gallery_core.pipeline.ray_engine":
-            raise
-        raise UsageError("--engine ray: this installation of gallery-core has no Ray engine "
-                         "(gallery_core.pipeline.ray_engine)") from None
-    ray_engine.require_ray()
+    from gallery_core.pipeline import ray_engine
+
+    options = execution.ray_options()  # says how to install Ray where it is missing
     embeddings_file, pretrained_file, bad = ray_engine.ray_photo_embeddings(
         paths.checkpoint, catalogue.photos["path"].tolist(), image_size, work / "ray",
-        ray_engine.RayOptions(address=execution.ray_address), with_pretrained, progress)
+        options, with_pretrained, progress)
     if bad:
         catalogue = catalogue.without_photos(bad)
     return catalogue, Path(embeddings_file), None if pretrained_file is None else Path(pretrained_file)

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from gallery_core.config import ModelConfig
 from gallery_core.data.catalogue import Catalogue
-from gallery_core.data.photos import cached_trunk_features, find_undecodable, load_photo, to_model_input
+from gallery_core.data.photos import (
+    TRUNK_CHUNK_SIZE,
+    cached_trunk_features,
+    find_undecodable,
+    load_photo,
+    to_model_input,
+)
 from gallery_core.data.tasks import encode_labels, observed_mask
 from gallery_core.errors import UsageError
 from gallery_core.models.backbones import BackboneEntry
 from gallery_core.models.encoder import GalleryModel
+
+if TYPE_CHECKING:
+    from gallery_core.pipeline.execution import Execution
 
 # The memory format in which trunk features enter the model's top stages. The trunk computes them
 # channels-last (``data.photos``) but a cache file holds them row-major, and the CPU's convolution kernels
@@ -93,15 +103,27 @@ class GalleryData:
 
 def prepare_data(catalogue: Catalogue, model: GalleryModel, config: ModelConfig, cache_dir: Path,
                  cache_key: str, use_cache: bool, device: torch.device, progress: bool = True,
-                 in_memory: bool | None = None) -> GalleryData:
+                 in_memory: bool | None = None, execution: Execution | None = None) -> GalleryData:
     """Compute (or load) the trunk features, drop undecodable photos, and index galleries.
 
     ``in_memory``: copy the trunk features into memory (True) or keep the cache file memory-mapped (False);
-    None: by size, ``TRUNK_IN_MEMORY_MAX_BYTES``."""
+    None: by size, ``TRUNK_IN_MEMORY_MAX_BYTES``. ``execution``: how a missing trunk cache is computed (in this
+    process by default, or by the Ray engine, with the same features)."""
     trunk_features = None
     if use_cache:
+        engine = None
+        if execution is not None and execution.engine == "ray":
+            from gallery_core.pipeline.ray_engine import ray_trunk_features
+
+            options = execution.ray_options()
+
+            def engine(paths: list[str], out_npy: Path) -> dict[int, str]:
+                return ray_trunk_features(config.backbone, config.trainable_stages, config.weights_path, paths,
+                                          config.image_size, out_npy, options, progress)
         features, bad = cached_trunk_features(cache_dir, cache_key, model.encoder.backbone,
-                                              catalogue.photos["path"].tolist(), config.image_size, device, progress)
+                                              catalogue.photos["path"].tolist(), config.image_size, device, progress,
+                                              chunk_size=execution.chunk_size if execution else TRUNK_CHUNK_SIZE,
+                                              engine=engine)
         catalogue = catalogue.without_photos(bad)
         if in_memory is None:
             in_memory = features.nbytes <= TRUNK_IN_MEMORY_MAX_BYTES

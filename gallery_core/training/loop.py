@@ -46,6 +46,7 @@ from gallery_core.data.photos import trunk_cache_key
 from gallery_core.models.checkpoint import CHECKPOINT_FORMAT, build_model, save_checkpoint, vae_image_size
 from gallery_core.models.device import autocast_enabled, make_reproducible, pick_device
 from gallery_core.models.encoder import GalleryModel, task_loss
+from gallery_core.pipeline.execution import Execution
 from gallery_core.training import distributed
 from gallery_core.training.data import (
     GalleryData,
@@ -203,8 +204,11 @@ class TrainResult:
 
 def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume: bool = True,
           device: str | None = None, progress: bool = True,
-          cache_dir: str | Path | None = None, keep_resume: bool = False) -> TrainResult:
+          cache_dir: str | Path | None = None, keep_resume: bool = False,
+          execution: Execution | None = None) -> TrainResult:
     """Train the encoder and heads on ``catalogue``; write ``model.pt`` (best epoch) and ``train_log.jsonl``.
+
+    ``execution``: how a missing frozen-trunk cache is computed (this process, or the Ray engine).
 
     ``cache_dir`` (default ``<run_dir>/cache``) holds the frozen-trunk features; pointing it at another
     run's cache lets a model trained on a subset of the same catalogue reuse them. ``keep_resume`` leaves
@@ -230,7 +234,8 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     # Under DDP rank 0 computes the trunk cache while the others wait, then they read it.
     with distributed.main_process_first():
         data = prepare_data(catalogue, model, config.model, cache_dir, cache_key,
-                            config.train.cache_trunk and not config.train.augment, dev, progress)
+                            config.train.cache_trunk and not config.train.augment, dev, progress,
+                            execution=execution)
     catalogue = data.catalogue
     if main:
         write_json(paths.catalogue_report, catalogue.report.to_dict())
