@@ -208,11 +208,16 @@ def time_page(page: str, run: Run, run_name: str, repeats: int, cold: bool) -> d
         at.run()  # registers the pages, so switch_page can resolve them (Overview renders here, uncached)
         clear_streamlit_caches()
         at.switch_page(f"ui/pages/{page}.py")
+    return time_renders(at, f"{page} on {run_name}", repeats)
+
+
+def time_renders(at, what: str, repeats: int) -> dict[str, float]:
+    """Seconds of the AppTest's next run (first) and the median of ``repeats`` runs after it (cached)."""
     started = time.perf_counter()
     at.run()
     first = time.perf_counter() - started
     if at.exception:
-        raise RuntimeError(f"{page} on {run_name}: {at.exception[0].value}")
+        raise RuntimeError(f"{what}: {at.exception[0].value}")
     cached = []
     for _ in range(repeats):
         started = time.perf_counter()
@@ -244,19 +249,9 @@ def time_map_server(run: Run, run_name: str, repeats: int) -> dict[str, float]:
     at.run()
     clear_streamlit_caches()
     at.switch_page(navigation.page("Map").script)
-    started = time.perf_counter()
-    at.run()
-    first = time.perf_counter() - started
-    if at.exception:
-        raise RuntimeError(f"map on {run_name}: {at.exception[0].value}")
-    cached = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        at.run()
-        cached.append(time.perf_counter() - started)
+    times = time_renders(at, f"map on {run_name}", repeats)
     spec = at.get("plotly_chart")[0].proto.spec
-    return {"first": first, "cached": statistics.median(cached), "bytes": len(spec.encode()),
-            "points": map_spec_points(spec)}
+    return times | {"bytes": len(spec.encode()), "points": map_spec_points(spec)}
 
 
 # What the browser's chart holds: plotly keeps the typed arrays as sent in ``data`` and decodes them into
