@@ -16,6 +16,7 @@ from sklearn.model_selection import KFold, cross_val_predict
 
 from gallery_core.artifacts.check import check_run
 from gallery_core.artifacts.run import Run
+from gallery_core.artifacts.store import ArtifactError, NpyRows
 from gallery_core.config import IndexConfig, PredictConfig, ProjectionConfig
 from gallery_core.data.tasks import TaskSpec
 from gallery_core.names import oof_p_recorded_column, oof_pred_column
@@ -165,3 +166,76 @@ def test_opening_a_run_again_hashes_nothing(run_copy, hashed):
     assert "predictions.parquet: checksum differs" in " ".join(check_run(run_copy).problems)
     assert hashed == ["predictions.parquet"]
     assert not check_run(run_copy, verify_checksums="full").ok and len(hashed) == 13
+
+
+# --- NpyRows: the steps after embed read large .npy files with plain reads, not memory maps ---
+
+@pytest.mark.parametrize("shape, dtype", [((1000, 7), np.float32), ((300, 3, 2), np.float16), ((5,), np.int64)])
+def test_npy_rows_reads_what_np_load_reads(tmp_path, shape, dtype, monkeypatch):
+    array = np.random.default_rng(0).normal(size=shape).astype(dtype)
+    np.save(tmp_path / "a.npy", array)
+    monkeypatch.setattr(NpyRows, "GATHER_BLOCK_ROWS", 64)  # several blocks per gather
+    rows = NpyRows(tmp_path / "a.npy")
+    assert (len(rows), rows.shape, rows.dtype, rows.ndim) == (shape[0], shape, array.dtype, len(shape))
+    picks = np.random.default_rng(1).integers(0, shape[0], 200)  # unsorted, with repeats
+    mask = np.arange(shape[0]) % 3 == 0
+    for key in (slice(10, 250), slice(None), slice(-20, None), slice(5, 5), slice(0, 100, 7), picks, picks[:0],
+                mask, 3, -1, [4, 2, 4]):
+        np.testing.assert_array_equal(rows[key], array[key])
+    np.testing.assert_array_equal(np.asarray(rows), array)
+    assert np.asarray(rows, dtype=np.float64).dtype == np.float64
+    with pytest.raises(IndexError):
+        rows[shape[0]]
+    with pytest.raises(IndexError):
+        rows[np.array([0, shape[0]])]
+
+
+def test_npy_rows_refuses_a_truncated_or_object_file(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((100, 4), np.float32))
+    data = (tmp_path / "a.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(data[:-10])
+    with pytest.raises(ArtifactError, match="truncated"):
+        NpyRows(tmp_path / "cut.npy")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ArtifactError, match="numeric"):
+        NpyRows(tmp_path / "obj.npy")
+
+
+READ_SCRIPT = """
+import sys
+import numpy as np
+from gallery_core.artifacts.store import NpyRows
+path, how = sys.argv[1], sys.argv[2]
+rows = NpyRows(path) if how == "reads" else np.load(path, mmap_mode="r")
+total = 0.0
+for start in range(0, len(rows), 2000):  # a chunk at a time, as predict reads photo embeddings
+    total += float(np.asarray(rows[start:start + 2000]).sum())
+sample = np.asarray(rows[np.random.default_rng(0).choice(len(rows), 5000, replace=False)])  # as the probes do
+status = dict(l.split(":", 1) for l in open("/proc/self/status").read().splitlines() if ":" in l)
+print(int(status["VmHWM"].split()[0]) * 1024)
+"""
+
+
+def _peak_rss_reading(path: Path, how: str) -> int:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", READ_SCRIPT, str(path), how], capture_output=True, text=True,
+                          check=True)
+    return int(done.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc")
+def test_reading_a_file_in_chunks_keeps_it_out_of_the_peak_rss(tmp_path):
+    # 240 MB of float32 read once in chunks plus a random sample: through a memory map every page read counts
+    # in the peak RSS (the 500k predict's 16 GB); through NpyRows only the chunk in hand does.
+    n, dim = 60_000, 1000
+    with open(tmp_path / "big.npy", "wb") as f:  # written in pieces: the test process itself stays small
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, dim)})
+        for start in range(0, n, 5000):
+            f.write(np.full((5000, dim), start, np.float32).tobytes())
+    file_bytes = n * dim * 4
+    baseline = _peak_rss_reading(tmp_path / "big.npy", "reads")
+    mapped = _peak_rss_reading(tmp_path / "big.npy", "mmap")
+    assert mapped - baseline > file_bytes // 2, "the memory map should have shown the file's pages"
+    assert baseline < file_bytes // 2 + 200 * 2**20  # interpreter + numpy (~100 MB) + one chunk, not the file

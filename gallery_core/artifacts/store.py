@@ -143,6 +143,101 @@ def write_npy(path: str | Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
+class NpyRows:
+    """The rows of a C-ordered ``.npy`` file, read on demand with plain file reads: ``rows[i:j]``,
+    ``rows[index_array]`` (any order, repeats allowed), ``rows[i]``, ``np.asarray(rows)``, ``len``, ``shape``,
+    ``dtype``.
+
+    Why not ``np.load(mmap_mode="r")``: every page of a memory map that a step touches counts in the process's
+    resident set until the kernel reclaims it, so a step that reads 10 GB of photo embeddings once, a chunk at
+    a time, shows a 10+ GB peak RSS (``VmHWM``) however little it holds (issue 12: predict at 500k listings,
+    16.4 GB). Pages read with ``read()`` live in the page cache, not in the process, and a chunk read this
+    way is an ordinary array that is freed with it. Gathers read the sorted rows block by block
+    (``GATHER_BLOCK_ROWS``), so a random sample of a large file costs at most one block of memory beyond
+    the result.
+    """
+
+    GATHER_BLOCK_ROWS = 4096
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        with open(self.path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                np.lib.format.read_array_header_2_0
+            shape, fortran_order, dtype = read_header(f)
+            self._offset = f.tell()
+        if fortran_order or dtype.hasobject or len(shape) == 0:
+            raise ArtifactError(f"{self.path}: expected a C-ordered numeric array with rows, got shape {shape}, "
+                                f"dtype {dtype}, fortran_order={fortran_order}")
+        self.shape: tuple[int, ...] = tuple(shape)
+        self.dtype = dtype
+        self._row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
+        expected = self._offset + self.shape[0] * self._row_bytes
+        if self.path.stat().st_size < expected:
+            raise ArtifactError(f"{self.path}: truncated ({self.path.stat().st_size:,} bytes, the header "
+                                f"promises {expected:,}); rebuild the step that wrote it")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def _read(self, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) as a new array."""
+        out = np.empty((max(stop - start, 0), *self.shape[1:]), dtype=self.dtype)
+        if out.size:
+            with open(self.path, "rb") as f:
+                f.seek(self._offset + start * self._row_bytes)
+                if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+                    raise ArtifactError(f"{self.path}: rows {start}..{stop} could not be read whole")
+        return out
+
+    def _gather(self, rows: np.ndarray) -> np.ndarray:
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]  # (n,) sorted
+        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
+        if not len(rows):
+            return out
+        block_starts = np.flatnonzero(np.diff(ordered // self.GATHER_BLOCK_ROWS, prepend=-1))
+        for lo_pos, hi_pos in zip(block_starts, [*block_starts[1:], len(ordered)], strict=True):
+            first, last = int(ordered[lo_pos]), int(ordered[hi_pos - 1])
+            block = self._read(first, last + 1)  # at most GATHER_BLOCK_ROWS rows
+            out[order[lo_pos:hi_pos]] = block[ordered[lo_pos:hi_pos] - first]
+        return out
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        n = self.shape[0]
+        if isinstance(key, slice):
+            start, stop, step = key.indices(n)
+            if step != 1:
+                return self._gather(np.arange(start, stop, step))
+            return self._read(start, max(start, stop))
+        if isinstance(key, (int, np.integer)):
+            index = int(key) + n if key < 0 else int(key)
+            if not 0 <= index < n:
+                raise IndexError(f"row {key} out of range for {n} rows of {self.path.name}")
+            return self._read(index, index + 1)[0]
+        rows = np.asarray(key)
+        if rows.dtype == bool:
+            if rows.shape != (n,):
+                raise IndexError(f"boolean mask of shape {rows.shape} for {n} rows of {self.path.name}")
+            rows = np.flatnonzero(rows)
+        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
+            raise IndexError(f"rows of {self.path.name} are read by a slice, an integer, an integer array "
+                             f"or a boolean mask, not {key!r}")
+        rows = np.where(rows < 0, rows + n, rows).astype(np.int64)
+        if len(rows) and (rows.min() < 0 or rows.max() >= n):
+            raise IndexError(f"row index out of range for {n} rows of {self.path.name}")
+        return self._gather(rows)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        whole = self._read(0, self.shape[0])
+        return whole if dtype is None else whole.astype(dtype, copy=False)
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()

@@ -24,11 +24,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from gallery_core.artifacts.store import (
     STEPS,
+    NpyRows,
     RunPaths,
     UnreadableManifestError,
     read_manifest,
@@ -186,8 +186,8 @@ def _embed_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue, device
 def _index_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
                 progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     paths = RunPaths(run_dir)
-    # memory-mapped and built on disk: at 500k listings neither the array nor Annoy's copy is held in memory
-    embeddings = np.load(paths.listing_embeddings, mmap_mode="r")  # (L, D)
+    # read in chunks and built on disk: at 500k listings neither the array nor Annoy's copy is held in memory
+    embeddings = NpyRows(paths.listing_embeddings)  # (L, D)
     write_index(embeddings, config.index, paths.index, seed=config.train.seed)
     return {"n_items": len(embeddings), "n_trees": config.index.n_trees, "dim": int(embeddings.shape[1])}, \
         {"config": config.to_dict()}
@@ -196,7 +196,7 @@ def _index_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None,
 def _project_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | None, device: str | None,
                   progress: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     paths = RunPaths(run_dir)
-    embeddings = np.load(paths.listing_embeddings, mmap_mode="r")  # read a batch at a time above fit_sample
+    embeddings = NpyRows(paths.listing_embeddings)  # (L, D), read a batch at a time above fit_sample
     listing_ids = pd.read_parquet(paths.listing_table, columns=["listing_id"])["listing_id"]
     coords = fit_projection(embeddings, config.projection, seed=config.train.seed, progress=progress)
     write_parquet(paths.umap, pd.DataFrame({"listing_id": listing_ids, "x": coords[:, 0], "y": coords[:, 1]}))
@@ -213,8 +213,8 @@ def _predict_step(run_dir: Path, config: BuildConfig, catalogue: Catalogue | Non
     listings = pd.read_parquet(paths.listing_table)
     photo_table = pd.read_parquet(paths.photo_table, columns=["listing_index"])
     predictions, metrics = predict_all(
-        model.heads, model.heads.tasks, listings, np.load(paths.photo_embeddings, mmap_mode="r"),
-        photo_table["listing_index"].to_numpy(), np.load(paths.new_task_embeddings, mmap_mode="r"), config.predict,
+        model.heads, model.heads.tasks, listings, NpyRows(paths.photo_embeddings),
+        photo_table["listing_index"].to_numpy(), NpyRows(paths.new_task_embeddings), config.predict,
         seed=config.train.seed, progress=progress)
     write_parquet(paths.predictions, predictions)
     write_json(paths.metrics, {"split": "val", "n_val_listings": int((listings["split"] == "val").sum()),

@@ -11,10 +11,10 @@ from a probe that never saw its label, which is what the audit ranks by. Listing
 recorded value get NaN there.
 
 At scale (500k listings) the step works in chunks: the heads read ``CHUNK_LISTINGS`` listings' photo
-embeddings at a time (photos are stored listing by listing, so a chunk is one contiguous slice of a
-memory-mapped ``photo_embeddings.npy``), and each fold's probe trains on at most
-``PredictConfig.probe_sample`` labelled listings (a seeded sample, ``probe_folds``) and predicts its
-held-out listings a chunk at a time from the memory-mapped float32 features. Below those sizes (the demo)
+embeddings at a time (photos are stored listing by listing, so a chunk is one contiguous slice of
+``photo_embeddings.npy``, read with plain file reads by ``NpyRows``: a memory map would leave every page read
+in the step's resident set), and each fold's probe trains on at most ``PredictConfig.probe_sample`` labelled
+listings (a seeded sample, ``probe_folds``) and predicts its held-out listings a chunk at a time. Below those sizes (the demo)
 everything is one chunk and every probe sees all its training rows: the same numbers as before.
 """
 
@@ -92,7 +92,7 @@ def gallery_embeddings(photo_embeddings: np.ndarray, listing_index: np.ndarray, 
 def chunked_head_predictions(heads: MultiTaskHeads, photo_embeddings: np.ndarray, listing_index: np.ndarray,
                              n_listings: int, chunk_listings: int = CHUNK_LISTINGS) -> pd.DataFrame:
     """``head_predictions`` of every listing, ``chunk_listings`` listings at a time: (P, D) photo embeddings
-    (memory-mapped is fine) and their listing index (P,), which must be sorted (photos stored listing by
+    (an array, or ``NpyRows`` reading them from disk a chunk at a time) and their listing index (P,), which must be sorted (photos stored listing by
     listing, as embed writes them), so each chunk's photos are one contiguous slice."""
     listing_index = np.asarray(listing_index)
     if len(listing_index) and np.any(np.diff(listing_index) < 0):
@@ -143,8 +143,8 @@ def probe_folds(n_observed: int, config: PredictConfig, seed: int = 0) -> list[t
 
 def out_of_fold_predictions(task: TaskSpec, embeddings: np.ndarray, labels: np.ndarray,
                             config: PredictConfig, seed: int = 0) -> dict[str, np.ndarray]:
-    """k-fold probes (logistic / ridge) on frozen (L, D') embeddings, a memory-mapped array read a chunk at a
-    time; NaN where there is no recorded label, and everywhere when fewer than 2 listings have one (no probe
+    """k-fold probes (logistic / ridge) on frozen (L, D') embeddings (an array or ``NpyRows``: read a chunk at a
+    time); NaN where there is no recorded label, and everywhere when fewer than 2 listings have one (no probe
     can be trained and tested)."""
     n = len(labels)
     observed = np.flatnonzero(observed_mask(task, labels))

@@ -7,7 +7,7 @@ others are placed with ``transform`` in batches of ``transform_batch``. Why this
 holds a k-nearest-neighbour graph and optimises every point together, so its memory and time grow with
 all N points (and its nearest-neighbour descent wants the whole (N, D) array in memory); ``transform``
 places each new point against the fitted sample's embedding only, so memory stays at one batch plus
-the fitted model, time is linear in N, and the embeddings can stay memory-mapped. The map keeps its
+the fitted model, time is linear in N, and the embeddings stay on disk. The map keeps its
 neighbourhoods (trustworthiness, tests/test_scale_steps.py); a listing placed by ``transform`` lands
 among its neighbours in the sample, which at 20,000 points covers every group of more than a few
 hundredths of a percent of the catalogue. ``benchmarks/bench_scale.py`` measures it against UMAP on
@@ -39,7 +39,7 @@ def _reducer(config: ProjectionConfig, n: int, seed: int):  # -> umap.UMAP
 
 def fit_projection(embeddings: np.ndarray, config: ProjectionConfig, seed: int = 0,
                    progress: bool = False) -> np.ndarray:
-    """(N, D) embeddings (a memory-mapped array is read a batch at a time above ``fit_sample``) -> (N, 2)
+    """(N, D) embeddings (``NpyRows`` on disk is read a batch at a time above ``fit_sample``) -> (N, 2)
     float32 coordinates. Deterministic for a seed (single-threaded)."""
     n = len(embeddings)
     if n < 3:

@@ -21,13 +21,13 @@ from gallery_core.artifacts.store import atomic_path
 from gallery_core.config import IndexConfig
 from gallery_core.vectors import top_k
 
-# Rows copied out of a (memory-mapped) embedding array at a time while adding items: ~50 MB at 1280 dims.
+# Rows read from an on-disk embedding array at a time while adding items: ~50 MB at 1280 dims.
 ADD_CHUNK_ROWS = 10_000
 
 
 def build_index(embeddings: np.ndarray, config: IndexConfig, seed: int = 0,
                 on_disk_path: str | Path | None = None) -> AnnoyIndex:
-    """Build an angular Annoy index over (N, D) vectors (a memory-mapped array is read in chunks); item i
+    """Build an angular Annoy index over (N, D) vectors (``NpyRows`` or a memory-mapped array is read in chunks); item i
     is row i. With ``on_disk_path`` Annoy builds straight into that file (``write_index`` does it atomically)."""
     if embeddings.ndim != 2 or len(embeddings) == 0:
         raise ValueError(f"expected a non-empty (N, D) array, got shape {embeddings.shape}")
@@ -45,7 +45,7 @@ def build_index(embeddings: np.ndarray, config: IndexConfig, seed: int = 0,
 
 def write_index(embeddings: np.ndarray, config: IndexConfig, path: str | Path, seed: int = 0) -> None:
     """Build the index of (N, D) vectors into ``path`` with Annoy's on-disk build, atomically (what the
-    build's index step should call, with ``np.load(..., mmap_mode="r")`` embeddings)."""
+    build's index step should call, with ``NpyRows`` embeddings read from disk in chunks)."""
     with atomic_path(path) as tmp:
         index = build_index(embeddings, config, seed, on_disk_path=tmp)
         index.unload()  # the file is complete; release its mapping before the rename
