@@ -1,16 +1,19 @@
-"""AppTest: the Map page (colouring, filters, every listing drawn, selections and their actions), and the
-map's payload at 200k listings (the figure alone, no server)."""
+"""AppTest: the Map page (colouring, filters, every listing drawn, selections and their actions, the hover
+bridge's photos for a hovered point), and the map's payload at 200k listings (the figure alone, no server)."""
 
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import numpy as np
 import pandas as pd
+from PIL import Image
 
 from gallery_core.app import explore, figures
 from gallery_core.names import pred_column
+from ui import hover_photos, loaders
 from ui.widgets import SEED_PHOTOS_KEY
 
 pytest_plugins = ["conftest_app"]
@@ -141,3 +144,79 @@ def test_a_map_of_200k_listings_is_a_few_megabytes():
     assert '"bdata"' in fig.to_json()
     # beyond explore.MAX_DETAILED_HOVER_POINTS no per-point text: the browser writes the id and value
     assert fig.data[0].text is None and "%{customdata}" in fig.data[0].hovertemplate
+
+
+HOVER_KEY = "map_chart_hover"  # the hover bridge's key: the chart's key + "_hover"
+
+
+def hover_bridge(at) -> tuple[dict, object]:
+    """The data the page gave the hover bridge, and its proto."""
+    (bridge,) = at.get("bidi_component")
+    assert bridge.proto.component_name == hover_photos.COMPONENT_NAME
+    return json.loads(bridge.proto.json), bridge.proto
+
+
+def strip_width(data_uri: str) -> int:
+    header, encoded = data_uri.split(",", 1)
+    assert header == "data:image/jpeg;base64"
+    with Image.open(io.BytesIO(base64.b64decode(encoded))) as image:
+        assert image.height == hover_photos.HOVER_SIZE
+        return image.width
+
+
+def test_the_map_mounts_the_hover_bridge_on_its_chart(open_page):
+    at = open_page("ui/pages/map.py")
+    assert not at.exception
+    data, proto = hover_bridge(at)
+    assert data == {"chart_key": "map_chart"}  # nothing hovered yet: no photos
+    assert "plotly_hover" in proto.js_content and ".hover-photos" in proto.css_content
+    assert "hover a point to see its photos" in " ".join(c.value for c in at.caption)
+
+
+def test_a_hovered_point_gets_its_listings_photo_strip(open_page, app_artifacts):
+    photos = pd.read_parquet(app_artifacts / "demo" / "photos.parquet")
+    at = open_page("ui/pages/map.py")
+    listing_id = "L000005"
+    at.session_state[HOVER_KEY] = {"listing_id": listing_id}  # what the bridge's JS reports on a hover
+    at.run()
+    assert not at.exception
+    data, _ = hover_bridge(at)
+    assert data["listing_id"] == listing_id and data["chart_key"] == "map_chart"
+    n_photos = min(int((photos["listing_id"] == listing_id).sum()), hover_photos.HOVER_PHOTOS)
+    assert strip_width(data["image"]) == n_photos * hover_photos.HOVER_SIZE
+    # the rest of the page is as before: every point drawn, nothing selected
+    assert n_points(map_points(at)) == 40
+    assert at.subheader[0].value == "Selected listings: 0"
+
+    at.session_state[HOVER_KEY] = {"listing_id": "L000002"}  # the next point
+    at.run()
+    assert hover_bridge(at)[0]["listing_id"] == "L000002"
+
+
+def test_an_unknown_or_filtered_out_hovered_id_is_ignored(open_page, app_artifacts):
+    listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
+    at = open_page("ui/pages/map.py")
+    at.session_state[HOVER_KEY] = {"listing_id": "NOT-A-LISTING"}
+    at.run()
+    assert not at.exception
+    assert hover_bridge(at)[0] == {"chart_key": "map_chart"}
+
+    # a listing the filters leave off the map (its id can outlive a filter change as the bridge's state)
+    hidden = listings.iloc[0]
+    kept_type = next(t for t in listings["property_type"].dropna().unique() if t != hidden["property_type"])
+    at.multiselect(key="map_filter_columns").set_value(["property_type"]).run()
+    at.multiselect(key="map_filter_property_type").set_value([kept_type]).run()
+    at.session_state[HOVER_KEY] = {"listing_id": hidden["listing_id"]}
+    at.run()
+    assert not at.exception
+    assert hover_bridge(at)[0] == {"chart_key": "map_chart"}
+
+
+def test_hover_data_for_what_the_browser_may_report(app_artifacts):
+    """Only a listing id of the run gives photos; whatever else the JS could send (no point, a number, a list)
+    gives nothing, without an error."""
+    key = loaders.run_key(app_artifacts / "demo")
+    for reported in (None, 5, ["L000002"], {"id": "L000002"}, "", "NOT-A-LISTING"):
+        assert hover_photos.hover_data(key, reported, {}) is None
+    shown = hover_photos.hover_data(key, "L000002", {})
+    assert shown is not None and shown["listing_id"] == "L000002" and shown["image"].startswith("data:image/jpeg")

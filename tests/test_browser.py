@@ -86,6 +86,41 @@ def select_on_map(page) -> None:
     wait_until_rendered(page, "Map")
 
 
+MAP_CHART = ".st-key-map_chart .js-plotly-plot"  # the Map page's chart (Streamlit's class for its key)
+HOVER_BOX = ".hover-photos"  # the hover bridge's photo box (Playwright's CSS selectors pierce its shadow root)
+# The viewport position of the point nearest the plot area's centre, from plotly's own axes (data -> pixels).
+POINT_NEAR_CENTRE = """selector => {
+    const gd = document.querySelector(selector);
+    const rect = gd.getBoundingClientRect();
+    const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis;
+    const cx = xa._length / 2, cy = ya._length / 2;
+    let best = null;
+    for (const trace of gd._fullData) {
+        for (let i = 0; i < (trace._length || 0); i++) {
+            const px = xa.l2p(trace.x[i]), py = ya.l2p(trace.y[i]);
+            const d = (px - cx) ** 2 + (py - cy) ** 2;
+            if (best === null || d < best.d) best = {d, x: rect.left + xa._offset + px, y: rect.top + ya._offset + py};
+        }
+    }
+    return [best.x, best.y];
+}"""
+
+
+def hover_a_map_point(page) -> str:
+    """Rest the mouse on a map point and wait for the hover bridge's photo box; returns the listing id plotly
+    reports as hovered (the point's customdata), after checking that the box is that listing's."""
+    page.locator(MAP_CHART).first.wait_for(timeout=PAGE_TIMEOUT_MS)
+    page.locator(MAP_CHART).first.scroll_into_view_if_needed()
+    x, y = page.evaluate(POINT_NEAR_CENTRE, MAP_CHART)
+    page.mouse.move(x - 30, y - 30)
+    page.mouse.move(x, y, steps=6)
+    box = page.locator(HOVER_BOX)
+    box.wait_for(state="visible", timeout=PAGE_TIMEOUT_MS)
+    hovered = page.evaluate("s => document.querySelector(s)._hoverdata[0].customdata", MAP_CHART)
+    assert box.locator("span").inner_text() == hovered, "the photo box shows another listing than the hovered one"
+    return hovered
+
+
 def points_on_map(page) -> int:
     """How many points the browser's plotly chart holds (``_fullData``: ``data`` keeps the encoded arrays)."""
     return page.evaluate("() => document.querySelector('.js-plotly-plot')._fullData"
@@ -181,6 +216,32 @@ def test_every_page_in_a_real_browser(app_artifacts, tmp_path):
     assert not {page: texts for page, texts in found.items() if texts}, f"exceptions shown: {found}"
     for name in PAGES:
         assert (tmp_path / "screenshots" / f"{name}.png").stat().st_size > 10_000
+
+
+@pytest.mark.browser
+@NEEDS_CHROMIUM
+def test_hovering_a_map_point_shows_its_photos(app_artifacts):
+    """The hover bridge: resting on a point shows that listing's photo strip (a data: URI) next to the cursor,
+    leaving the chart hides it, and the reruns a hover causes attach no second copy of its plotly handlers."""
+    from playwright.sync_api import sync_playwright
+
+    with streamlit_server(app_artifacts) as server, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(f"{server.url}/{navigation.page_url('Map')}")
+            wait_until_rendered(page, "Map")
+            hovered = hover_a_map_point(page)
+            assert page.locator(f"{HOVER_BOX} img").get_attribute("src").startswith("data:image/")
+            page.mouse.move(2, 2)  # off the chart: plotly unhovers
+            page.locator(HOVER_BOX).wait_for(state="hidden", timeout=PAGE_TIMEOUT_MS)
+            assert hover_a_map_point(page) == hovered  # again, after the fragment rerun the first hover caused
+            handlers = page.evaluate("s => document.querySelector(s)._ev.listeners('plotly_hover')"
+                                     ".filter(f => f.name === 'onHover').length", MAP_CHART)
+            assert handlers == 1, f"{handlers} copies of the bridge's hover handler on the chart"
+            assert not exceptions_on(page)
+        finally:
+            browser.close()
 
 
 def first_request(artifacts: Path, path: str, title: str, check) -> None:

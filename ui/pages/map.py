@@ -1,11 +1,13 @@
-"""Map: the UMAP projection of every listing, coloured by an attribute, a prediction or its error; clicking a
-point shows that listing's photos beside the map; a box or lasso selection can be downloaded, written as a
-catalogue or used as seed photos."""
+"""Map: the UMAP projection of every listing, coloured by an attribute, a prediction or its error; hovering a
+point shows a strip of that listing's first photos next to the cursor (``ui.hover_photos``); clicking it
+shows its photos beside the map; a box or lasso selection can be downloaded, written as a catalogue or used as
+seed photos."""
 
 import streamlit as st
 
 from gallery_core.app import explore
 from ui import loaders
+from ui.hover_photos import hover_photos
 from ui.widgets import (
     attribute_filters,
     key_attributes_text,
@@ -32,7 +34,8 @@ run, key = require_run()
 listings = run.listings
 st.title("Map")
 st.caption("Listings placed by the similarity of their photo galleries: similar galleries lie close. "
-           "Pick what to colour by, then click a point to see its photos, or draw a box or lasso to act on a group.")
+           "Pick what to colour by, then hover a point to see its photos; click it to keep them beside the map, "
+           "or draw a box or lasso to act on a group.")
 
 options = explore.colour_options(listings, run.tasks) + explore.correctness_options(run.tasks)
 labels = [option.label for option in options]
@@ -50,8 +53,8 @@ figure, n_drawn = loaders.map_figure(key, option.source, option.name, filters)
 if n_drawn == 0:
     st.warning("No listing matches these filters.")
     st.stop()
-hover = ("hover a point for its id and key attributes" if n_drawn <= explore.MAX_DETAILED_HOVER_POINTS
-         else "hover a point for its id and colour value (click it for its attributes)")
+hover = ("hover a point to see its photos, id and key attributes" if n_drawn <= explore.MAX_DETAILED_HOVER_POINTS
+         else "hover a point to see its photos, id and colour value (click it for its attributes)")
 st.caption(f"Drawing all {n_drawn:,} matching listings, one point each ({len(listings):,} in the run); {hover}.")
 
 selected = [i for i in st.session_state.get(SELECTION_KEY, []) if i in run.row_of_listing]
@@ -68,6 +71,7 @@ with side:
         st.caption(key_attributes_text(listings.iloc[run.row_of_listing[focus]],
                                        explore.key_attribute_columns(run.tasks, listings)))
         st.image(loaders.gallery_strip_uri(key, focus, STRIP_PHOTOS, STRIP_SIZE))
+    hover_photos(key, CHART_KEY, filters)  # last in the column: the bridge draws nothing in the layout
 
 st.subheader(f"Selected listings: {len(selected):,}")
 if not selected:
