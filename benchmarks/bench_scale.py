@@ -556,10 +556,13 @@ def power_law(sizes: np.ndarray, values: np.ndarray) -> tuple[float, float] | No
 
 def scaling_table(rows: pd.DataFrame, photos_per_listing: float) -> pd.DataFrame:
     """Per step and variant: slope of time and of peak memory against listings, extrapolated to the paper's
-    520k listings and to 10M photos at this benchmark's photos per listing."""
+    520k listings and to 10M photos at this benchmark's photos per listing. A step and variant measured at
+    one size only has no slope and is left out."""
     targets = {"paper": PAPER_LISTINGS, "10M photos": TARGET_PHOTOS / photos_per_listing}
     out = []
     for (step, variant), group in rows.groupby(["step", "variant"], sort=False):
+        if group["listings"].nunique() < 2:
+            continue
         entry: dict[str, Any] = {"step": step, "variant": variant}
         for measure_name, column in (("time", "step_seconds"), ("anon memory", "peak_anon_gb")):
             fit = power_law(group["listings"].to_numpy(float), group[column].to_numpy(float))
@@ -609,11 +612,56 @@ def first_value(frame: pd.DataFrame, column: str) -> float | None:
     return float(frame[column].iloc[0])
 
 
+def _number(value: Any, fmt: str = "{:,.1f}") -> str:
+    return "_(to be measured)_" if value is None or pd.isna(value) else fmt.format(value)
+
+
+def after_embed_lines(rows: pd.DataFrame | None) -> list[str]:
+    """The steps after embed at the largest size they were measured at, against the issue's budgets (memory,
+    the app's first page); ``rows`` None: placeholders."""
+    after = rows[(rows["variant"] == "streaming") & rows["step"].isin(AFTER_EMBED)] if rows is not None else None
+    if after is not None and not len(after):
+        return ["- The steps after embed: not measured by these invocations."]
+    largest = after["listings"].max() if after is not None else None
+    at_largest = after[after["listings"] == largest] if after is not None else pd.DataFrame()
+    peak = at_largest["peak_anon_gb"].max() if len(at_largest) else None
+    peak_rss = at_largest["peak_rss_gb"].max() if len(at_largest) else None
+    open_row = at_largest[at_largest["step"] == "open"] if len(at_largest) else pd.DataFrame()
+    render, hashed = (first_value(open_row, column) for column in ("render_seconds", "files_hashed"))
+    verdict_memory = "" if peak is None else (" (under" if peak < RSS_BUDGET_GB else " (NOT under") + \
+        f" the {RSS_BUDGET_GB:.0f} GB budget)"
+    verdict_open = "" if render is None else (" (under" if render < OPEN_BUDGET_S else " (NOT under") + \
+        f" the {OPEN_BUDGET_S:.0f} s budget)"
+    return [f"- {_number(largest, '{:,}')} listings: the largest peak anonymous memory of a step after embed is "
+            f"{_number(peak, '{:.2f}')} GB{verdict_memory}; the largest peak RSS counting mapped file pages "
+            f"{_number(peak_rss, '{:.2f}')} GB.",
+            f"- The app's first page (Overview, server side, right after the build: the run's check, opening "
+            f"it, rendering) takes {_number(render, '{:.2f}')} s{verdict_open}, hashing "
+            f"{_number(hashed, '{:.0f}')} files: the build's hashes are trusted through the run's checksum cache "
+            "(sizes and mtimes), and full checksums are computed once per build or on demand "
+            "(`check_run(root, 'full')`)."]
+
+
+def photo_step_lines(rows: pd.DataFrame | None) -> list[str]:
+    """The trunk pass, training and embed at the largest size they were measured at: peak anonymous memory of
+    both variants; ``rows`` None: placeholders."""
+    photo = rows[rows["step"].isin(PHOTO_STEPS)] if rows is not None else None
+    if photo is not None and not len(photo):
+        return ["- The trunk pass, training and embed: not measured by these invocations.", ""]
+    largest = photo["listings"].max() if photo is not None else None
+    lines = []
+    for step in PHOTO_STEPS:
+        at = photo[(photo["listings"] == largest) & (photo["step"] == step)] if photo is not None else pd.DataFrame()
+        anon = {variant: at.loc[at["variant"] == variant, "peak_anon_gb"].max() if len(at) else None
+                for variant in VARIANTS}
+        lines.append(f"- {_number(largest, '{:,}')} listings, `{step}`: peak anonymous memory "
+                     f"{_number(anon['streaming'], '{:.2f}')} GB streaming, "
+                     f"{_number(anon['in-memory'], '{:.2f}')} GB in memory.")
+    return lines + [""]
+
+
 def markdown_report(results: dict[str, Any] | None) -> str:
     """The document; with ``results`` None, the same prose with placeholders where the numbers go."""
-    def number(value: Any, fmt: str = "{:,.1f}") -> str:
-        return "_(to be measured)_" if value is None or pd.isna(value) else fmt.format(value)
-
     rows = pd.DataFrame(results["rows"]) if results else pd.DataFrame()
     p = results["photos_per_listing"] if results else None
     photo = results.get("photo_config", {}) if results else {}
@@ -622,10 +670,10 @@ def markdown_report(results: dict[str, Any] | None) -> str:
              "listed under the table. " + (f"Machine: {results['machine']}." if results else
                                           "Machine: _(to be measured)_"), "",
              "**What is synthetic.** The runs are made from the demo run's listings (repeated with new ids: real "
-             f"labels and tasks), at most {number(p, '{:d}')} photos per listing. *Trunk pass*: real photos, "
+             f"labels and tasks), at most {_number(p, '{:d}')} photos per listing. *Trunk pass*: real photos, "
              "the demo catalogue's JPEG files (repeated across the synthetic listings), decoded and run through "
              f"the frozen trunk of the demo run's backbone ({photo.get('backbone', '_(to be measured)_')}, "
-             f"{number(photo.get('image_size'), '{:d}')} px). *Training and embed*: no photo is decoded (decoding "
+             f"{_number(photo.get('image_size'), '{:d}')} px). *Training and embed*: no photo is decoded (decoding "
              "every photo again would dominate them; the trunk rows show what that costs): the demo run's cached "
              f"trunk features, repeated to the synthetic photos and jittered ({TRUNK_JITTER:.0%} of their standard deviation), "
              "written in the cache format under the key training looks up. Training runs exactly one epoch "
@@ -658,50 +706,22 @@ def markdown_report(results: dict[str, Any] | None) -> str:
                   "Runs:", ""] + [f"{i}. {label}" for label, i in runs.items()] + [""]
     else:
         lines += ["## Time and memory per step", "", "_(to be measured)_", ""]
-    streaming = rows[rows["variant"] == "streaming"] if results else pd.DataFrame()
-    after = streaming[streaming["step"].isin(AFTER_EMBED)] if results else pd.DataFrame()
-    largest = after["listings"].max() if len(after) else None
-    at_largest = after[after["listings"] == largest] if len(after) else pd.DataFrame()
-    peak = at_largest["peak_anon_gb"].max() if len(at_largest) else None
-    peak_rss = at_largest["peak_rss_gb"].max() if len(at_largest) else None
-    open_row = at_largest[at_largest["step"] == "open"] if len(at_largest) else pd.DataFrame()
-    render, hashed = (first_value(open_row, column) for column in ("render_seconds", "files_hashed"))
-    verdict_memory = "" if peak is None else (" (under" if peak < RSS_BUDGET_GB else " (NOT under") + \
-        f" the {RSS_BUDGET_GB:.0f} GB budget)"
-    verdict_open = "" if render is None else (" (under" if render < OPEN_BUDGET_S else " (NOT under") + \
-        f" the {OPEN_BUDGET_S:.0f} s budget)"
     lines += ["## At the largest size", "",
               f"The issue's {RSS_BUDGET_GB:.0f} GB budget is for the steps after embed at 500k listings; the trunk "
-              "pass, training and embed are measured at 10k and 50k.", "",
-              f"- {number(largest, '{:,}')} listings: the largest peak anonymous memory of a step after embed is "
-              f"{number(peak, '{:.2f}')} GB{verdict_memory}; the largest peak RSS counting mapped file pages "
-              f"{number(peak_rss, '{:.2f}')} GB.",
-              f"- The app's first page (Overview, server side, right after the build: the run's check, opening "
-              f"it, rendering) takes {number(render, '{:.2f}')} s{verdict_open}, hashing "
-              f"{number(hashed, '{:.0f}')} files: the build's hashes are trusted through the run's checksum cache "
-              "(sizes and mtimes), and full checksums are computed once per build or on demand "
-              "(`check_run(root, 'full')`)."]
-    photo_rows = rows[rows["step"].isin(PHOTO_STEPS)] if results else pd.DataFrame()
-    largest_photo = photo_rows["listings"].max() if len(photo_rows) else None
-    if results and not len(photo_rows):
-        lines.append("- The trunk pass, training and embed: not measured by these invocations.")
-    for step in PHOTO_STEPS if not results or len(photo_rows) else ():
-        at = photo_rows[(photo_rows["listings"] == largest_photo) & (photo_rows["step"] == step)] \
-            if len(photo_rows) else pd.DataFrame()
-        anon = {variant: at.loc[at["variant"] == variant, "peak_anon_gb"].max() if len(at) else None
-                for variant in VARIANTS}
-        lines.append(f"- {number(largest_photo, '{:,}')} listings, `{step}`: peak anonymous memory "
-                     f"{number(anon['streaming'], '{:.2f}')} GB streaming, {number(anon['in-memory'], '{:.2f}')} GB "
-                     "in memory.")
-    lines += ["", "## Slope and extrapolation", "",
+              "pass, training and embed are measured at 10k and 50k.", ""]
+    lines += after_embed_lines(rows if results else None) + photo_step_lines(rows if results else None)
+    lines += ["## Slope and extrapolation", "",
               "A power law `value = a * listings^slope` fitted per step over the sizes measured (slope 1: linear). "
               f"Extrapolated to the paper's catalogue ({PAPER_LISTINGS:,} listings, ~10M photos) and to "
-              f"{TARGET_PHOTOS:,} photos at this benchmark's {number(p, '{:d}')} photos per listing "
+              f"{TARGET_PHOTOS:,} photos at this benchmark's {_number(p, '{:d}')} photos per listing "
               "(more listings; the trunk pass, training, embed and predict read photos in proportion). "
               "Extrapolations beyond the sizes measured are estimates, not measurements; the trunk pass, training "
-              "and embed are fitted through their two sizes only.", ""]
-    if results:
-        lines += [scaling_table(rows, p).to_markdown(index=False, floatfmt=".2f"), ""]
+              "and embed are fitted through their two sizes only; a step measured at one size only is left out.", ""]
+    slopes = scaling_table(rows, p) if results else pd.DataFrame()
+    if len(slopes):
+        lines += [slopes.to_markdown(index=False, floatfmt=".2f"), ""]
+    elif results:
+        lines += ["_(every step was measured at one size only: no slope)_", ""]
     else:
         lines += ["_(to be measured)_", ""]
     lines += ["![time and peak anonymous memory against listings](scale.png)", ""]
