@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 
+from gallery_core.artifacts.store import NpyRows
 from gallery_core.data import photos as photos_module
 from gallery_core.data.catalogue import load_catalogue
 from gallery_core.data.photos import cached_trunk_features, trunk_cache_key
@@ -83,16 +84,16 @@ def test_a_cache_subset_is_read_without_loading_everything(trunk_inputs, tmp_pat
     backbone, paths, key = trunk_inputs
     everything, _ = cached_trunk_features(tmp_path, key, backbone, paths, 32, batch_size=4, chunk_size=8,
                                           progress=False)
-    assert isinstance(everything, np.memmap)  # all rows in order: the file itself, not a copy
+    assert isinstance(everything, NpyRows)  # all rows in order: the file itself, not a copy
     subset = paths[1::3]  # holds the broken photo (position 13 -> 4)
     rows, bad = cached_trunk_features(tmp_path, key, backbone, subset, 32, progress=False)
     good = [i for i in range(len(paths)) if i != 13]
     expected = np.asarray(everything)[[good.index(i) for i in range(1, len(paths), 3) if i != 13]]
-    assert np.array_equal(rows, expected) and not isinstance(rows, np.memmap)
+    assert np.array_equal(rows, expected) and isinstance(rows, np.ndarray)
     assert list(bad) == [4]
 
 
-def test_training_batches_are_the_same_from_memory_and_from_the_memory_map(tiny_catalogue, tmp_path):
+def test_training_batches_are_the_same_from_memory_and_from_the_file(tiny_catalogue, tmp_path):
     from conftest import tiny_config
 
     from gallery_core.models.checkpoint import build_model
@@ -106,7 +107,7 @@ def test_training_batches_are_the_same_from_memory_and_from_the_memory_map(tiny_
     device = torch.device("cpu")
     in_memory = prepare_data(catalogue, model, config.model, tmp_path, key, True, device, False, in_memory=True)
     mapped = prepare_data(catalogue, model, config.model, tmp_path, key, True, device, False, in_memory=False)
-    assert isinstance(in_memory.trunk_features, torch.Tensor) and isinstance(mapped.trunk_features, np.memmap)
+    assert isinstance(in_memory.trunk_features, torch.Tensor) and isinstance(mapped.trunk_features, NpyRows)
     listings = np.array([5, 0, 17, 3])
     a, ids_a, _ = in_memory.batch(listings, device)
     b, ids_b, _ = mapped.batch(listings, device)

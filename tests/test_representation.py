@@ -236,7 +236,7 @@ def test_a_derived_trunk_cache_equals_the_trunk_on_pixels(tiny_catalogue, tmp_pa
             direct = direct.astype(np.float32).mean(axis=(2, 3), keepdims=True)
         # float16 storage on both sides: equal to a few parts in a thousand of the features' scale
         scale = np.abs(direct.astype(np.float32)).max()
-        assert np.abs(derived.astype(np.float32) - direct.astype(np.float32)).max() < 0.01 * scale
+        assert np.abs(np.asarray(derived, dtype=np.float32) - direct.astype(np.float32)).max() < 0.01 * scale
 
 
 # --- leave tasks out: a held-out task never reaches training ---

@@ -170,11 +170,13 @@ def test_opening_a_run_again_hashes_nothing(run_copy, hashed):
 
 # --- NpyRows: the steps after embed read large .npy files with plain reads, not memory maps ---
 
+@pytest.mark.parametrize("gap_bytes", [1, 10**9])  # runs of consecutive rows only / runs cut by the block size
 @pytest.mark.parametrize("shape, dtype", [((1000, 7), np.float32), ((300, 3, 2), np.float16), ((5,), np.int64)])
-def test_npy_rows_reads_what_np_load_reads(tmp_path, shape, dtype, monkeypatch):
+def test_npy_rows_reads_what_np_load_reads(tmp_path, shape, dtype, gap_bytes, monkeypatch):
     array = np.random.default_rng(0).normal(size=shape).astype(dtype)
     np.save(tmp_path / "a.npy", array)
-    monkeypatch.setattr(NpyRows, "GATHER_BLOCK_ROWS", 64)  # several blocks per gather
+    monkeypatch.setattr(NpyRows, "GATHER_BLOCK_ROWS", 64)  # several reads per gather
+    monkeypatch.setattr(NpyRows, "GATHER_GAP_BYTES", gap_bytes)
     rows = NpyRows(tmp_path / "a.npy")
     assert (len(rows), rows.shape, rows.dtype, rows.ndim) == (shape[0], shape, array.dtype, len(shape))
     picks = np.random.default_rng(1).integers(0, shape[0], 200)  # unsorted, with repeats

@@ -152,12 +152,13 @@ class NpyRows:
     resident set until the kernel reclaims it, so a step that reads 10 GB of photo embeddings once, a chunk at
     a time, shows a 10+ GB peak RSS (``VmHWM``) however little it holds (issue 12: predict at 500k listings,
     16.4 GB). Pages read with ``read()`` live in the page cache, not in the process, and a chunk read this
-    way is an ordinary array that is freed with it. Gathers read the sorted rows block by block
-    (``GATHER_BLOCK_ROWS``), so a random sample of a large file costs at most one block of memory beyond
-    the result.
+    way is an ordinary array that is freed with it. Gathers (a training batch's galleries, a probe's sample)
+    read the sorted rows in runs of nearby rows, so they cost at most one block (``GATHER_BLOCK_ROWS``) of
+    memory beyond the result.
     """
 
     GATHER_BLOCK_ROWS = 4096
+    GATHER_GAP_BYTES = 256 * 1024
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -185,27 +186,41 @@ class NpyRows:
     def ndim(self) -> int:
         return len(self.shape)
 
-    def _read(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) as a new array."""
+    @property
+    def nbytes(self) -> int:
+        return self.shape[0] * self._row_bytes
+
+    def _read(self, start: int, stop: int, f: Any = None) -> np.ndarray:
+        """Rows [start, stop) as a new array (through ``f``, the open file, when given)."""
         out = np.empty((max(stop - start, 0), *self.shape[1:]), dtype=self.dtype)
         if out.size:
-            with open(self.path, "rb") as f:
-                f.seek(self._offset + start * self._row_bytes)
-                if f.readinto(memoryview(out).cast("B")) != out.nbytes:
+            with contextlib.nullcontext(f) if f is not None else open(self.path, "rb") as handle:
+                handle.seek(self._offset + start * self._row_bytes)
+                if handle.readinto(memoryview(out).cast("B")) != out.nbytes:
                     raise ArtifactError(f"{self.path}: rows {start}..{stop} could not be read whole")
         return out
 
     def _gather(self, rows: np.ndarray) -> np.ndarray:
-        order = np.argsort(rows, kind="stable")
-        ordered = rows[order]  # (n,) sorted
+        """Rows in any order: sorted, then read as runs of nearby rows (one read spans a gap of up to
+        ``GATHER_GAP_BYTES``, cheaper than another system call) of at most ``GATHER_BLOCK_ROWS`` rows."""
         out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
         if not len(rows):
             return out
-        block_starts = np.flatnonzero(np.diff(ordered // self.GATHER_BLOCK_ROWS, prepend=-1))
-        for lo_pos, hi_pos in zip(block_starts, [*block_starts[1:], len(ordered)], strict=True):
-            first, last = int(ordered[lo_pos]), int(ordered[hi_pos - 1])
-            block = self._read(first, last + 1)  # at most GATHER_BLOCK_ROWS rows
-            out[order[lo_pos:hi_pos]] = block[ordered[lo_pos:hi_pos] - first]
+        order = np.argsort(rows, kind="stable")
+        ordered = rows[order]  # (n,) sorted
+        max_gap = max(1, self.GATHER_GAP_BYTES // max(self._row_bytes, 1))
+        with open(self.path, "rb") as f:
+            lo = 0
+            while lo < len(ordered):
+                first = int(ordered[lo])
+                # the run: following rows within max_gap of the previous one and within a block of the first
+                gaps_ok = np.diff(ordered[lo:lo + self.GATHER_BLOCK_ROWS]) <= max_gap
+                in_block = ordered[lo + 1:lo + self.GATHER_BLOCK_ROWS] < first + self.GATHER_BLOCK_ROWS
+                ends = np.flatnonzero(~(gaps_ok & in_block))
+                hi = lo + 1 + (int(ends[0]) if len(ends) else len(gaps_ok))
+                block = self._read(first, int(ordered[hi - 1]) + 1, f)  # at most GATHER_BLOCK_ROWS rows
+                out[order[lo:hi]] = block[ordered[lo:hi] - first]
+                lo = hi
         return out
 
     def __getitem__(self, key: Any) -> np.ndarray:

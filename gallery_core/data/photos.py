@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from gallery_core.artifacts.store import hash_key, write_json, write_npy
+from gallery_core.artifacts.store import NpyRows, hash_key, write_json, write_npy
 from gallery_core.data.decode import PhotoError, load_photo
 from gallery_core.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, BackboneEntry
 
@@ -261,7 +261,7 @@ def write_trunk_index(index_path: Path, paths: Sequence[str], bad: dict[int, str
 
 def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, batch_size: int = 64,
                            device: torch.device | None = None, progress: bool = True,
-                           ) -> tuple[np.ndarray, dict[int, str]]:
+                           ) -> tuple[np.ndarray | NpyRows, dict[int, str]]:
     """Frozen-trunk features of every photo, float16 (N_good, C, h, w), in memory, and {row: reason} of the
     bad ones: ``write_trunk_features`` through a temporary file, for a few photos (use the cache otherwise).
 
@@ -287,14 +287,15 @@ TrunkPass = Callable[[list[str], Path], dict[int, str]]
 def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: Sequence[str], image_size: int,
                           device: torch.device | None = None, progress: bool = True, batch_size: int = 64,
                           chunk_size: int = TRUNK_CHUNK_SIZE, engine: TrunkPass | None = None,
-                          ) -> tuple[np.ndarray, dict[int, str]]:
+                          ) -> tuple[np.ndarray | NpyRows, dict[int, str]]:
     """``write_trunk_features`` (or ``engine``: another engine's pass, e.g. the Ray engine's, that writes the
     features file itself) through a file cache keyed on catalogue, backbone split and size.
 
     The cache records the photo path of every row, so any subset of the catalogue it was made for
     (a hold-out fraction, a single-task baseline) reads its rows from it instead of recomputing.
     Returns features of the good photos in ``paths`` order, float16 (N_good, C, h, w): the cache file
-    itself, memory-mapped read-only, when they are all of its rows in order, else those rows copied;
+    itself (``NpyRows``: read a slice at a time, never mapped) when they are all of its rows in order, else those
+    rows copied;
     and {position in paths: reason} of the bad. An interrupted pass resumes (``write_trunk_features``).
     """
     features_path = cache_dir / f"trunk-{key}.npy"
@@ -328,16 +329,13 @@ def _rows_in_cache(index_path: Path, paths: Sequence[str]) -> tuple[np.ndarray, 
     return rows.to_numpy(dtype=np.int64), {int(i): reason_of[paths[i]] for i in np.flatnonzero(is_bad)}
 
 
-def _read_rows(features_path: Path, rows: np.ndarray, chunk_rows: int = 4096) -> np.ndarray:
-    """Rows of a cache file: the memory-mapped file when they are all of it in order, else a copy gathered
-    a chunk at a time (never the whole file in memory)."""
-    cached = np.load(features_path, mmap_mode="r")
+def _read_rows(features_path: Path, rows: np.ndarray) -> np.ndarray | NpyRows:
+    """Rows of a cache file: the file itself (``NpyRows``, read a slice at a time by its users) when they are
+    all of it in order, else an in-memory copy of those rows (never the whole file in memory)."""
+    cached = NpyRows(features_path)
     if len(rows) == len(cached) and np.array_equal(rows, np.arange(len(cached))):
         return cached
-    out = np.empty((len(rows), *cached.shape[1:]), dtype=cached.dtype)  # (N, C, h, w)
-    for start in range(0, len(rows), chunk_rows):
-        out[start:start + chunk_rows] = cached[rows[start:start + chunk_rows]]
-    return out
+    return cached[rows]  # (N, C, h, w)
 
 
 @torch.no_grad()
@@ -357,7 +355,7 @@ def derive_trunk_cache(cache_dir: Path, source: Backbone, source_key: str, targe
     if out.is_file() and (cache_dir / f"trunk-{target_key}.json").is_file():
         return out
     between = torch.nn.Sequential(*list(source.top)[:n_between]).eval()
-    features = np.load(cache_dir / f"trunk-{source_key}.npy", mmap_mode="r")
+    features = NpyRows(cache_dir / f"trunk-{source_key}.npy")
     writer = RowWriter(out, len(features))
     try:
         for start in tqdm(range(0, len(features), batch_size), desc="derive trunk cache", disable=not progress):

@@ -22,7 +22,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from gallery_core.artifacts.store import RunPaths, file_checksum, write_json, write_npy, write_parquet
+from gallery_core.artifacts.store import (
+    NpyRows,
+    RunPaths,
+    file_checksum,
+    write_json,
+    write_npy,
+    write_parquet,
+)
 from gallery_core.config import NEW_TASK_FEATURES, BuildConfig, EmbedConfig, ModelConfig
 from gallery_core.data.catalogue import Catalogue
 from gallery_core.data.photos import RowWriter, load_photo, paths_digest, read_progress, to_model_input
@@ -56,7 +63,7 @@ def pretrained_photo_features(config: ModelConfig, trunk_features: torch.Tensor 
                               device: torch.device | None = None, batch_size: int = 1024,
                               progress: bool = False, backbone: Backbone | None = None) -> np.ndarray:
     """The pretrained backbone's own pooled features (P, feature_dim) from frozen-trunk features (P, C, h, w)
-    (a tensor, an array or the memory-mapped cache).
+    (a tensor, an array or the cache file, ``NpyRows``).
 
     The trunk is frozen ImageNet weights in every model, so its cached output serves here: only the top
     stages run, with their pretrained weights and statistics (``backbone``: made here when not given).
@@ -101,7 +108,7 @@ def embed_photo_files(encoder: GalleryEncoder, photos: list[str | Path | bytes],
 def encode_trunk_features(encoder: GalleryEncoder, trunk_features: torch.Tensor | np.ndarray, device: torch.device,
                           batch_size: int = 1024, progress: bool = False) -> np.ndarray:
     """Photo embeddings (P, D) float32 from frozen-trunk features (P, C, h, w): a tensor, an array or the
-    memory-mapped cache."""
+    cache file (``NpyRows``)."""
     encoder.eval()
     chunks = []
     for start in tqdm(range(0, len(trunk_features), batch_size), desc="embed photos", disable=not progress):
@@ -130,7 +137,7 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
           execution: Execution | None = None) -> EmbedResult:
     """Embed every photo and listing; write the photo and listing tables and embeddings.
 
-    Streams: photos are embedded a chunk at a time (from the memory-mapped trunk cache, or by the Ray
+    Streams: photos are embedded a chunk at a time (from the trunk cache file, or by the Ray
     engine), photo embeddings are appended to their file and listing sums accumulated as chunks pass, so
     memory holds the tables, one chunk and the (L, D) listing outputs, never all photos. An interrupted
     local embed resumes after its last complete chunk (``cache/embed-work/progress.json``).
@@ -151,18 +158,17 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
         shutil.rmtree(work, ignore_errors=True)  # the Ray engine writes whole files: nothing to resume from
         catalogue, embeddings_file, pretrained_file = _ray_photo_files(
             catalogue, paths, config.model.image_size, work, execution, with_pretrained, progress)
-        photo_embeddings = np.load(embeddings_file, mmap_mode="r")  # (P, D)
-        photo_pretrained = np.load(pretrained_file, mmap_mode="r") if pretrained_file is not None else None
+        photo_embeddings = NpyRows(embeddings_file)  # (P, D)
+        photo_pretrained = NpyRows(pretrained_file) if pretrained_file is not None else None
         dims = (photo_embeddings.shape[1], None if photo_pretrained is None else photo_pretrained.shape[1])
 
         def chunk(start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
-            return (np.array(photo_embeddings[start:end]),
-                    None if photo_pretrained is None else np.array(photo_pretrained[start:end]))
+            return photo_embeddings[start:end], None if photo_pretrained is None else photo_pretrained[start:end]
         source = "ray"
     else:
         data = prepare_data(catalogue, model, config.model, paths.cache_dir, checkpoint["trunk_cache_key"],
                             use_cache=True, device=dev, progress=progress, in_memory=False)
-        catalogue, trunk = data.catalogue, data.trunk_features  # (P, C, h, w) float16, memory-mapped
+        catalogue, trunk = data.catalogue, data.trunk_features  # (P, C, h, w) float16, read a chunk at a time
         backbone = pretrained_backbone(config.model, dev) if with_pretrained else None
         if backbone is not None:
             dims = (model.encoder.embed_dim, backbone.feature_dim)

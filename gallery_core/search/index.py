@@ -3,7 +3,7 @@
 Angular distance d between unit vectors relates to cosine similarity by cos = 1 - d^2 / 2.
 
 At scale (500k listings x 1280 dims: 2.6 GB of vectors) the build reads the embeddings in chunks of
-``ADD_CHUNK_ROWS`` rows, so a memory-mapped ``listing_embeddings.npy`` is never copied whole, and
+``ADD_CHUNK_ROWS`` rows, so ``listing_embeddings.npy`` (read by ``NpyRows``) is never in memory whole, and
 ``write_index`` builds with Annoy's ``on_disk_build``: Annoy's nodes (every vector again, plus the trees)
 live in the index file's mapping, pages the kernel can write back and drop, instead of anonymous memory
 that an in-memory build holds until ``save`` writes it all out a second time. Same items, same seed, same
@@ -27,7 +27,7 @@ ADD_CHUNK_ROWS = 10_000
 
 def build_index(embeddings: np.ndarray, config: IndexConfig, seed: int = 0,
                 on_disk_path: str | Path | None = None) -> AnnoyIndex:
-    """Build an angular Annoy index over (N, D) vectors (``NpyRows`` or a memory-mapped array is read in chunks); item i
+    """Build an angular Annoy index over (N, D) vectors (an array or ``NpyRows``, read in chunks); item i
     is row i. With ``on_disk_path`` Annoy builds straight into that file (``write_index`` does it atomically)."""
     if embeddings.ndim != 2 or len(embeddings) == 0:
         raise ValueError(f"expected a non-empty (N, D) array, got shape {embeddings.shape}")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from gallery_core.artifacts.store import NpyRows
 from gallery_core.config import ModelConfig
 from gallery_core.data.catalogue import Catalogue
 from gallery_core.data.photos import (
@@ -41,13 +42,14 @@ def trunk_input(features: torch.Tensor) -> torch.Tensor:
 
 
 # Trunk caches up to this size are copied into memory (batches are then a tensor gather); larger ones stay
-# memory-mapped and each batch reads its rows from the file. The numbers are the same either way: the same
+# on disk and each batch reads its rows from the file (``NpyRows``: plain reads, so the file's pages never
+# count in the process's resident set). The numbers are the same either way: the same
 # float16 values become the same float32 channels-last batch.
 TRUNK_IN_MEMORY_MAX_BYTES = 2 * 1024**3
 
 
-def trunk_batch(features: torch.Tensor | np.ndarray, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Rows of the trunk features (in-memory tensor or memory-mapped cache) as a float32 batch (B, C, h, w)
+def trunk_batch(features: torch.Tensor | np.ndarray | NpyRows, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Rows of the trunk features (in-memory tensor, array or the cache file) as a float32 batch (B, C, h, w)
     in ``TRUNK_MEMORY_FORMAT`` on ``device``."""
     if isinstance(features, torch.Tensor):
         selected = features[torch.from_numpy(rows)]
@@ -56,9 +58,16 @@ def trunk_batch(features: torch.Tensor | np.ndarray, rows: np.ndarray, device: t
     return trunk_input(selected.to(device).float())
 
 
-def trunk_tensor(features: np.ndarray) -> torch.Tensor:
+def trunk_tensor(features: np.ndarray | NpyRows) -> torch.Tensor:
     """Trunk features (P, C, h, w) from the cache as an in-memory, writable tensor in ``TRUNK_MEMORY_FORMAT``,
     copied at most once (they can be most of a large catalogue's memory)."""
+    if isinstance(features, NpyRows) and features.ndim == 4:  # read into place a block at a time
+        n, c, h, w = features.shape
+        nhwc = np.empty((n, h, w, c), dtype=features.dtype)  # channels-last in memory is NHWC
+        for start in range(0, n, features.GATHER_BLOCK_ROWS):
+            nhwc[start:start + features.GATHER_BLOCK_ROWS] = \
+                features[start:start + features.GATHER_BLOCK_ROWS].transpose(0, 2, 3, 1)
+        return torch.from_numpy(nhwc).permute(0, 3, 1, 2)
     features = np.asarray(features)
     if features.ndim != 4:
         return torch.from_numpy(np.array(features))
@@ -74,9 +83,9 @@ class GalleryData:
 
     catalogue: Catalogue  # without undecodable photos
     photo_offsets: np.ndarray  # (n_listings + 1,): listing i's photos are rows offsets[i]:offsets[i+1]
-    # (n_photos, C, h, w) float16: in memory, channels-last (small caches), or the cache file memory-mapped
+    # (n_photos, C, h, w) float16: in memory, channels-last (small caches), or the cache file read per batch
     # (large ones; see TRUNK_IN_MEMORY_MAX_BYTES); None: photos are decoded per batch
-    trunk_features: torch.Tensor | np.ndarray | None
+    trunk_features: torch.Tensor | np.ndarray | NpyRows | None
     image_size: int
     backbone_entry: BackboneEntry | None = None  # its mean/std normalise decoded pixels (None: ImageNet's)
 
@@ -106,7 +115,7 @@ def prepare_data(catalogue: Catalogue, model: GalleryModel, config: ModelConfig,
                  in_memory: bool | None = None, execution: Execution | None = None) -> GalleryData:
     """Compute (or load) the trunk features, drop undecodable photos, and index galleries.
 
-    ``in_memory``: copy the trunk features into memory (True) or keep the cache file memory-mapped (False);
+    ``in_memory``: copy the trunk features into memory (True) or read the cache file per batch (False);
     None: by size, ``TRUNK_IN_MEMORY_MAX_BYTES``. ``execution``: how a missing trunk cache is computed (in this
     process by default, or by the Ray engine, with the same features)."""
     trunk_features = None
