@@ -203,7 +203,8 @@ def trunk_key(config: BuildConfig, tasks: tuple[TaskSpec, ...], fingerprint: str
 def cache_names(photos: pd.DataFrame) -> list[str]:
     """The name of each synthetic photo in the trunk cache's index and in the catalogue that train and embed
     read: its file (a source photo, repeated across listings) and its row, since the cache finds rows by name
-    and a name repeated would make it gather a copy instead of mapping the file. No file is opened by them."""
+    and a name repeated would make it gather a copy instead of reading the file as it goes. No file is opened
+    by them."""
     return (photos["path"].astype(str) + "#" + photos["photo_index"].astype(str)).tolist()
 
 
@@ -284,31 +285,7 @@ def run_photo_step(step: str, run_dir: Path, variant: str, config: BuildConfig, 
     chunk_size, key = synthetic["chunk_size"], synthetic["trunk_cache_key"]
     device = pick_device(None)  # as the build: the GPU where there is one
     if step == "trunk":
-        from gallery_core.data.photos import cached_trunk_features, compute_trunk_features, write_trunk_index
-        from gallery_core.models.checkpoint import build_model
-
-        tasks = tuple(TaskSpec.from_dict(t) for t in json.loads(run_paths.manifest.read_text())["tasks"])
-        backbone = build_model(config.model, tasks).encoder.backbone  # the model's, as train passes it
-        photo_paths = pd.read_parquet(run_paths.photo_table, columns=["path"])["path"].tolist()  # real files
-        started = time.perf_counter()
-        if variant == "streaming":  # the product: chunks appended to cache/trunk-<key>.npy.partial
-            _, bad = cached_trunk_features(out_paths.cache_dir, key, backbone, photo_paths, config.model.image_size,
-                                           device, progress=False, chunk_size=chunk_size)
-        else:  # before issue 12: the same chunks' features gathered in memory, then saved in one go
-            blocks, bad = [], {}
-            for start in range(0, len(photo_paths), chunk_size):
-                block, bad_in_chunk = compute_trunk_features(backbone, photo_paths[start:start + chunk_size],
-                                                             config.model.image_size, device=device, progress=False)
-                blocks.append(block)  # (n, C, h, w) float16
-                bad.update({start + i: reason for i, reason in bad_in_chunk.items()})
-            features = np.concatenate(blocks)  # (P, C, h, w): every photo's features at once
-            features_path = out_paths.cache_dir / f"trunk-{key}.npy"
-            with atomic_path(features_path) as tmp, open(tmp, "wb") as f:
-                np.save(f, features)
-            write_trunk_index(features_path.with_suffix(".json"), photo_paths, bad)
-        return {"step_seconds": time.perf_counter() - started, "photos_decoded": len(photo_paths),
-                "photos_undecodable": len(bad)}
-
+        return trunk_pass(run_dir, out, variant, config, key, chunk_size, device)
     catalogue = synthetic_catalogue(run_dir)
     info: dict[str, Any] = {}
     if step == "train":
@@ -341,6 +318,37 @@ def run_photo_step(step: str, run_dir: Path, variant: str, config: BuildConfig, 
         started = time.perf_counter()
         info["trunk_from_file"] = embed_in_memory(catalogue, out, config)
     return {"step_seconds": time.perf_counter() - started, **info}
+
+
+def trunk_pass(run_dir: Path, out: Path, variant: str, config: BuildConfig, key: str, chunk_size: int,
+               device: Any) -> dict[str, Any]:
+    """The frozen-trunk pass over the run's photo files into ``out/cache``: the product's (streaming), or as
+    before issue 12, the same chunks' features gathered in memory and saved in one go (in-memory)."""
+    from gallery_core.data.photos import cached_trunk_features, compute_trunk_features, write_trunk_index
+    from gallery_core.models.checkpoint import build_model
+
+    run_paths, cache_dir = RunPaths(run_dir), RunPaths(out).cache_dir
+    tasks = tuple(TaskSpec.from_dict(t) for t in json.loads(run_paths.manifest.read_text())["tasks"])
+    backbone = build_model(config.model, tasks).encoder.backbone  # the model's, as train passes it
+    photo_paths = pd.read_parquet(run_paths.photo_table, columns=["path"])["path"].tolist()  # real files
+    started = time.perf_counter()
+    if variant == "streaming":  # chunks appended to cache/trunk-<key>.npy.partial
+        _, bad = cached_trunk_features(cache_dir, key, backbone, photo_paths, config.model.image_size, device,
+                                       progress=False, chunk_size=chunk_size)
+    else:
+        blocks, bad = [], {}
+        for start in range(0, len(photo_paths), chunk_size):
+            block, bad_in_chunk = compute_trunk_features(backbone, photo_paths[start:start + chunk_size],
+                                                         config.model.image_size, device=device, progress=False)
+            blocks.append(block)  # (n, C, h, w) float16
+            bad.update({start + i: reason for i, reason in bad_in_chunk.items()})
+        features = np.concatenate(blocks)  # (P, C, h, w): every photo's features at once
+        features_path = cache_dir / f"trunk-{key}.npy"
+        with atomic_path(features_path) as tmp, open(tmp, "wb") as f:
+            np.save(f, features)
+        write_trunk_index(features_path.with_suffix(".json"), photo_paths, bad)
+    return {"step_seconds": time.perf_counter() - started, "photos_decoded": len(photo_paths),
+            "photos_undecodable": len(bad)}
 
 
 def record_trunk_form(module: Any, info: dict[str, Any]) -> None:
@@ -800,6 +808,7 @@ def main() -> None:
     from gallery_core.artifacts.run import Run
 
     sizes = args.sizes or (QUICK_SIZES if args.quick else DEFAULT_SIZES)
+    args.source = args.source.resolve()  # recorded in the synthetic runs, read again by their steps
     config = Run(args.source, verify=False, steps=("train", "embed")).config
     if args.quick:
         config = quick_config(config)
