@@ -241,3 +241,15 @@ def test_reading_a_file_in_chunks_keeps_it_out_of_the_peak_rss(tmp_path):
     mapped = _peak_rss_reading(tmp_path / "big.npy", "mmap")
     assert mapped - baseline > file_bytes // 2, "the memory map should have shown the file's pages"
     assert baseline < file_bytes // 2 + 200 * 2**20  # interpreter + numpy (~100 MB) + one chunk, not the file
+
+
+def test_npy_rows_writes_rows_in_place(tmp_path):
+    array = np.arange(40, dtype=np.float32).reshape(10, 4)
+    np.save(tmp_path / "a.npy", np.zeros_like(array))
+    rows = NpyRows(tmp_path / "a.npy")
+    rows[[7, 2, 3, 9]] = array[[7, 2, 3, 9]]  # unsorted: runs 2-3 and 7, 9 written
+    rows[0:2] = array[0:2]
+    rows[4] = array[4]
+    expected = np.zeros_like(array)
+    expected[[0, 1, 2, 3, 4, 7, 9]] = array[[0, 1, 2, 3, 4, 7, 9]]
+    np.testing.assert_array_equal(np.load(tmp_path / "a.npy"), expected)

@@ -146,7 +146,7 @@ def write_npy(path: str | Path, array: np.ndarray) -> None:
 class NpyRows:
     """The rows of a C-ordered ``.npy`` file, read on demand with plain file reads: ``rows[i:j]``,
     ``rows[index_array]`` (any order, repeats allowed), ``rows[i]``, ``np.asarray(rows)``, ``len``, ``shape``,
-    ``dtype``.
+    ``dtype``; and written in place with plain writes, ``rows[index_array] = values``.
 
     Why not ``np.load(mmap_mode="r")``: every page of a memory map that a step touches counts in the process's
     resident set until the kernel reclaims it, so a step that reads 10 GB of photo embeddings once, a chunk at
@@ -190,6 +190,11 @@ class NpyRows:
     def nbytes(self) -> int:
         return self.shape[0] * self._row_bytes
 
+    @property
+    def header_bytes(self) -> int:
+        """Where the rows start in the file."""
+        return self._offset
+
     def _read(self, start: int, stop: int, f: Any = None) -> np.ndarray:
         """Rows [start, stop) as a new array (through ``f``, the open file, when given)."""
         out = np.empty((max(stop - start, 0), *self.shape[1:]), dtype=self.dtype)
@@ -223,30 +228,54 @@ class NpyRows:
                 lo = hi
         return out
 
-    def __getitem__(self, key: Any) -> np.ndarray:
+    def _positions(self, key: Any) -> slice | int | np.ndarray:
+        """A key as a step-1 slice, one row number, or an (n,) int64 array of row numbers, checked."""
         n = self.shape[0]
         if isinstance(key, slice):
             start, stop, step = key.indices(n)
-            if step != 1:
-                return self._gather(np.arange(start, stop, step))
-            return self._read(start, max(start, stop))
+            return slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
         if isinstance(key, (int, np.integer)):
             index = int(key) + n if key < 0 else int(key)
             if not 0 <= index < n:
                 raise IndexError(f"row {key} out of range for {n} rows of {self.path.name}")
-            return self._read(index, index + 1)[0]
+            return index
         rows = np.asarray(key)
         if rows.dtype == bool:
             if rows.shape != (n,):
                 raise IndexError(f"boolean mask of shape {rows.shape} for {n} rows of {self.path.name}")
             rows = np.flatnonzero(rows)
         if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
-            raise IndexError(f"rows of {self.path.name} are read by a slice, an integer, an integer array "
+            raise IndexError(f"rows of {self.path.name} are addressed by a slice, an integer, an integer array "
                              f"or a boolean mask, not {key!r}")
         rows = np.where(rows < 0, rows + n, rows).astype(np.int64)
         if len(rows) and (rows.min() < 0 or rows.max() >= n):
             raise IndexError(f"row index out of range for {n} rows of {self.path.name}")
-        return self._gather(rows)
+        return rows
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        where = self._positions(key)
+        if isinstance(where, slice):
+            return self._read(where.start, where.stop)
+        if isinstance(where, int):
+            return self._read(where, where + 1)[0]
+        return self._gather(where)
+
+    def __setitem__(self, key: Any, values: Any) -> None:
+        """Write rows in place (the file must exist at its full shape, e.g. made by ``open_memmap(mode="w+")``):
+        each run of consecutive rows is one write, and nothing is mapped (dirty pages of a shared mapping count
+        in the process's RSS until written back; bytes handed to ``write()`` do not)."""
+        where = self._positions(key)
+        rows = np.arange(where.start, where.stop) if isinstance(where, slice) else np.atleast_1d(where)
+        values = np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=self.dtype),
+                                                      (len(rows), *self.shape[1:])))
+        order = np.argsort(rows, kind="stable")
+        ordered, values = rows[order], values[order]
+        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
+        with open(self.path, "r+b") as f:
+            for lo, hi in zip([0, *breaks], [*breaks, len(ordered)], strict=True):
+                if hi > lo:
+                    f.seek(self._offset + int(ordered[lo]) * self._row_bytes)
+                    f.write(memoryview(values[lo:hi]).cast("B"))
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
         whole = self._read(0, self.shape[0])

@@ -8,7 +8,7 @@ The same numbers as the single-process path (``gallery_core.data.photos.compute_
 2. an *actor pool* (``map_batches`` with a callable class: each actor loads the backbone or checkpoint
    once) runs the model on the decoded batches, on a GPU each where the cluster has them;
 3. the driver streams the results back (``iter_batches``) and places each row by its position into a
-   memory-mapped ``.npy`` file (``open_memmap``), so the outputs never sit whole in the driver's memory.
+   ``.npy`` file with plain writes (``NpyRows``), so the outputs never sit whole in the driver's memory.
 
 Batches arrive in any order, so the file first has a row for every photo; when all have arrived, the rows
 of the good photos are moved up over those of the bad ones and the file is cut to its final shape (numpy
@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gallery_core.artifacts.store import atomic_path
+from gallery_core.artifacts.store import NpyRows, atomic_path
 from gallery_core.config import BuildConfig
 from gallery_core.data.photos import decode_batch, to_model_input
 from gallery_core.errors import UsageError
@@ -224,22 +224,28 @@ def _pool_size(ray: Any, options: RayOptions) -> tuple[int, float]:
     return actors, gpus
 
 
+def _empty_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> NpyRows:
+    """A ``.npy`` file of ``shape`` (sparse until written: its length is set, no row is), to fill by index."""
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                 "fortran_order": False, "shape": shape})
+        f.truncate(f.tell() + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
+    return NpyRows(path)
+
+
 def _compact(path: Path, is_good: np.ndarray) -> None:
     """Move the rows of the good photos of the ``.npy`` file at ``path`` up over the bad ones, in order,
     and cut the file to (N_good, ...): its header is rewritten in place (numpy pads it for exactly this)."""
     n_good = int(is_good.sum())
-    rows = np.lib.format.open_memmap(path, mode="r+")  # (N, ...)
-    row_bytes = rows.itemsize * int(np.prod(rows.shape[1:], dtype=np.int64))
+    rows = NpyRows(path)  # (N, ...)
+    row_bytes = rows.nbytes // max(len(rows), 1)
     step = max(1, COMPACT_CHUNK_BYTES // max(row_bytes, 1))
     written = 0
     for start in range(0, len(rows), step):
         keep = rows[start:start + step][is_good[start:start + step]]  # a copy: safe to write over its source
         rows[written:written + len(keep)] = keep  # written <= start: never over rows still to be read
         written += len(keep)
-    rows.flush()
-    shape, dtype = rows.shape, rows.dtype
-    offset = rows.offset
-    del rows
+    shape, dtype, offset = rows.shape, rows.dtype, rows.header_bytes
     with open(path, "r+b") as f:
         version = np.lib.format.read_magic(f)
         header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
@@ -278,7 +284,7 @@ def _run(stage: type, stage_kwargs: dict[str, Any], paths: list[str], image_size
         bad: dict[int, str] = {}
         with ExitStack() as stack:
             tmp = {name: stack.enter_context(atomic_path(path)) for name, path in outputs.items()}
-            files: dict[str, np.memmap] = {}
+            files: dict[str, NpyRows] = {}
             bar = stack.enter_context(tqdm(total=len(paths), desc="ray embed", unit="photo", disable=not progress))
             # Closed on the way out, so that after an error or a stop the pipeline ends at once.
             batches = stack.enter_context(closing(iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))))
@@ -287,8 +293,7 @@ def _run(stage: type, stage_kwargs: dict[str, Any], paths: list[str], image_size
                 for name in outputs:
                     column = batch[name]  # (B, ...)
                     if name not in files:  # the first batch tells the row shape
-                        files[name] = np.lib.format.open_memmap(tmp[name], mode="w+", dtype=column.dtype,
-                                                                shape=(len(paths), *column.shape[1:]))
+                        files[name] = _empty_npy(tmp[name], column.dtype, (len(paths), *column.shape[1:]))
                     files[name][index] = column
                 bad.update({int(i): str(r) for i, r in zip(index, batch["reason"], strict=True) if r})
                 seen[index] = True
@@ -297,9 +302,7 @@ def _run(stage: type, stage_kwargs: dict[str, Any], paths: list[str], image_size
                 raise RuntimeError(f"Ray returned {int(seen.sum())} of {len(paths)} photos")
             is_good = np.ones(len(paths), dtype=bool)
             is_good[list(bad)] = False
-            for rows in files.values():
-                rows.flush()
-            files.clear()  # the memmaps closed before the files are compacted and renamed
+            files.clear()
             if bad:
                 for name in outputs:
                     _compact(tmp[name], is_good)
@@ -326,8 +329,8 @@ def ray_photo_embeddings(checkpoint_path: Path, paths: list[str], image_size: in
     pretrained backbone's pooled features, as gallery_core.pipeline.embed.pretrained_photo_features computes them),
     run in a Ray Data actor pool. Writes ``out_dir/photo_embeddings.npy`` float32 (N_good, D) and, if asked,
     ``out_dir/photo_pretrained.npy`` float32 (N_good, F), rows in ``paths`` order without the bad photos, each
-    written chunk by chunk (np.lib.format.open_memmap, rows placed by index as batches arrive: never all in driver
-    memory) and renamed into place only when complete. Returns (embeddings path, pretrained path or None, bad)."""
+    written chunk by chunk (``NpyRows``: rows placed by index as batches arrive, with plain writes: never all in
+    driver memory) and renamed into place only when complete. Returns (embeddings path, pretrained path or None, bad)."""
     checkpoint_path = Path(checkpoint_path).resolve()
     if not checkpoint_path.is_file():
         raise UsageError(f"{checkpoint_path}: no such checkpoint")
