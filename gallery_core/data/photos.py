@@ -261,7 +261,7 @@ def write_trunk_index(index_path: Path, paths: Sequence[str], bad: dict[int, str
 
 def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, batch_size: int = 64,
                            device: torch.device | None = None, progress: bool = True,
-                           ) -> tuple[np.ndarray | NpyRows, dict[int, str]]:
+                           ) -> tuple[np.ndarray, dict[int, str]]:
     """Frozen-trunk features of every photo, float16 (N_good, C, h, w), in memory, and {row: reason} of the
     bad ones: ``write_trunk_features`` through a temporary file, for a few photos (use the cache otherwise).
 
