@@ -1,9 +1,10 @@
 """Real-browser test: ``streamlit run app.py`` driven by headless Chromium (Debian's, through Playwright).
 
-Walks through every page as a user would: checks that the map drew every listing and selects some with a
-box drag, follows a listing's link, seeds a retrieval with its gallery and a clicked catalogue photo and
-reads each result's explanation (the best seed/listing photo pairs), opens an audit suspect's photo
-evidence; checks that no page shows an exception, and saves a screenshot of each page.
+Walks through every page as a user would: checks that the map drew every listing, that hovering a point
+shows its photos, and selects some with a box drag, follows a listing's link, seeds a retrieval with its
+gallery and a clicked catalogue photo and reads each result's explanation (the best seed/listing photo
+pairs), opens an audit suspect's photo evidence; checks that no page shows an exception, and saves a
+screenshot of each page (and of the map with a point hovered).
 
 Run as a script to take the README's screenshots of the demo run::
 
@@ -113,6 +114,7 @@ def hover_a_map_point(page) -> str:
     page.locator(MAP_CHART).first.scroll_into_view_if_needed()
     x, y = page.evaluate(POINT_NEAR_CENTRE, MAP_CHART)
     page.mouse.move(x - 30, y - 30)
+    page.wait_for_timeout(200)  # as a hand comes to rest: plotly throttles hover events
     page.mouse.move(x, y, steps=6)
     box = page.locator(HOVER_BOX)
     box.wait_for(state="visible", timeout=PAGE_TIMEOUT_MS)
@@ -151,9 +153,10 @@ def capture_app(base_url: str, out_dir: Path, n_listings: int | None = None) -> 
     """Walk through the app as a user would, screenshot each page into ``out_dir``; returns the
     exception texts found on each page.
 
-    Overview -> Map (every listing drawn, when ``n_listings`` is given; box selection) -> a selected listing's
-    page (by its link) -> Retrieve (seeded with that gallery, then one more catalogue photo clicked; every
-    result explained) -> Audit (a suspect's photo evidence) -> Model.
+    Overview -> Map (every listing drawn, when ``n_listings`` is given; a point hovered, its photos shown, shot
+    as ``map-hover.png``; box selection) -> a selected listing's page (by its link) -> Retrieve (seeded with
+    that gallery, then one more catalogue photo clicked; every result explained) -> Audit (a suspect's photo
+    evidence) -> Model.
     """
     from playwright.sync_api import sync_playwright
 
@@ -175,6 +178,10 @@ def capture_app(base_url: str, out_dir: Path, n_listings: int | None = None) -> 
             if n_listings is not None:
                 page.locator(".js-plotly-plot").first.wait_for(timeout=PAGE_TIMEOUT_MS)
                 assert points_on_map(page) == n_listings, "the map did not draw every listing"
+            hover_a_map_point(page)  # before the selection: plotly gives no hover inside a selected area
+            page.screenshot(path=str(out_dir / "map-hover.png"))  # the viewport: the box is where the cursor is
+            page.mouse.move(2, 2)
+            page.locator(HOVER_BOX).wait_for(state="hidden", timeout=PAGE_TIMEOUT_MS)
             select_on_map(page)
             if n_listings is not None:  # a selection highlights points, it does not filter the rest away
                 assert points_on_map(page) == n_listings, "the selection dropped points from the map"

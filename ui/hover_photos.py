@@ -15,6 +15,9 @@ JSON on every call (the ForwardMsg cache only saves sending it again), which at 
 hover more than everything else; and its selection must rerun the whole page, whose selection list sits
 below the map.
 
+Plotly itself emits no hover inside the area of a box or lasso selection (its selection outline takes the
+pointer there), so neither its label nor the photos appear there; outside it, both do.
+
 State (``setStateValue``) rather than a trigger value: the hovered listing is a state (it stays the hovered
 one until the cursor leaves it), AppTest can set it through ``st.session_state``, and a full rerun while
 the cursor rests on a point keeps its photos.
