@@ -34,7 +34,7 @@ from ui import loaders
 
 HERE = Path(__file__).resolve().parent
 COMPONENT_NAME = "gallery_core.map_hover_photos"
-STATE = "listing_id"  # the component's state: the id of the hovered point, or None
+STATE = "listing_id"  # the component's state (hover_photos.js sets it): the hovered point's id
 HOVER_PHOTOS = 4  # a small strip: the first few photos, not the whole gallery
 HOVER_SIZE = 80  # px per thumbnail
 
@@ -71,8 +71,7 @@ def _bridge_fragment(key: loaders.RunKey, chart_key: str, filters: explore.Filte
     # A hover reruns only this fragment: the figure and the rest of the page are not rebuilt or resent.
     state = st.session_state.get(bridge_key) or {}
     shown = hover_data(key, state.get(STATE), filters) or {}
-    _bridge(key=bridge_key, data={"chart_key": chart_key, **shown}, height=0,
-            **{f"on_{STATE}_change": _declare_state})
+    _bridge(key=bridge_key, data={"chart_key": chart_key, **shown}, height=0, on_listing_id_change=_declare_state)
 
 
 def hover_photos(key: loaders.RunKey, chart_key: str, filters: explore.Filters) -> None:
