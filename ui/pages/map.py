@@ -1,6 +1,6 @@
 """Map: the UMAP projection of every listing, coloured by an attribute, a prediction or its error; hovering a
-point shows a strip of that listing's first photos next to the cursor (``ui.hover_photos``); clicking it
-shows its photos beside the map; a box or lasso selection can be downloaded, written as a catalogue or used as
+point shows a strip of that listing's first photos next to the cursor (``ui.hover_photos``); the last
+selected listing's photos stay beside the map; a box or lasso selection can be downloaded, written as a catalogue or used as
 seed photos."""
 
 import streamlit as st
@@ -34,8 +34,8 @@ run, key = require_run()
 listings = run.listings
 st.title("Map")
 st.caption("Listings placed by the similarity of their photo galleries: similar galleries lie close. "
-           "Pick what to colour by, then hover a point to see its photos; click it to keep them beside the map, "
-           "or draw a box or lasso to act on a group.")
+           "Pick what to colour by, then hover a point to see its photos, or draw a box or lasso to act on a group "
+           "(its listings and what you can do with them appear below the map).")
 
 options = explore.colour_options(listings, run.tasks) + explore.correctness_options(run.tasks)
 labels = [option.label for option in options]
@@ -54,7 +54,7 @@ if n_drawn == 0:
     st.warning("No listing matches these filters.")
     st.stop()
 hover = ("hover a point to see its photos, id and key attributes" if n_drawn <= explore.MAX_DETAILED_HOVER_POINTS
-         else "hover a point to see its photos, id and colour value (click it for its attributes)")
+         else "hover a point to see its photos, id and colour value (select it for its attributes)")
 st.caption(f"Drawing all {n_drawn:,} matching listings, one point each ({len(listings):,} in the run); {hover}.")
 
 selected = [i for i in st.session_state.get(SELECTION_KEY, []) if i in run.row_of_listing]
@@ -64,7 +64,8 @@ with chart:
                     config={"scrollZoom": True, "displaylogo": False})
 with side:
     if not selected:
-        st.caption("Click a point to see the listing's photos here.")
+        st.caption("Select points to keep a listing's photos here: a box or lasso, or a click on a point with the "
+                   "chart's pan tool.")
     else:
         focus = selected[-1]  # the clicked point, or the last of a box/lasso selection
         listing_link(focus)
@@ -75,7 +76,7 @@ with side:
 
 st.subheader(f"Selected listings: {len(selected):,}")
 if not selected:
-    st.caption("Nothing selected yet: use the box or lasso tool of the map (or click a point). "
+    st.caption("Nothing selected yet: use the box or lasso tool of the map (or click a point with its pan tool). "
                "The selection stays highlighted on the map; the other listings stay drawn.")
 else:
     selection_actions(run, selected, key="map")
