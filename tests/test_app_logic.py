@@ -102,20 +102,6 @@ def test_filter_mask_by_values_and_ranges(small_tables):
         explore.filter_mask(listings, {"nope": ["x"]})
 
 
-def test_sample_rows_is_deterministic_and_stable_under_filters():
-    mask = np.ones(1000, dtype=bool)
-    sample = explore.sample_rows(mask, 100)
-    assert len(sample) == 100 and np.all(np.diff(sample) > 0)
-    np.testing.assert_array_equal(sample, explore.sample_rows(mask, 100))
-    narrower = mask.copy()
-    narrower[::2] = False
-    kept = explore.sample_rows(narrower, 100)
-    assert narrower[kept].all()
-    # listings sampled before that still pass the filter are mostly still there
-    assert len(np.intersect1d(sample[narrower[sample]], kept)) == narrower[sample].sum()
-    np.testing.assert_array_equal(explore.sample_rows(mask[:50], 100), np.arange(50))
-
-
 def test_search_and_selection(small_tables):
     listings, _ = small_tables
     assert explore.search_listings(listings, "vill").tolist() == [False, True, False, False]

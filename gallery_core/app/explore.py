@@ -253,20 +253,6 @@ def search_listings(listings: pd.DataFrame, query: str, columns: Sequence[str] |
     return mask
 
 
-def sample_rows(mask: np.ndarray, max_points: int, seed: int = 0) -> np.ndarray:
-    """Row indices of at most ``max_points`` listings that pass ``mask``, in row order.
-
-    Each row has a fixed random priority (from ``seed``), so the same listing stays on the map when
-    filters change, and the sample is the same on every render.
-    """
-    rows = np.flatnonzero(mask)
-    if len(rows) <= max_points:
-        return rows
-    priority = np.random.default_rng(seed).permutation(len(mask))
-    keep = rows[np.argsort(priority[rows], kind="stable")[:max_points]]
-    return np.sort(keep)
-
-
 def selected_listing_ids(selection: Mapping[str, Any] | None) -> list[str]:
     """Listing ids of the points in a plotly selection event (each point's customdata[0] is its id)."""
     if not selection:
