@@ -690,8 +690,9 @@ def markdown_report(results: dict[str, Any] | None) -> str:
              "(jittered), written chunk by chunk into memory-mapped `.npy` files; they read only these files, "
              "so they see what a real catalogue of that size would give them.", "",
              "**Columns.** `wall` is the subprocess (Python start-up and imports included); `step` the step "
-             "itself; `peak RSS` the kernel's high-water mark (`VmHWM`), which counts pages of memory-mapped "
-             "files the step read (the kernel drops those under memory pressure); `peak anon` the anonymous "
+             "itself; `peak RSS` the kernel's high-water mark (`VmHWM`), which also counts the pages of files a "
+             "step maps (Annoy's index file during the index step's on-disk build; the steps read their large "
+             "files with plain reads, `NpyRows`, whose pages stay out of the process); `peak anon` the anonymous "
              "memory polled every 20 ms, what the step really needs; `run` the invocation that measured the row. "
              "For `open`, `step` is the first render of the Overview page in a fresh process whose app modules "
              "are already imported, as in a started server (the run's check, opening it, the page). "
