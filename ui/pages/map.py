@@ -34,8 +34,7 @@ run, key = require_run()
 listings = run.listings
 st.title("Map")
 st.caption("Listings placed by the similarity of their photo galleries: similar galleries lie close. "
-           "Pick what to colour by, then hover a point to see its photos, or draw a box or lasso to act on a group "
-           "(its listings and what you can do with them appear below the map).")
+           "Pick what to colour by, then hover a point to see its photos, or draw a box or lasso to act on a group.")
 
 options = explore.colour_options(listings, run.tasks) + explore.correctness_options(run.tasks)
 labels = [option.label for option in options]
