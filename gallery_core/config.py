@@ -192,7 +192,7 @@ class ProjectionConfig:
     metric: str = "cosine"
     # Above this many listings UMAP is fit on a seeded sample of this many and the rest are placed with
     # ``transform`` (gallery_core/pipeline/projection.py says why); the demo's 2,000 are fit on all. Measured
-    # (docs/benchmarks/scale.md, 2 cores): at 500k listings 291 s and 1.14 GB of anonymous memory; at 50k it is
+    # (docs/benchmarks/scale.md, 2 cores): at 500k listings 263 s and 1.18 GB of anonymous memory; at 50k it is
     # slower than fitting every point (138 s vs 98 s) but lighter (1.38 vs 1.64 GB), a trade for bounded memory.
     fit_sample: int = 20_000
     # Listings placed per ``transform`` call above fit_sample (memory: one batch; the result depends on it).
@@ -215,7 +215,7 @@ class PredictConfig:
     # 1,280-d embedding, while 21 tasks x 5 folds of logistic regression on 400k rows each would take hours
     # on a CPU. Below it (the demo: 1,600 per fold) probes train on every labelled listing, as before.
     # Measured (docs/benchmarks/scale.md): predict at 50k listings 254 s / 1.3 GB with it, 505 s / 2.8 GB
-    # without; at 500k 338 s / 3.5 GB.
+    # without; at 500k 456 s / 4.2 GB peak RSS.
     probe_sample: int = 20_000
 
     def validate(self) -> None:
