@@ -117,7 +117,7 @@ def test_confirming_marks_the_row_and_the_undecided_filter_hides_it(private_app)
 
 def test_a_corrupt_decisions_file_is_reported_and_kept(private_app):
     root, open_audit = private_app
-    path = decisions.decisions_path(root)
+    path = decisions.legacy_csv_path(root)  # the CSV file of before the database, edited by hand
     path.parent.mkdir()
     path.write_text("not,a,decisions,file\n")
     at = open_audit()

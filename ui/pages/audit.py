@@ -1,5 +1,5 @@
 """Audit: listings whose photos most strongly contradict a recorded attribute (out-of-fold predictions), the
-photos that contradict it, and a person's decision on each (kept in ``<run>/user/audit_decisions.csv``)."""
+photos that contradict it, and a person's decision on each (kept in ``<run>/user/audit_decisions.sqlite``)."""
 
 import streamlit as st
 
