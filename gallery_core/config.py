@@ -127,6 +127,10 @@ class TrainConfig:
     vae_weight: float = 0.0  # VAE reconstruction + KL of the photos (gallery_core.models.vae); 0 = off
     vae_image_size: int = 32  # side of the small photos the VAE decoder reconstructs
     augment: bool = False  # JPEG/crop/scribble/watermark augmentation (gallery_core.training.augment); decodes photos
+    # WiSE-FT (Wortsman et al. 2022; gallery_core/training/wise.py): training ends by mixing the fine-tuned
+    # backbone with its pretrained weights, (1 - a) * pretrained + a * fine-tuned, recomputing BatchNorm
+    # statistics and refitting the heads to the mixed features. 1 = the fine-tuned backbone as trained.
+    wise_alpha: float = 1.0
 
     def validate(self) -> None:
         # The weighting registry is the one list of names (a new strategy registers itself there);
@@ -144,6 +148,7 @@ class TrainConfig:
         _check(self.max_epochs >= 1, f"max_epochs must be >= 1, got {self.max_epochs}")
         _check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
         _check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        _check(0 <= self.wise_alpha <= 1, f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
         _check(self.triplet_weight >= 0, f"triplet_weight must be >= 0, got {self.triplet_weight}")
         _check(self.triplet_margin > 0, f"triplet_margin must be > 0, got {self.triplet_margin}")
         _check(self.vae_weight >= 0, f"vae_weight must be >= 0, got {self.vae_weight}")

@@ -30,13 +30,17 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
     # asserted: the machine is shared and its timings are noisy).
     config = EvaluationConfig(fractions=(0.5, 1.0), single_task_tasks=("balcony", "kitchen", "pool"), epochs=1,
                               ann_queries=20, probe=ProbeConfig(max_epochs=10, patience=3), transfer_seeds=(0, 1),
-                              transfer_end_to_end_fractions=(1.0,))
+                              transfer_end_to_end_fractions=(1.0,), transfer_folds=2, fold_fractions=(1.0,))
     result = evaluate(tiny_run, config, out_dir=tmp_path / "evaluation", progress=False,
                       copy_to=tmp_path / "docs")
     assert result.failed == []
     report = json.loads((tmp_path / "evaluation" / "report.json").read_text())
     sections = report["sections"]
-    assert set(sections) == {"holdout", "transfer", "quality", "retrieval", "robustness", "ablation", "audit"}
+    assert set(sections) == {"holdout", "transfer", "task_folds", "quality", "retrieval", "robustness", "ablation",
+                             "audit"}
+    folds = sections["task_folds"]
+    assert len(folds["folds"]) == 2 and len(folds["models"]) == 4  # 2 seeds x 2 folds
+    assert set(folds["targets"]) == {"mlp", "linear"}
 
     transfer = sections["transfer"]
     held = [h["task"] for h in transfer["held_out"]]
@@ -84,10 +88,10 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
     for folder in (tmp_path / "evaluation", tmp_path / "docs"):
         markdown = (folder / "report.md").read_text()
         assert "## 1. Hold-out task" in markdown and "paper" in markdown
-        assert "## 6. Robustness" in markdown and "## 7. Visual-search objectives" in markdown
-        assert "## 2. Leave tasks out" in markdown
+        assert "## 7. Robustness" in markdown and "## 8. Visual-search objectives" in markdown
+        assert "## 2. Leave tasks out" in markdown and "## 3. Task folds" in markdown
         for name in ("holdout_accuracy.png", "transfer.png", "relative_error.png", "class_balance.png", "retrieval.png",
-                     "audit.png"):
+                     "audit.png", "task_folds.png"):
             assert f"]({name})" in markdown and (folder / name).is_file()
     assert "NaN" not in (tmp_path / "evaluation" / "report.json").read_text()  # strict JSON
 

@@ -47,6 +47,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                    default=list(defaults.transfer_end_to_end_fractions), metavar="F",
                    help="fractions at which an end-to-end model trains per held-out task and seed (default "
                         f"{' '.join(map(str, defaults.transfer_end_to_end_fractions))}; none: pass no value)")
+    p.add_argument("--transfer-folds", type=int, default=defaults.transfer_folds, metavar="K",
+                   help="task folds: every training task held out once, one model retrained without each of K folds "
+                        f"per seed (default {defaults.transfer_folds}; 0 skips the section)")
+    p.add_argument("--fold-fractions", type=float, nargs="+", default=list(defaults.fold_fractions), metavar="F",
+                   help="fractions of the labels the task-fold probes train on (default "
+                        f"{' '.join(map(str, defaults.fold_fractions))})")
+    p.add_argument("--fold-probes", nargs="+", default=list(defaults.fold_probes), choices=("mlp", "linear"),
+                   help="probes of the task-fold section (default: both)")
     p.add_argument("--quick", action="store_true",
                    help="under 15 minutes on the demo (2-core CPU): fractions 0.2 and 1.0, no end-to-end models in "
                         "the leave-tasks-out section, and skip holdout, quality and robustness; explicit flags win")
@@ -103,6 +111,8 @@ def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
     return EvaluationConfig(
         transfer_tasks=tuple(args.transfer_tasks) if args.transfer_tasks is not None else None,
         transfer_binary=args.transfer_binary, transfer_seeds=tuple(args.transfer_seeds),
+        transfer_folds=args.transfer_folds, fold_fractions=tuple(args.fold_fractions),
+        fold_probes=tuple(args.fold_probes),
         transfer_end_to_end_fractions=tuple(args.transfer_end_to_end_fractions),
         fractions=tuple(args.fractions), holdout_column=args.holdout_column,
         single_task_tasks=tuple(args.single_task_tasks) if args.single_task_tasks is not None else None,

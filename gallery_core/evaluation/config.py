@@ -55,6 +55,15 @@ class EvaluationConfig:
     # The end-to-end model trains once per held-out task, fraction and seed: the costliest part, hence
     # two fractions (the budget: 20% and 100%); () = none.
     transfer_end_to_end_fractions: tuple[float, ...] = (0.2, 1.0)
+    # Task folds (sections/task_folds.py): the training tasks dealt into ``transfer_folds`` folds by a fixed rule
+    # (task_folds.FOLD_RULE, seed ``fold_seed``), one model retrained without each fold per seed in
+    # ``transfer_seeds``; every training task and the hold-out column probed from a model that never saw it, with
+    # each probe in ``fold_probes``, at ``fold_fractions`` of its labels. 0 folds = skip. 5 folds of the demo's 21
+    # tasks hold 4-5 out at a time, close to the single-set mode's 4 (+ the hold-out column).
+    transfer_folds: int = 5
+    fold_seed: int = 0
+    fold_fractions: tuple[float, ...] = (0.2, 1.0)
+    fold_probes: tuple[str, ...] = ("mlp", "linear")
     # Per-task quality (Figures 5 and 6): which tasks get a single-task model. None = a default spread:
     # ``n_single_task`` binary tasks evenly over class balance, plus one multiclass and one regression task.
     single_task_tasks: tuple[str, ...] | None = None
@@ -93,6 +102,12 @@ class EvaluationConfig:
         if any(not 0 < f <= 1 for f in self.transfer_end_to_end_fractions):
             raise ConfigError(f"transfer_end_to_end_fractions must be in (0, 1], got "
                              f"{list(self.transfer_end_to_end_fractions)}")
+        if self.transfer_folds < 0 or self.transfer_folds == 1:
+            raise ConfigError(f"transfer_folds must be 0 (skip) or >= 2, got {self.transfer_folds}")
+        if not self.fold_fractions or any(not 0 < f <= 1 for f in self.fold_fractions):
+            raise ConfigError(f"fold_fractions must be in (0, 1], got {list(self.fold_fractions)}")
+        if not self.fold_probes or set(self.fold_probes) - {"mlp", "linear"}:
+            raise ConfigError(f"fold_probes must be among mlp, linear; got {list(self.fold_probes)}")
         if self.n_single_task < 0:
             raise ConfigError(f"n_single_task must be >= 0, got {self.n_single_task}")
         if self.epochs is not None and self.epochs < 1:

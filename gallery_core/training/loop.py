@@ -62,6 +62,7 @@ from gallery_core.training.objectives import (
     objectives_batch,
     prepare_objectives,
 )
+from gallery_core.training.wise import finish_with_wise
 from gallery_core.weighting import LossWeighting, PseudoUniformWeighting, create_weighting
 
 logger = logging.getLogger(__name__)
@@ -341,6 +342,10 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     if main:  # the best checkpoint also carries the full history (written after the last epoch)
         best = torch.load(paths.checkpoint, map_location="cpu", weights_only=True)
         best["history"] = state["history"]
+        if config.train.wise_alpha < 1.0:  # mix with the pretrained weights, refit the heads (training/wise.py)
+            model.load_state_dict(best["model"])
+            best["wise"] = finish_with_wise(model, config, data, labels, train_idx, val_idx, scale, dev)
+            best["model"] = model.state_dict()
         save_checkpoint(paths.checkpoint, best)
         if not keep_resume:
             paths.resume_checkpoint.unlink(missing_ok=True)

@@ -15,6 +15,7 @@ from gallery_core.evaluation.sections.base import Section
 REGISTRY: dict[str, str | Section] = {
     "holdout": "gallery_core.evaluation.sections.holdout",
     "transfer": "gallery_core.evaluation.sections.transfer",
+    "task_folds": "gallery_core.evaluation.sections.task_folds",
     "quality": "gallery_core.evaluation.sections.quality",
     "retrieval": "gallery_core.evaluation.sections.retrieval",
     "robustness": "gallery_core.evaluation.sections.robustness",
