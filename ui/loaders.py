@@ -22,7 +22,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from gallery_core.app import audit, evidence, explore, figures, thumbnails
+from gallery_core.app import audit, evidence, explore, figures, scatter_payload, thumbnails
 from gallery_core.app.report_view import EvaluationReport, load_evaluation_report
 from gallery_core.artifacts.check import RunCheck, check_run
 from gallery_core.artifacts.run import Run, list_runs
@@ -167,6 +167,43 @@ def map_figure(key: RunKey, source: str, name: str, filters: explore.Filters) ->
     figure = figures.map_figure(run.coordinates["x"].to_numpy()[rows], run.coordinates["y"].to_numpy()[rows],
                                 run.listings["listing_id"].to_numpy()[rows], colour.subset(rows), detail)
     return figure, len(rows)
+
+
+# The WebGL scatter's columns (ui/scatter_map.py), read-only like the figures.
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def map_coordinates(key: RunKey) -> scatter_payload.Blob:
+    """Every listing's map position as the scatter's float32 (N, 2) blob, in the run's listing order."""
+    coordinates = load_run(key).coordinates
+    return scatter_payload.coordinates_blob(coordinates["x"].to_numpy(), coordinates["y"].to_numpy())
+
+
+@st.cache_resource(max_entries=16, show_spinner=False)
+def map_colour_column(key: RunKey, source: str, name: str) -> scatter_payload.ColourColumn:
+    return scatter_payload.colour_column(map_colour(key, source, name))
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def map_visibility(key: RunKey, filters: explore.Filters) -> tuple[np.ndarray | None, scatter_payload.Blob | None, int]:
+    """The listings passing ``filters``: a boolean per listing and its bits blob (both None when every
+    listing passes), and how many pass."""
+    mask = explore.filter_mask(load_run(key).listings, filters)
+    if mask.all():
+        return None, None, len(mask)
+    return mask, scatter_payload.bits_blob(mask), int(mask.sum())
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def listing_index(key: RunKey) -> pd.Index:
+    return pd.Index(load_run(key).listings["listing_id"])
+
+
+def listing_rows(key: RunKey, listing_ids: list[str]) -> np.ndarray:
+    """The rows of the given listing ids (ids the run does not hold left out), in their order."""
+    if not listing_ids:
+        return np.zeros(0, dtype=np.int64)
+    rows = listing_index(key).get_indexer(listing_ids)
+    return rows[rows >= 0]
 
 
 @st.cache_resource(max_entries=8, show_spinner=False)

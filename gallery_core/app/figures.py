@@ -5,7 +5,7 @@ Plain functions from tables to ``go.Figure``; the app only displays them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -56,11 +56,8 @@ def map_figure(x: np.ndarray, y: np.ndarray, listing_ids: Sequence[str], colour:
     fig = go.Figure()
     if colour.categorical:
         labels = colour.categories
-        counts = pd.Series(labels).value_counts()
-        levels = [lv for lv in counts.index if lv not in (OTHER_LABEL, MISSING_LABEL)]
-        levels = sorted(levels, key=_natural_key) + [lv for lv in (OTHER_LABEL, MISSING_LABEL) if lv in counts.index]
-        for i, level in enumerate(levels):
-            grey = level in (OTHER_LABEL, MISSING_LABEL)
+        for i, level in enumerate(legend_levels(pd.Series(labels).value_counts().index)):
+            grey = level in GREY_LEVELS
             fig.add_trace(trace(np.flatnonzero(labels == level), level,
                                 {"color": GREY if grey else PALETTE[i % len(PALETTE)]}, level))
     else:
@@ -88,6 +85,17 @@ def map_payload_bytes(fig: go.Figure) -> int:
 def map_point_count(fig: go.Figure) -> int:
     """How many points the figure's traces draw."""
     return sum(len(trace.x) for trace in fig.data)
+
+
+GREY_LEVELS = (OTHER_LABEL, MISSING_LABEL)
+
+
+def legend_levels(labels: Iterable[str]) -> list[str]:
+    """A categorical map's legend order (the Map page's plotly figure and its WebGL scatter share it): the
+    categories in natural order ("2" before "10"), then "(other)" and "(missing)", which are drawn grey."""
+    present = list(labels)
+    levels = sorted((lv for lv in present if lv not in GREY_LEVELS), key=_natural_key)
+    return levels + [lv for lv in GREY_LEVELS if lv in present]
 
 
 def _natural_key(label: str) -> tuple[int, float | str]:

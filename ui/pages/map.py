@@ -1,13 +1,15 @@
-"""Map: the UMAP projection of every listing, coloured by an attribute, a prediction or its error; hovering a
-point shows a strip of that listing's first photos next to the cursor (``ui.hover_photos``); the last
-selected listing's photos stay beside the map; a box or lasso selection can be downloaded, written as a catalogue or used as
-seed photos."""
+"""Map: the UMAP projection of every listing, coloured by an attribute, a prediction or its error, drawn by the
+WebGL scatter (``ui.scatter_map``; the plotly figure where the browser has no WebGL2); hovering a point shows
+a strip of that listing's first photos next to the cursor; the last selected listing's photos stay beside the
+map; a box or lasso selection can be downloaded, written as a catalogue or used as seed photos."""
 
 import streamlit as st
 
 from gallery_core.app import explore
+from gallery_core.app.figures import MAP_HEIGHT
 from ui import loaders
 from ui.hover_photos import hover_photos
+from ui.scatter_map import no_webgl, scatter_hover, scatter_map
 from ui.widgets import (
     attribute_filters,
     key_attributes_text,
@@ -48,34 +50,46 @@ with st.expander("Filters"):
     filters = attribute_filters(key, explore.attribute_columns(listings), "map")
 
 option = options[labels.index(colour_label)]
-figure, n_drawn = loaders.map_figure(key, option.source, option.name, filters)
+webgl = not no_webgl(CHART_KEY)
+n_drawn = loaders.map_visibility(key, filters)[2] if webgl else 0
+figure = None
+if not webgl:  # the browser said it has no WebGL2: today's plotly figure instead of the scatter
+    figure, n_drawn = loaders.map_figure(key, option.source, option.name, filters)
 if n_drawn == 0:
     st.warning("No listing matches these filters.")
     st.stop()
-hover = ("hover a point to see its photos, id and key attributes" if n_drawn <= explore.MAX_DETAILED_HOVER_POINTS
+hover = ("hover a point to see its photos and key attributes" if webgl or n_drawn <= explore.MAX_DETAILED_HOVER_POINTS
          else "hover a point to see its photos, id and colour value (select it for its attributes)")
 st.caption(f"Drawing all {n_drawn:,} matching listings, one point each ({len(listings):,} in the run); {hover}.")
+if not webgl:
+    st.info("This browser has no WebGL2, so the map is drawn with plotly, which is slower with many listings.")
 
 selected = [i for i in st.session_state.get(SELECTION_KEY, []) if i in run.row_of_listing]
 chart, side = st.columns([3, 1])
 with chart:
-    st.plotly_chart(figure, key=CHART_KEY, on_select=remember_selection, selection_mode=("box", "lasso", "points"),
-                    config={"scrollZoom": True, "displaylogo": False})
+    if webgl:
+        scatter_map(key, option, filters, CHART_KEY, SELECTION_KEY, MAP_HEIGHT)
+    else:
+        st.plotly_chart(figure, key=CHART_KEY, on_select=remember_selection, selection_mode=("box", "lasso", "points"),
+                        config={"scrollZoom": True, "displaylogo": False})
 with side:
     if not selected:
-        st.caption("Select points to keep a listing's photos here: a box or lasso, or a click on a point with the "
-                   "chart's pan tool.")
+        st.caption("Select points to keep a listing's photos here: a box or lasso, or a click on a point.")
     else:
         focus = selected[-1]  # the clicked point, or the last of a box/lasso selection
         listing_link(focus)
         st.caption(key_attributes_text(listings.iloc[run.row_of_listing[focus]],
                                        explore.key_attribute_columns(run.tasks, listings)))
         st.image(loaders.gallery_strip_uri(key, focus, STRIP_PHOTOS, STRIP_SIZE))
-    hover_photos(key, CHART_KEY, filters)  # last in the column: the bridge draws nothing in the layout
+    # last in the column: the bridges draw nothing in the layout
+    if webgl:
+        scatter_hover(key, CHART_KEY, filters)
+    else:
+        hover_photos(key, CHART_KEY, filters)
 
 st.subheader(f"Selected listings: {len(selected):,}")
 if not selected:
-    st.caption("Nothing selected yet: use the box or lasso tool of the map (or click a point with its pan tool). "
+    st.caption("Nothing selected yet: use the box or lasso tool of the map, or click a point. "
                "The selection stays highlighted on the map; the other listings stay drawn.")
 else:
     selection_actions(run, selected, key="map")

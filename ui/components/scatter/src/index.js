@@ -1,0 +1,378 @@
+// The Map page's WebGL scatter (ui/scatter_map.py mounts it with st.components.v2): every listing drawn by
+// deck.gl's ScatterplotLayer from binary attributes, box and lasso selection reported to Python as
+// geometry (Python selects the ids), a legend, pan/zoom and a keyboard-reachable reset.
+//
+// Streamlit imports this module once per page load and calls its default export again whenever the
+// component's data changes; the Deck and everything received (coordinates, colour columns, masks) live at
+// module level so that a rerun, or leaving the page and coming back, does not rebuild or resend them.
+
+import { Deck, OrthographicView } from "@deck.gl/core";
+import { ScatterplotLayer } from "@deck.gl/layers";
+
+import { gradientCss, pointColours } from "./colours.js";
+import { buildGrid, nearest, selectionMask, unpackBits } from "./geometry.js";
+import { decodePayload } from "./payload.js";
+
+const HOVER_RADIUS_PX = 6; // a point counts as hovered within this many pixels of the cursor
+const CLICK_PX = 4; // a drag shorter than this is a click
+const LASSO_STEP_PX = 3; // lasso vertices at least this far apart
+const FADED_ALPHA = 64; // points outside a selection stay drawn at a quarter opacity (as plotly's map did)
+const HOVER_EVENT = "gallery-core-scatter-hover"; // ui/components/scatter/hover.js listens to it
+
+const map = {
+  blobs: new Map(), // content key -> typed array, for the current coordinates
+  coordsKey: null,
+  grid: null, // geometry.buildGrid of the coordinates
+  header: null, // the latest payload's header
+  visible: null, // 0/1 per row (null: every row visible)
+  rows: null, // the drawn rows, in order (null: every row)
+  positions: null, // float32 x,y of the drawn points
+  selected: null, // 0/1 per row, or null: no selection
+  report: null, // the current mount's setStateValue
+  deck: null,
+  plot: null, // the element the deck draws into
+  viewState: null,
+  fitted: null, // the coordinates key the view was last fitted to
+  mode: "box",
+  drag: null, // a box or lasso being drawn
+  hovered: -1,
+  nonce: 0,
+  // what tests and benchmarks read (window.galleryCoreScatter): what is drawn, and when
+  stats: { points: 0, colourKey: null, maskKey: null, selectionKey: null, selected: 0, version: 0,
+    renderedVersion: -1, renders: 0, lod: "points", webgl2: null, error: null },
+};
+window.galleryCoreScatter = map.stats;
+
+function hasWebgl2() {
+  try {
+    return !!document.createElement("canvas").getContext("webgl2");
+  } catch {
+    return false;
+  }
+}
+
+function radiusPx(n) {
+  // the diameters plotly's map used: 7 px up to 2k points, 5 to 20k, 3 to 200k, then 2
+  return (n <= 2000 ? 7 : n <= 20000 ? 5 : n <= 200000 ? 3 : 2) / 2;
+}
+
+function fitView() {
+  const g = map.grid;
+  const width = map.plot.clientWidth || 600, height = map.plot.clientHeight || 400;
+  const scale = 0.92 * Math.min(width / (g.x1 - g.x0 || 1), height / (g.y1 - g.y0 || 1));
+  map.viewState = { target: [(g.x0 + g.x1) / 2, (g.y0 + g.y1) / 2, 0], zoom: Math.log2(scale), minZoom: -20, maxZoom: 40 };
+  map.deck.setProps({ viewState: map.viewState });
+  map.stats.fit = { width, height, view: map.viewState, bounds: [g.x0, g.x1, g.y0, g.y1] };
+}
+
+// Data coordinates of a point given in pixels from the plot's top-left corner.
+function unproject(px, py) {
+  const { target, zoom } = map.viewState;
+  const scale = 2 ** zoom;
+  return [target[0] + (px - map.plot.clientWidth / 2) / scale, target[1] - (py - map.plot.clientHeight / 2) / scale];
+}
+
+function controller() {
+  const pan = map.mode === "pan";
+  return { dragPan: pan, dragRotate: false, scrollZoom: true, doubleClickZoom: pan, touchRotate: false, keyboard: true };
+}
+
+function createDeck() {
+  map.deck = new Deck({
+    parent: map.plot,
+    width: "100%",
+    height: "100%",
+    views: new OrthographicView({ id: "map", flipY: false }),
+    viewState: map.viewState || { target: [0, 0, 0], zoom: 0 },
+    controller: controller(),
+    onViewStateChange: ({ viewState }) => {
+      map.viewState = viewState;
+      map.deck.setProps({ viewState });
+    },
+    onAfterRender: () => {
+      map.stats.renders++;
+      map.stats.renderedVersion = map.stats.version;
+    },
+    onError: (error) => {
+      map.stats.error = String(error && error.message ? error.message : error);
+    },
+    getCursor: () => (map.mode === "pan" ? "grab" : "crosshair"),
+  });
+}
+
+function draw() {
+  const h = map.header;
+  const values = map.blobs.get(h.colour.key);
+  const colours = pointColours(h.colour, values, map.rows, map.selected, FADED_ALPHA);
+  const n = map.rows ? map.rows.length : map.grid.n;
+  const layer = new ScatterplotLayer({
+    id: "points",
+    data: { length: n, attributes: {
+      getPosition: { value: map.positions, size: 2 },
+      getFillColor: { value: colours, size: 4, normalized: true },
+    } },
+    radiusUnits: "pixels",
+    getRadius: radiusPx(h.n),
+    stroked: false,
+    pickable: false, // the point under the cursor is found on the CPU (geometry.nearest)
+  });
+  map.stats.version++;
+  map.stats.points = n;
+  map.stats.colourKey = h.colour.key;
+  map.stats.maskKey = h.mask;
+  map.deck.setProps({ layers: [layer] });
+}
+
+function drawnRows(visible, n) {
+  if (!visible) return null;
+  let count = 0;
+  for (let i = 0; i < n; i++) count += visible[i];
+  const rows = new Uint32Array(count);
+  for (let i = 0, k = 0; i < n; i++) if (visible[i]) rows[k++] = i;
+  return rows;
+}
+
+function compactPositions(xy, rows) {
+  if (!rows) return xy;
+  const out = new Float32Array(2 * rows.length);
+  for (let k = 0; k < rows.length; k++) {
+    out[2 * k] = xy[2 * rows[k]];
+    out[2 * k + 1] = xy[2 * rows[k] + 1];
+  }
+  return out;
+}
+
+function legend(root) {
+  const h = map.header, spec = h.colour;
+  const box = root.querySelector(".legend");
+  box.replaceChildren();
+  const title = document.createElement("div");
+  title.className = "legend-title";
+  title.textContent = spec.label;
+  box.appendChild(title);
+  const entry = (colour, text) => {
+    const line = document.createElement("div");
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = `rgb(${colour.join(",")})`;
+    line.append(swatch, document.createTextNode(text));
+    box.appendChild(line);
+  };
+  if (spec.kind === "category") {
+    for (const item of spec.legend) entry(item.colour, `${item.label} (${item.count.toLocaleString()})`);
+  } else {
+    const bar = document.createElement("div");
+    bar.className = "colour-bar";
+    bar.style.background = gradientCss(spec.scale);
+    const ends = document.createElement("div");
+    ends.className = "colour-bar-ends";
+    ends.innerHTML = "<span></span><span></span>";
+    ends.children[0].textContent = spec.domain_text[0];
+    ends.children[1].textContent = spec.domain_text[1];
+    box.append(bar, ends);
+    if (spec.missing > 0) entry(spec.missing_colour, `${spec.missing_label} (${spec.missing.toLocaleString()})`);
+  }
+}
+
+function status(root) {
+  const h = map.header;
+  const n = map.rows ? map.rows.length : map.grid.n;
+  const selected = map.stats.selected;
+  root.querySelector(".status").textContent =
+    `${n.toLocaleString()} points` + (selected ? ` · ${selected.toLocaleString()} selected` : "") + (h.note ? ` · ${h.note}` : "");
+}
+
+function report(name, value) {
+  if (map.report) map.report(name, value);
+}
+
+// --- selection and hover ---
+
+function localPoint(event) {
+  const rect = map.plot.getBoundingClientRect();
+  return [event.clientX - rect.left, event.clientY - rect.top];
+}
+
+function outline(root) {
+  const svg = root.querySelector(".outline");
+  const path = svg.querySelector("path");
+  const d = map.drag;
+  if (!d) {
+    path.setAttribute("d", "");
+    return;
+  }
+  const pts = d.mode === "box"
+    ? [d.start, [d.end[0], d.start[1]], d.end, [d.start[0], d.end[1]]]
+    : d.points;
+  path.setAttribute("d", "M" + pts.map((p) => `${p[0]},${p[1]}`).join("L") + "Z");
+}
+
+function finishDrag(root, event) {
+  const d = map.drag;
+  map.drag = null;
+  outline(root);
+  const [x, y] = localPoint(event);
+  const moved = Math.hypot(x - d.start[0], y - d.start[1]);
+  let selection;
+  if (moved < CLICK_PX && d.mode === "box") {
+    const row = hoveredRow(x, y);
+    if (row < 0) return;
+    selection = { mode: "point", row };
+    map.selected = new Uint8Array(map.grid.n);
+    map.selected[row] = 1;
+  } else if (d.mode === "box") {
+    const [ax, ay] = unproject(...d.start), [bx, by] = unproject(x, y);
+    selection = { mode: "box", box: [Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by)] };
+  } else {
+    if (d.points.length < 3) return;
+    selection = { mode: "lasso", polygon: d.points.map((p) => unproject(p[0], p[1])) };
+  }
+  if (selection.mode !== "point") {
+    map.selected = selectionMask(map.grid, map.visible, selection); // drawn at once; Python's answer replaces it
+  }
+  map.stats.selected = map.selected.reduce((a, b) => a + b, 0);
+  map.stats.selectionKey = null; // until Python's answer arrives
+  draw();
+  status(root);
+  report("selection", { ...selection, nonce: ++map.nonce });
+}
+
+function hoveredRow(px, py) {
+  const [x, y] = unproject(px, py);
+  return nearest(map.grid, map.visible, x, y, HOVER_RADIUS_PX / 2 ** map.viewState.zoom);
+}
+
+function hover(row, event) {
+  if (row === map.hovered) return;
+  map.hovered = row;
+  window.dispatchEvent(new CustomEvent(HOVER_EVENT, {
+    detail: { row: row < 0 ? null : row, clientX: event ? event.clientX : 0, clientY: event ? event.clientY : 0 },
+  }));
+}
+
+function listen(root) {
+  const plot = map.plot;
+  plot.addEventListener("pointerdown", (event) => {
+    if (map.mode === "pan" || event.button !== 0 || !map.grid) return;
+    const p = localPoint(event);
+    map.drag = { mode: map.mode, start: p, end: p, points: [p] };
+    plot.setPointerCapture(event.pointerId);
+    hover(-1);
+  });
+  plot.addEventListener("pointermove", (event) => {
+    const p = localPoint(event);
+    if (map.drag) {
+      const d = map.drag;
+      d.end = p;
+      const last = d.points[d.points.length - 1];
+      if (Math.hypot(p[0] - last[0], p[1] - last[1]) >= LASSO_STEP_PX) d.points.push(p);
+      outline(root);
+      return;
+    }
+    if (map.grid) hover(hoveredRow(...p), event);
+  });
+  plot.addEventListener("pointerup", (event) => {
+    if (map.drag) finishDrag(root, event);
+  });
+  plot.addEventListener("pointerleave", () => {
+    if (!map.drag) hover(-1);
+  });
+  plot.addEventListener("keydown", (event) => {
+    if (event.key === "r" || event.key === "R" || event.key === "0") {
+      fitView();
+    } else if (event.key === "Escape" && map.drag) {
+      map.drag = null;
+      outline(root);
+    }
+  });
+  root.querySelectorAll("button[data-mode]").forEach((button) => {
+    button.addEventListener("click", () => setMode(root, button.dataset.mode));
+  });
+  root.querySelector("button[data-action=reset]").addEventListener("click", fitView);
+  root.querySelector("button[data-action=clear]").addEventListener("click", () => {
+    map.selected = null;
+    map.stats.selected = 0;
+    draw();
+    status(root);
+    report("selection", { mode: "clear", nonce: ++map.nonce });
+  });
+}
+
+function setMode(root, mode) {
+  map.mode = mode;
+  root.querySelectorAll("button[data-mode]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.mode === mode)));
+  if (map.deck) map.deck.setProps({ controller: controller() });
+}
+
+// --- receiving data ---
+
+function receive(bytes) {
+  const { header, blobs } = decodePayload(bytes);
+  if (header.coords !== map.coordsKey) {
+    map.blobs.clear(); // a new run (or its coordinates): nothing held belongs to it
+  }
+  for (const [key, array] of blobs) map.blobs.set(key, array);
+  const needed = [header.coords, header.colour.key, header.mask, header.selection].filter((k) => k !== null);
+  const missing = needed.filter((k) => !map.blobs.has(k));
+  if (missing.length) {
+    // Python believed this browser holds them (the module was reloaded, or a message was lost): ask again
+    report("missing", { keys: missing, nonce: ++map.nonce });
+    return false;
+  }
+  if (header.coords !== map.coordsKey) {
+    map.coordsKey = header.coords;
+    map.grid = buildGrid(map.blobs.get(header.coords), header.n);
+  }
+  if (!map.header || header.mask !== map.header.mask || header.coords !== map.header.coords) {
+    map.visible = header.mask === null ? null : unpackBits(map.blobs.get(header.mask), header.n);
+    map.rows = drawnRows(map.visible, header.n);
+    map.positions = compactPositions(map.grid.xy, map.rows);
+  }
+  if (!map.header || header.selection !== map.header.selection || header.coords !== map.header.coords
+      || map.stats.selectionKey !== header.selection) {
+    map.selected = header.selection === null ? null : unpackBits(map.blobs.get(header.selection), header.n);
+    map.stats.selected = header.selected;
+    map.stats.selectionKey = header.selection;
+  }
+  map.header = header;
+  return true;
+}
+
+export default function (component) {
+  const { data, parentElement, setStateValue } = component;
+  map.report = setStateValue;
+  const root = parentElement;
+  const plot = root.querySelector(".plot");
+  if (map.stats.webgl2 === null) map.stats.webgl2 = hasWebgl2();
+  if (!map.stats.webgl2) {
+    root.querySelector(".status").textContent = "This browser has no WebGL2.";
+    report("webgl", "none"); // Python draws the plotly map instead
+    return () => {};
+  }
+  if (plot !== map.plot) {
+    // a new mount (first, or back on the page): a new deck in the new element, and our listeners on it
+    if (map.deck) map.deck.finalize();
+    map.plot = plot;
+    map.deck = null;
+    map.fitted = null;
+    createDeck();
+    listen(root);
+    setMode(root, map.mode);
+  }
+  if (!(data instanceof Uint8Array) || !receive(data)) {
+    return () => {};
+  }
+  plot.style.height = `${map.header.height}px`;
+  if (map.fitted !== map.coordsKey) {
+    fitView();
+    map.fitted = map.coordsKey;
+  }
+  draw();
+  legend(root);
+  status(root);
+  return () => {
+    if (map.report !== setStateValue) return; // the cleanup of an earlier call
+    hover(-1);
+    map.report = null;
+  };
+}
