@@ -44,6 +44,7 @@ CONFIG_FLAGS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "lr": ("train", "lr", float),
     "backbone_lr_mult": ("train", "backbone_lr_mult", float),
     "l2sp_weight": ("train", "l2sp_weight", float),
+    "wise_alpha": ("train", "wise_alpha", float),
     "min_listings_to_finetune": ("train", "min_listings_to_finetune", int),
     "batch_size": ("train", "batch_size", int),
     "epochs": ("train", "max_epochs", int),
@@ -177,7 +178,7 @@ def cmd_steps(args: argparse.Namespace) -> int:
                               args.ray_gpus_per_actor, args.chunk_size).validate()
     started = time.perf_counter()
     manifest = run_steps(args.out, steps, catalogue_dir=args.catalogue, config=config, force=args.force,
-                         device=args.device, progress=not args.quiet, execution=execution)
+                         device=args.device, progress=not args.quiet, execution=execution, wait=args.wait)
     if not manifest:  # a torchrun rank other than 0, done with its share of training: rank 0 reports
         return 0
     shares = ", ".join(f"{s} {manifest['steps'][s]['seconds']:.0f}s" for s in STEPS if s in manifest["steps"])
@@ -292,6 +293,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--force", action="store_true", help="rerun even if up to date; also recovers from an unreadable manifest.json (set aside, every step redone)")
         p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
         p.add_argument("--quiet", action="store_true", help="no progress bars or logs")
+        p.add_argument("--wait", action="store_true", help="when another process is building the run folder, wait "
+                       "for it to finish instead of exiting (one writer per run folder)")
         if name in ("build", "train", "embed"):
             _add_execution_flags(p)
         _add_config_flags(p)

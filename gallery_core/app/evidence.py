@@ -166,12 +166,17 @@ def pretrained_photo_features(run: Run, photo_paths: list[str]) -> np.ndarray:
     from the frozen-trunk cache when it holds them, else from the photo files (nothing is written)."""
     import json
 
-    from gallery_core.data.photos import cached_trunk_features, compute_trunk_features, trunk_cache_key
+    from gallery_core.data.photos import (
+        cached_trunk_features,
+        compute_trunk_features,
+        trunk_cache_dir,
+        trunk_cache_key,
+    )
     from gallery_core.pipeline import embed
 
     backbone = run.model.encoder.backbone
     key = trunk_cache_key(run.manifest["catalogue"]["fingerprint"], backbone, run.config.model.image_size)
-    index_path = run.paths.cache_dir / f"trunk-{key}.json"
+    index_path = trunk_cache_dir(run.paths.cache_dir) / f"trunk-{key}.json"
     cached = set(json.loads(index_path.read_text())["paths"]) if index_path.is_file() else set()
     if cached.issuperset(photo_paths):  # a cache hit: cached_trunk_features only reads
         trunk, bad = cached_trunk_features(run.paths.cache_dir, key, backbone, photo_paths,

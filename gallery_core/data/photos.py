@@ -24,6 +24,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from gallery_core.artifacts.lock import exclusive_lock
 from gallery_core.artifacts.store import NpyRows, hash_key, write_json, write_npy
 from gallery_core.data.decode import PhotoError, load_photo
 from gallery_core.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, BackboneEntry
@@ -280,6 +281,12 @@ def trunk_cache_key(catalogue_fingerprint: str, backbone: Backbone, image_size: 
                     n_trunk_stages, image_size)
 
 
+def trunk_cache_dir(cache_dir: Path) -> Path:
+    """Where trunk-cache entries live: ``$GALLERY_CORE_TRUNK_CACHE`` when set (one folder for every run: entries
+    are keyed by catalogue, backbone split and size, so runs share them safely), else ``cache_dir``."""
+    return Path(os.environ.get("GALLERY_CORE_TRUNK_CACHE") or cache_dir)
+
+
 # (photo paths, features file to write) -> {position in paths: reason} of the undecodable photos
 TrunkPass = Callable[[list[str], Path], dict[int, str]]
 
@@ -298,20 +305,33 @@ def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: 
     rows copied;
     and {position in paths: reason} of the bad. An interrupted pass resumes (``write_trunk_features``).
     """
+    cache_dir = trunk_cache_dir(cache_dir)
     features_path = cache_dir / f"trunk-{key}.npy"
     index_path = cache_dir / f"trunk-{key}.json"
+    if (hit := _cache_hit(features_path, index_path, paths)) is not None:
+        return hit
+    # One writer per entry (several runs may share the cache; two passes on one .partial file wreck each other):
+    # a second process waits, then reads the first's. A killed holder's lock goes with it; its pass resumes.
+    with exclusive_lock(cache_dir / f"trunk-{key}.lock", f"the trunk cache {features_path}", wait=True):
+        if (hit := _cache_hit(features_path, index_path, paths)) is not None:
+            return hit
+        if engine is not None:
+            bad = engine(list(paths), features_path)
+            write_trunk_index(index_path, paths, bad)  # after the features: a cache without its index is recomputed
+        else:
+            bad = write_trunk_features(backbone, paths, image_size, features_path, batch_size=batch_size,
+                                       chunk_size=chunk_size, device=device, progress=progress, index_path=index_path)
+    return _read_rows(features_path, np.arange(len(paths) - len(bad))), bad
+
+
+def _cache_hit(features_path: Path, index_path: Path, paths: Sequence[str],
+               ) -> tuple[np.ndarray | NpyRows, dict[int, str]] | None:
     if features_path.is_file() and index_path.is_file():
         found = _rows_in_cache(index_path, paths)
         if found is not None:
             rows, bad = found
             return _read_rows(features_path, rows), bad
-    if engine is not None:
-        bad = engine(list(paths), features_path)
-        write_trunk_index(index_path, paths, bad)  # after the features: a cache without its index is recomputed
-    else:
-        bad = write_trunk_features(backbone, paths, image_size, features_path, batch_size=batch_size,
-                                   chunk_size=chunk_size, device=device, progress=progress, index_path=index_path)
-    return _read_rows(features_path, np.arange(len(paths) - len(bad))), bad
+    return None
 
 
 def _rows_in_cache(index_path: Path, paths: Sequence[str]) -> tuple[np.ndarray, dict[int, str]] | None:
@@ -351,9 +371,18 @@ def derive_trunk_cache(cache_dir: Path, source: Backbone, source_key: str, targe
     n_between = len(source.top) - len(target.top)
     if n_between < 0 or source.name != target.name:
         raise ValueError("the target must be the same backbone with at most as many trainable stages")
+    cache_dir = trunk_cache_dir(cache_dir)
     out = cache_dir / f"trunk-{target_key}.npy"
     if out.is_file() and (cache_dir / f"trunk-{target_key}.json").is_file():
         return out
+    with exclusive_lock(cache_dir / f"trunk-{target_key}.lock", f"the trunk cache {out}", wait=True):
+        if not (out.is_file() and (cache_dir / f"trunk-{target_key}.json").is_file()):  # not derived meanwhile
+            _derive(cache_dir, source, source_key, target, target_key, out, n_between, batch_size, progress)
+    return out
+
+
+def _derive(cache_dir: Path, source: Backbone, source_key: str, target: Backbone, target_key: str, out: Path,
+            n_between: int, batch_size: int, progress: bool) -> None:
     between = torch.nn.Sequential(*list(source.top)[:n_between]).eval()
     features = NpyRows(cache_dir / f"trunk-{source_key}.npy")
     writer = RowWriter(out, len(features))
@@ -368,4 +397,3 @@ def derive_trunk_cache(cache_dir: Path, source: Backbone, source_key: str, targe
         writer.finish(empty_shape=(0,), dtype=np.float16)
     finally:
         writer.close()
-    return out

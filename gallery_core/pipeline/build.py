@@ -26,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from gallery_core.artifacts.lock import run_lock
 from gallery_core.artifacts.store import (
     STEPS,
     NpyRows,
@@ -78,9 +79,17 @@ def _step_key(run_dir: Path, step: str, config: BuildConfig, catalogue: Catalogu
 
 def run_steps(out: str | Path, steps: Sequence[str] = STEPS, catalogue_dir: str | Path | None = None,
               config: BuildConfig | None = None, force: bool = False, device: str | None = None,
-              progress: bool = True, execution: Execution | None = None) -> dict[str, Any]:
+              progress: bool = True, execution: Execution | None = None, wait: bool = False) -> dict[str, Any]:
     """Run the named steps in pipeline order; returns the manifest. ``execution``: how the trunk pass and the
-    embed step run (engine, Ray cluster, chunk size): not part of their input keys, the files are the same."""
+    embed step run (engine, Ray cluster, chunk size): not part of their input keys, the files are the same.
+    One writer per run folder: ``LockedError`` naming the holder when another process is building it, unless
+    ``wait`` (then it starts when that one ends; ``gallery_core.artifacts.lock``)."""
+    with run_lock(out, wait=wait):
+        return _run_steps(out, steps, catalogue_dir, config, force, device, progress, execution)
+
+
+def _run_steps(out: str | Path, steps: Sequence[str], catalogue_dir: str | Path | None, config: BuildConfig | None,
+               force: bool, device: str | None, progress: bool, execution: Execution | None) -> dict[str, Any]:
     unknown = [s for s in steps if s not in STEPS]
     if unknown:
         raise UsageError(f"unknown steps {unknown}; the steps are {list(STEPS)}")
