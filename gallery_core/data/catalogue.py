@@ -42,6 +42,7 @@ from gallery_core.data.tables import (
     read_table,
     require_column,
     rows_text,
+    written_values,
 )
 from gallery_core.data.tasks import TaskFileError, TaskSpec, class_labels, parse_task_file
 
@@ -174,9 +175,14 @@ def _resolve_task(task: TaskSpec, listings: pd.DataFrame, path: Path) -> TaskSpe
         raise CatalogueError(f"{where}: every value is missing")
     if task.kind == "regression":
         numeric = pd.to_numeric(values, errors="coerce")
-        bad = present & (numeric.isna() | ~np.isfinite(numeric.fillna(0)))
-        if bad.any():
-            raise CatalogueError(f"{where}: non-numeric values at {rows_text(bad, listings, task.column)}")
+        text = present & numeric.isna()
+        infinite = present & ~np.isfinite(numeric.fillna(0))
+        if text.any() or infinite.any():  # named with the cells as written (a repr of a parsed float is no help)
+            written = listings[["listing_id"]].assign(**{task.column: written_values(path, task.column).to_numpy()})
+            if text.any():
+                raise CatalogueError(f"{where}: non-numeric values at {rows_text(text, written, task.column)}")
+            raise CatalogueError(f"{where}: not a finite number at {rows_text(infinite, written, task.column)}; "
+                                 "regression values must be finite numbers (leave a cell empty when unknown)")
         return task
     if task.kind == "binary":
         numeric = pd.to_numeric(values.map(_as_binary_number, na_action="ignore"), errors="coerce")

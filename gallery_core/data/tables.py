@@ -35,9 +35,13 @@ def read_table(path: Path, exact_columns: tuple[str, ...], columns: tuple[str, .
             import pyarrow.parquet as pq  # here: only Parquet tables need it
 
             wanted = None
-            if columns is not None and set(columns) <= set(pq.read_schema(path).names):
+            names = pq.read_schema(path).names
+            _check_header(path, names)
+            if columns is not None and set(columns) <= set(names):
                 wanted = list(columns)
             table = pd.read_parquet(path, columns=wanted)
+        except CatalogueError:
+            raise
         except Exception as err:  # pyarrow raises many kinds for malformed files
             raise CatalogueError(f"{path}: cannot read table: {err}") from None
         for column in exact_columns:
@@ -47,6 +51,7 @@ def read_table(path: Path, exact_columns: tuple[str, ...], columns: tuple[str, .
 
     text = _read_text(path)
     _check_delimiter(path, text.split("\n", 1)[0].rstrip("\r"))
+    _check_header(path, next(csv.reader([text.split("\n", 1)[0].rstrip("\r")]), []))
     try:
         header = next(csv.reader([text.split("\n", 1)[0].rstrip("\r")]), [])
         usecols = list(columns) if columns is not None and set(columns) <= set(header) else None
@@ -61,6 +66,25 @@ def read_table(path: Path, exact_columns: tuple[str, ...], columns: tuple[str, .
     except Exception as err:  # pandas raises many kinds for malformed files
         raise CatalogueError(f"{path}: cannot read table: {err}") from None
     return table
+
+
+def _check_header(path: Path, names: list[str]) -> None:
+    """Refuse a column name that appears twice: pandas would rename the second (``world_region.1``) and a
+    later message would then name a column that seems missing instead of the duplicate."""
+    first: dict[str, int] = {}
+    for position, name in enumerate(names, start=1):
+        if name in first:
+            raise CatalogueError(f"{path}: column {name!r} appears twice in the header (columns {first[name]} and "
+                                 f"{position}); give each column its own name")
+        first[name] = position
+
+
+def written_values(path: Path, column: str) -> pd.Series:
+    """A column's cells as the file writes them (for messages: ``1e999``, not ``np.float64(inf)``): a CSV's text
+    as it is, a Parquet file's values as text. Rows in file order."""
+    if path.suffix == ".parquet":
+        return as_text(pd.read_parquet(path, columns=[column])[column])
+    return pd.read_csv(io.StringIO(_read_text(path)), usecols=[column], dtype=str, keep_default_na=False)[column]
 
 
 def _read_text(path: Path) -> str:
