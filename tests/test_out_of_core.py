@@ -77,10 +77,7 @@ def test_an_interrupted_trunk_pass_resumes_to_the_same_bytes(trunk_inputs, tmp_p
     for suffix in (".npy", ".json"):
         assert (tmp_path / "resumed" / f"trunk-{key}{suffix}").read_bytes() == \
             (tmp_path / "whole" / f"trunk-{key}{suffix}").read_bytes()
-    # nothing left over but the entry's lock file (empty: no holder; gallery_core.artifacts.lock)
-    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == [f"trunk-{key}.json", f"trunk-{key}.lock",
-                                                                        f"trunk-{key}.npy"]
-    assert (tmp_path / "resumed" / f"trunk-{key}.lock").read_bytes() == b""
+    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == [f"trunk-{key}.json", f"trunk-{key}.npy"]
 
 
 def test_a_cache_subset_is_read_without_loading_everything(trunk_inputs, tmp_path):

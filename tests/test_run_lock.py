@@ -81,7 +81,7 @@ def test_the_lock_names_its_holder_and_is_free_after_release(tmp_path):
         with pytest.raises(LockedError, match=f"thing x is locked by pid {os.getpid()} on "), \
                 exclusive_lock(tmp_path / "x.lock", "thing x"):
             pass
-    assert lock_holder(tmp_path / "x.lock") is None
+    assert lock_holder(tmp_path / "x.lock") is None and not (tmp_path / "x.lock").exists()
     assert lock_holder(tmp_path / "absent.lock") is None  # never created by asking
     assert not (tmp_path / "absent.lock").exists()
     with run_lock(tmp_path / "run"):  # creates the run folder when needed
@@ -156,10 +156,34 @@ def test_builds_of_two_runs_sharing_a_trunk_cache_both_finish_with_a_lone_builds
     assert lone
     for path in lone:
         assert (shared / path.name).read_bytes() == path.read_bytes(), path.name
-    assert sorted(p.suffix for p in shared.iterdir()) == [".json", ".lock", ".npy"]
+    assert sorted(p.suffix for p in shared.iterdir()) == [".json", ".npy"]  # no lock left once released
     for i in range(2):
         assert not list((tmp_path / f"run-{i}" / "cache").glob("trunk-*"))  # the runs' own caches stay empty
         manifest = read_manifest(tmp_path / f"run-{i}")
         for step in ("train", "embed"):  # recorded, and the files are those recorded
             assert step_problems(tmp_path / f"run-{i}", step, manifest["steps"][step]["key"]) == []
     shutil.rmtree(shared)
+
+
+def test_waiting_writers_take_turns_while_each_removes_the_lock_file(tmp_path):
+    """Read-modify-write of a counter under the lock by 8 threads (separate open files, as separate processes
+    have): no increment is lost although every holder removes the lock file when it is done."""
+    import threading
+
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+
+    def work() -> None:
+        for _ in range(25):
+            with exclusive_lock(tmp_path / "c.lock", "the counter", wait=True):
+                value = int(counter.read_text())
+                time.sleep(0.0005)
+                counter.write_text(str(value + 1))
+
+    threads = [threading.Thread(target=work) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert counter.read_text() == "200"
+    assert not (tmp_path / "c.lock").exists()

@@ -2,10 +2,10 @@
 
 Why an OS lock (``flock``) and not a PID file: the kernel releases it when the process ends, however it
 ends, so a build killed with SIGKILL (or a machine that rebooted) never leaves a lock that blocks the next
-build, and no one has to guess whether a recorded PID is still the same process. The lock file stays in
-place between builds (removing it would race with a process that has just opened it); what makes a folder
-locked is the kernel's lock on it, not the file's existence. After taking the lock the holder writes who it
-is into the file (pid, host, start time, command), so that a second writer can say who holds it.
+build, and no one has to guess whether a recorded PID is still the same process. What makes a folder locked
+is the kernel's lock on the file, not the file's existence: a killed holder leaves its file behind, unlocked,
+and the next writer takes it. After taking the lock the holder writes who it is into the file (pid, host,
+start time, command), so that a second writer can say who holds it; it removes the file when it is done.
 
 ``flock`` locks are per open file, so two threads or two processes of one machine exclude each other alike;
 on Linux they also work on NFS (as whole-file POSIX locks). Under torchrun only rank 0 writes a run, so the
@@ -67,31 +67,57 @@ def _read_holder(fd: int) -> Holder | None:
 
 @contextlib.contextmanager
 def exclusive_lock(path: str | Path, what: str, wait: bool = False, hint: str = "") -> Iterator[Holder]:
-    """Hold an exclusive lock on ``path`` (created if missing) for the ``with`` block; yields this process's
-    ``Holder``. Held by another process: ``LockedError`` naming ``what`` and the holder (``hint`` appended),
-    or, with ``wait``, block until it is released (logging who is being waited for)."""
+    """Hold an exclusive lock on ``path`` (created for the ``with`` block, removed after) and yield this
+    process's ``Holder``. Held by another process: ``LockedError`` naming ``what`` and the holder (``hint``
+    appended), or, with ``wait``, block until it is released (logging who is being waited for)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = _acquire(path, what, wait, hint)
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_holder(fd)
-            held_by = f"locked by {holder}" if holder else "locked by another process"
-            if not wait:
-                raise LockedError(f"{what} is {held_by}{hint}") from None
-            logger.info(f"{what} is {held_by}; waiting for it to finish")
-            fcntl.flock(fd, fcntl.LOCK_EX)
         me = _me()
-        os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(asdict(me)).encode("utf-8"), 0)
-        try:
-            yield me
-        finally:
-            os.ftruncate(fd, 0)  # released: no holder to name (a killed holder's record is just stale text)
+        yield me
     finally:
+        # Removed while still locked, so no process can take the lock of a file that is gone: one that opened
+        # it meanwhile finds (in _acquire) that the path no longer names its file, and tries again.
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
         os.close(fd)  # releases the lock
+
+
+def _acquire(path: Path, what: str, wait: bool, hint: str) -> int:
+    """An open, locked, empty file descriptor of ``path``."""
+    said = False
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_holder(fd)
+                held_by = f"locked by {holder}" if holder else "locked by another process"
+                if not wait:
+                    raise LockedError(f"{what} is {held_by}{hint}") from None
+                if not said:
+                    logger.info(f"{what} is {held_by}; waiting for it to finish")
+                    said = True
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _names(path, fd):
+                os.ftruncate(fd, 0)  # a killed holder's record is stale text
+                return fd
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)  # the holder removed the file on release: lock the new one
+
+
+def _names(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the open file ``fd``."""
+    try:
+        on_disk, opened = os.stat(path), os.fstat(fd)
+    except FileNotFoundError:
+        return False
+    return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def lock_holder(path: str | Path) -> Holder | None:
