@@ -1,5 +1,6 @@
-"""AppTest: the Map page (colouring, filters, every listing drawn, selections and their actions, the hover
-bridge's photos for a hovered point), and the map's payload at 200k listings (the figure alone, no server)."""
+"""AppTest: the Map page's plotly map, which a browser without WebGL2 gets instead of the WebGL scatter
+(tests/test_app_map_scatter.py): colouring, filters, every listing drawn, selections and their actions, the
+hover bridge's photos for a hovered point; and the figure's payload at 200k listings (no server)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,14 @@ from ui import hover_photos, loaders
 from ui.widgets import SEED_PHOTOS_KEY
 
 pytest_plugins = ["conftest_app"]
+
+
+def plotly_map(open_page):
+    """The Map page in a browser whose scatter reported no WebGL2: the plotly figure."""
+    at = open_page("ui/pages/map.py")
+    at.session_state["map_chart"] = {"webgl": "none"}  # what the scatter's JS reports
+    at.run()
+    return at
 
 
 def map_points(at) -> list[dict]:
@@ -38,7 +47,7 @@ def n_points(traces: list[dict]) -> int:
 
 
 def test_map_draws_every_listing_with_its_id(open_page, app_artifacts):
-    at = open_page("ui/pages/map.py")
+    at = plotly_map(open_page)
     assert not at.exception
     traces = map_points(at)
     assert {trace["type"] for trace in traces} == {"scattergl"}
@@ -52,7 +61,7 @@ def test_map_draws_every_listing_with_its_id(open_page, app_artifacts):
 
 
 def test_colouring_by_a_prediction_error_uses_a_colour_scale(open_page):
-    at = open_page("ui/pages/map.py")
+    at = plotly_map(open_page)
     at.selectbox(key="map_colour").set_value("Prediction error: price").run()
     assert not at.exception
     traces = map_points(at)
@@ -64,7 +73,7 @@ def test_colouring_by_a_prediction_error_uses_a_colour_scale(open_page):
 def test_filters_keep_only_matching_listings(open_page, app_artifacts):
     listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
     kept_type = listings["property_type"].value_counts().index[0]
-    at = open_page("ui/pages/map.py")
+    at = plotly_map(open_page)
     at.multiselect(key="map_filter_columns").set_value(["property_type"]).run()
     at.multiselect(key="map_filter_property_type").set_value([kept_type]).run()
     assert not at.exception
@@ -75,7 +84,7 @@ def test_filters_keep_only_matching_listings(open_page, app_artifacts):
 
 def test_colouring_by_a_numeric_attribute_uses_a_continuous_scale(open_page, app_artifacts):
     listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
-    at = open_page("ui/pages/map.py")
+    at = plotly_map(open_page)
     at.selectbox(key="map_colour").set_value("Attribute: price").run()
     assert not at.exception
     traces = map_points(at)
@@ -90,7 +99,7 @@ def test_colouring_by_right_or_wrong_predictions_gives_categories(open_page, app
     listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
     predictions = pd.read_parquet(app_artifacts / "demo" / "predictions.parquet")
     recorded, predicted = listings["property_type"], predictions[pred_column("property_type")]
-    at = open_page("ui/pages/map.py")
+    at = plotly_map(open_page)
     at.selectbox(key="map_colour").set_value("Prediction right/wrong: property_type").run()
     assert not at.exception
     traces = {t["name"]: len(values(t["x"])) for t in map_points(at)}
@@ -100,13 +109,13 @@ def test_colouring_by_right_or_wrong_predictions_gives_categories(open_page, app
 
 
 def test_the_map_says_it_draws_every_matching_listing(open_page):
-    at = open_page("ui/pages/map.py")
+    at = plotly_map(open_page)
     assert "Drawing all 40 matching listings" in " ".join(c.value for c in at.caption)
 
 
 def test_a_selection_keeps_every_point_and_feeds_the_actions(open_page, app_artifacts):
     photos = pd.read_parquet(app_artifacts / "demo" / "photos.parquet")
-    at = open_page("ui/pages/map.py")
+    at = plotly_map(open_page)
     assert "Nothing selected yet" in " ".join(c.value for c in at.caption)
     selected = ["L000002", "L000005"]
     at.session_state["map_selection"] = selected  # what the chart's selection callback stores
@@ -165,7 +174,7 @@ def strip_width(data_uri: str) -> int:
 
 
 def test_the_map_mounts_the_hover_bridge_on_its_chart(open_page):
-    at = open_page("ui/pages/map.py")
+    at = plotly_map(open_page)
     assert not at.exception
     data, proto = hover_bridge(at)
     assert data == {"chart_key": "map_chart"}  # nothing hovered yet: no photos
@@ -175,7 +184,7 @@ def test_the_map_mounts_the_hover_bridge_on_its_chart(open_page):
 
 def test_a_hovered_point_gets_its_listings_photo_strip(open_page, app_artifacts):
     photos = pd.read_parquet(app_artifacts / "demo" / "photos.parquet")
-    at = open_page("ui/pages/map.py")
+    at = plotly_map(open_page)
     listing_id = "L000005"
     at.session_state[HOVER_KEY] = {"listing_id": listing_id}  # what the bridge's JS reports on a hover
     at.run()
@@ -195,7 +204,7 @@ def test_a_hovered_point_gets_its_listings_photo_strip(open_page, app_artifacts)
 
 def test_an_unknown_or_filtered_out_hovered_id_is_ignored(open_page, app_artifacts):
     listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
-    at = open_page("ui/pages/map.py")
+    at = plotly_map(open_page)
     at.session_state[HOVER_KEY] = {"listing_id": "NOT-A-LISTING"}
     at.run()
     assert not at.exception

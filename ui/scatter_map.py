@@ -8,9 +8,9 @@ selection as a bit per listing. This session's record of what the browser holds 
 keeps every later payload down to the blobs it lacks; if the browser reports a blob missing (its module was
 reloaded, a message lost), the record is dropped and everything needed goes again.
 
-The component reports a box, lasso or clicked point as geometry (``map_selection``); the selection callback
-turns it into listing ids in ``st.session_state[selection_key]``, as the plotly chart's callback did. A
-browser without WebGL2 reports so, and the page draws the plotly figure instead (``no_webgl``).
+The component reports a box, lasso or clicked point as geometry (``map_selection``); ``take_events`` turns it
+into listing ids in ``st.session_state[selection_key]``, as the plotly chart's callback did. A browser without
+WebGL2 reports so, and the page draws the plotly figure instead (``no_webgl``).
 
 Hover: the scatter announces the row under the cursor with a window event; a small bridge component in a
 fragment of its own (``hover.js``) reports it, so a hover reruns only that fragment, and shows the photo
@@ -19,7 +19,6 @@ strip Python sends back.
 
 from __future__ import annotations
 
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -64,22 +63,31 @@ def no_webgl(chart_key: str) -> bool:
     return bool(st.session_state.get(_no_webgl_key(chart_key)))
 
 
-def _on_webgl(chart_key: str) -> None:
-    if (st.session_state.get(chart_key) or {}).get("webgl") == "none":
+def _handled_key(chart_key: str) -> str:
+    return f"{chart_key}_handled"
+
+
+def take_events(key: loaders.RunKey, filters: explore.Filters, chart_key: str, selection_key: str) -> None:
+    """Act on what the scatter reported since the last run (call before reading ``selection_key``): a new
+    selection (drawn on the map as it is drawn now: these filters) replaces the listing ids in
+    ``st.session_state[selection_key]``; a report of missing blobs drops the record of what was sent; a
+    browser without WebGL2 switches the page to the plotly map. Done in the script rather than in the
+    component's callbacks so that it reads the same under AppTest, which sets state without callbacks."""
+    state = st.session_state.get(chart_key) or {}
+    handled = st.session_state.setdefault(_handled_key(chart_key), {})
+    if state.get("webgl") == "none":
         st.session_state[_no_webgl_key(chart_key)] = True
-
-
-def _on_missing(chart_key: str) -> None:
-    st.session_state.pop(_sent_key(chart_key), None)  # the next run sends every blob the map needs
-
-
-def _on_selection(chart_key: str, selection_key: str, key: loaders.RunKey, filters: explore.Filters) -> None:
-    """A selection drawn on the map (as the map was then: this run's filters) -> its listing ids."""
-    event = (st.session_state.get(chart_key) or {}).get("selection")
-    visible = loaders.map_visibility(key, filters)[0]
-    rows = map_selection.selected_rows(event, loaders.map_coordinates(key).array, visible)
-    if rows is not None:
-        st.session_state[selection_key] = loaders.load_run(key).listings["listing_id"].to_numpy()[rows].tolist()
+    missing = state.get("missing")
+    if missing is not None and missing != handled.get("missing"):
+        handled["missing"] = missing
+        st.session_state.pop(_sent_key(chart_key), None)  # this run sends every blob the map needs
+    event = state.get("selection")
+    if event is not None and event != handled.get("selection"):
+        handled["selection"] = event
+        visible = loaders.map_visibility(key, filters)[0]
+        rows = map_selection.selected_rows(event, loaders.map_coordinates(key).array, visible)
+        if rows is not None:
+            st.session_state[selection_key] = loaders.load_run(key).listings["listing_id"].to_numpy()[rows].tolist()
 
 
 def _noop() -> None:
@@ -114,9 +122,8 @@ def scatter_map(key: loaders.RunKey, option: explore.ColourOption, filters: expl
     data, keys = encode_payload(payload, sent["keys"])
     sent["keys"].update(keys)
     st.session_state[_sent_key(chart_key)] = sent
-    _scatter(key=chart_key, data=data,
-             on_selection_change=partial(_on_selection, chart_key, selection_key, key, filters),
-             on_missing_change=partial(_on_missing, chart_key), on_webgl_change=partial(_on_webgl, chart_key))
+    # the states it reports (read by take_events); a v2 component declares each by a callback
+    _scatter(key=chart_key, data=data, on_selection_change=_noop, on_missing_change=_noop, on_webgl_change=_noop)
 
 
 def hover_data(key: loaders.RunKey, row: object, filters: explore.Filters) -> dict[str, object] | None:

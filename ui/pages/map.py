@@ -9,7 +9,7 @@ from gallery_core.app import explore
 from gallery_core.app.figures import MAP_HEIGHT
 from ui import loaders
 from ui.hover_photos import hover_photos
-from ui.scatter_map import no_webgl, scatter_hover, scatter_map
+from ui.scatter_map import no_webgl, scatter_hover, scatter_map, take_events
 from ui.widgets import (
     attribute_filters,
     key_attributes_text,
@@ -50,6 +50,7 @@ with st.expander("Filters"):
     filters = attribute_filters(key, explore.attribute_columns(listings), "map")
 
 option = options[labels.index(colour_label)]
+take_events(key, filters, CHART_KEY, SELECTION_KEY)  # a selection drawn on the scatter, before it is read
 webgl = not no_webgl(CHART_KEY)
 n_drawn = loaders.map_visibility(key, filters)[2] if webgl else 0
 figure = None
