@@ -57,8 +57,9 @@ demo-data: install
 	@[ -f $(DEMO_CATALOGUE)/listings.csv ] || $(BIN)/python -m gallery_core demo-catalogue --out $(DEMO_CATALOGUE)
 	$(BIN)/python -m gallery_core build --catalogue $(DEMO_CATALOGUE) --out $(DEMO_RUN) --image-size 128
 
+# `make serve READ_ONLY=1`: hide every action that writes to disk (a public viewer; README "Working as a team").
 serve: install
-	$(BIN)/streamlit run app.py --server.headless true --server.port $(PORT) --browser.gatherUsageStats false
+	$(BIN)/python -m gallery_core serve --port $(PORT) $(if $(filter 1 yes true,$(READ_ONLY)),--read-only)
 
 demo: demo-data serve
 

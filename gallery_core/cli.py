@@ -330,6 +330,9 @@ def build_parser() -> argparse.ArgumentParser:
     from gallery_core.evaluation.cli import add_parser as add_evaluate_parser
 
     add_evaluate_parser(sub)
+    from gallery_core.app.serve import add_parser as add_serve_parser
+
+    add_serve_parser(sub)
     return parser
 
 

@@ -18,6 +18,7 @@ from gallery_core.config import DEMO_RUN_NAME, artifacts_root
 from gallery_core.errors import UsageError
 from gallery_core.names import DEMO_COMMAND, build_command
 from ui import loaders
+from ui.access import read_only
 from ui.navigation import LISTING_PAGE, page, page_url
 
 RUN_STATE_KEY = "run_name"
@@ -145,6 +146,8 @@ def selection_actions(run: Run, listing_ids: Sequence[str], key: str, extra: pd.
                            help="Opens Retrieve with photos of the selected listings as the seed gallery."):
         st.session_state[SEED_PHOTOS_KEY] = selection_photo_paths(run, ids)
         st.switch_page(page("Retrieve").script)
+    if read_only():  # writing a folder is a write to the server's disk
+        return
     with st.expander("Write the selection as a new catalogue"):
         with st.form(f"{key}_selection_catalogue_form", border=False):
             name = st.text_input("Folder name", value=f"{run.name}-{key}-selection", key=f"{key}_selection_folder",

@@ -78,8 +78,11 @@ def thumbnail_bytes(photo_path: str | Path, size: int, cache_dir: str | Path) ->
     except PhotoError as err:
         logger.debug("no thumbnail: %s", err)
         return placeholder_thumbnail(size, "too large" if isinstance(err, PhotoTooLargeError) else "unreadable")
-    with atomic_path(cached) as tmp:
-        tmp.write_bytes(data)
+    try:
+        with atomic_path(cached) as tmp:
+            tmp.write_bytes(data)
+    except OSError as err:  # a run folder the server may not write (a read-only deployment): serve it uncached
+        logger.debug("thumbnail not cached: %s", err)
     return data
 
 

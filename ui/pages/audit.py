@@ -4,7 +4,7 @@ photos that contradict it, and a person's decision on each (kept in ``<run>/user
 import streamlit as st
 
 from gallery_core.app import audit, decisions
-from ui import loaders
+from ui import access, loaders
 from ui.widgets import listing_link, listing_url, photo_evidence_view, require_run, selection_actions
 
 STRIP_PHOTOS = 4
@@ -35,9 +35,11 @@ if table.empty:
     st.info(f"No listing has a recorded `{task.column}`, so there is nothing to audit.")
     st.stop()
 
-# Decisions are read from their file on every run of the page (a small file; another session may have decided).
+# Decisions are read from their database on every run of the page (another session may have decided since).
+# Read-only mode (a public viewer) shows them but offers no decision (gallery_core.app.settings).
+read_only = access.read_only()
 try:
-    store: decisions.AuditDecisions | None = decisions.AuditDecisions(run.root)
+    store: decisions.AuditDecisions | None = decisions.AuditDecisions(run.root, read_only=read_only)
 except decisions.DecisionFileError as err:
     store = None
     st.error(f"The audit decisions cannot be read, so deciding is off until the file is fixed or moved: {err}")
@@ -86,21 +88,27 @@ if store is not None:
     if current is not None:
         verdict = ("confirmed as recorded" if current["decision"] == decisions.CONFIRMED else
                    f"marked wrong (corrected: {current['corrected'] or 'not given'})")
-        st.success(f"Decided on {current['decided_at']}: `{task.column}` = {current['recorded']} {verdict}.")
-    suggestion = audit.suggested_value(task, suspect["recorded"], suspect["photos_say"])
-    confirm_column, wrong_column, undo_column = st.columns(3)
-    corrected = wrong_column.text_input("Corrected value", value=suggestion, key=f"audit_corrected_{listing_id}",
-                                        help="Prefilled with what the photos say, where that differs.")
-    recorded_value = suspect["recorded"]
-    if confirm_column.button("Recorded value is right", key="audit_confirm", icon=":material/check:"):
-        store.decide(listing_id, task_name, task.column, recorded_value, decisions.CONFIRMED)
-        st.rerun()
-    if wrong_column.button("Recorded value is wrong", key="audit_wrong", icon=":material/close:"):
-        store.decide(listing_id, task_name, task.column, recorded_value, decisions.WRONG, corrected.strip() or None)
-        st.rerun()
-    if undo_column.button("Undo decision", key="audit_undo", icon=":material/undo:", disabled=current is None):
-        store.undo(listing_id, task_name)
-        st.rerun()
+        by = f" by {current['decided_by']}" if current["decided_by"] else ""
+        st.success(f"Decided on {current['decided_at']}{by}: `{task.column}` = {current['recorded']} {verdict}.")
+    if read_only:
+        st.caption(":material/lock: Read-only: decisions are shown, not made, here.")
+    else:
+        user = access.current_user()  # None without sign-in: the decision records no user
+        suggestion = audit.suggested_value(task, suspect["recorded"], suspect["photos_say"])
+        confirm_column, wrong_column, undo_column = st.columns(3)
+        corrected = wrong_column.text_input("Corrected value", value=suggestion, key=f"audit_corrected_{listing_id}",
+                                            help="Prefilled with what the photos say, where that differs.")
+        recorded_value = suspect["recorded"]
+        if confirm_column.button("Recorded value is right", key="audit_confirm", icon=":material/check:"):
+            store.decide(listing_id, task_name, task.column, recorded_value, decisions.CONFIRMED, decided_by=user)
+            st.rerun()
+        if wrong_column.button("Recorded value is wrong", key="audit_wrong", icon=":material/close:"):
+            store.decide(listing_id, task_name, task.column, recorded_value, decisions.WRONG,
+                         corrected.strip() or None, decided_by=user)
+            st.rerun()
+        if undo_column.button("Undo decision", key="audit_undo", icon=":material/undo:", disabled=current is None):
+            store.undo(listing_id, task_name)
+            st.rerun()
 
     corrections = store.corrections()
     st.download_button(f"Download corrections CSV ({len(corrections)} values marked wrong, every attribute)",
