@@ -43,6 +43,7 @@ function cellRange(grid, lo, hi, origin, scale) {
 
 // The visible row nearest to (x, y) within `radius` (data units), or -1.
 export function nearest(grid, visible, x, y, radius) {
+  if (!Number.isFinite(radius)) radius = Math.max(grid.x1 - grid.x0, grid.y1 - grid.y0) * 2 + 1; // anywhere
   const [ax, bx] = cellRange(grid, x - radius, x + radius, grid.x0, grid.sx);
   const [ay, by] = cellRange(grid, y - radius, y + radius, grid.y0, grid.sy);
   let best = -1, bestD = radius * radius;

@@ -43,6 +43,16 @@ const map = {
 };
 window.galleryCoreScatter = map.stats;
 
+// For the browser tests: the visible point nearest the plot's centre, with its position in the viewport.
+map.stats.pointNearCentre = () => {
+  const rect = map.plot.getBoundingClientRect();
+  const [cx, cy] = map.viewState.target;
+  const row = nearest(map.grid, map.visible, cx, cy, Infinity);
+  const scale = 2 ** map.viewState.zoom;
+  return { row, x: rect.left + rect.width / 2 + (map.grid.xy[2 * row] - cx) * scale,
+    y: rect.top + rect.height / 2 - (map.grid.xy[2 * row + 1] - cy) * scale };
+};
+
 function hasWebgl2() {
   try {
     return !!document.createElement("canvas").getContext("webgl2");
