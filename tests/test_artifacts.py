@@ -25,9 +25,9 @@ def test_run_round_trip(tiny_run):
     assert run.listing_embeddings.shape == (n, 16)
     assert np.allclose(np.linalg.norm(run.listing_embeddings, axis=1), 1.0, atol=1e-5)
     assert run.photo_embeddings.shape == (len(run.photos), 16)
-    # listing embedding = L2-normalised mean of its photos' embeddings
+    # listing embedding = L2-normalised mean of its photos' embeddings, in the whitened retrieval space
     photos = run.listing_photos(run.listings["listing_id"].iloc[3])
-    mean = np.asarray(run.photo_embeddings[photos["photo_index"].to_numpy()]).mean(0)
+    mean = run.retrieval_vectors(np.asarray(run.photo_embeddings[photos["photo_index"].to_numpy()]).mean(0))
     assert np.allclose(mean / np.linalg.norm(mean), run.listing_embeddings[3], atol=1e-5)
     assert list(run.coordinates["listing_id"]) == list(run.listings["listing_id"])
     assert np.isfinite(run.coordinates[["x", "y"]].to_numpy()).all()

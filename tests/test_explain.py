@@ -23,7 +23,7 @@ def run(tiny_run) -> Run:
 
 def photo_cosine(run: Run, seed_embedding: np.ndarray, photo_index: int) -> float:
     a = np.asarray(seed_embedding, dtype=np.float64)
-    b = np.asarray(run.photo_embeddings[photo_index], dtype=np.float64)
+    b = np.asarray(run.retrieval_vectors(run.photo_embeddings[photo_index]), dtype=np.float64)  # the retrieval space
     return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))
 
 

@@ -24,6 +24,7 @@ from gallery_core.data.tasks import TaskSpec
 from gallery_core.errors import UsageError
 from gallery_core.names import build_command
 from gallery_core.search.index import exact_search, load_index, query_index
+from gallery_core.search.whitening import Whitening
 from gallery_core.vectors import l2_normalise
 
 
@@ -78,6 +79,17 @@ class Run:
     @cached_property
     def listing_embeddings(self) -> np.ndarray:
         return np.load(self.paths.listing_embeddings, mmap_mode="r")
+
+    @cached_property
+    def whitening(self) -> Whitening | None:
+        """The retrieval space's whitening (``gallery_core.search.whitening``); None for a run made before it."""
+        return Whitening.load(self.paths.whitening) if self.paths.whitening.is_file() else None
+
+    def retrieval_vectors(self, photo_embeddings: np.ndarray) -> np.ndarray:
+        """Raw photo embeddings (n, D), or a mean of them, -> the retrieval space (whitened, not normalised):
+        what a listing's embedding, a seed gallery's query and an explanation's photos are made of."""
+        raw = np.asarray(photo_embeddings, dtype=np.float32)
+        return raw if self.whitening is None else self.whitening.transform(raw)
 
     @cached_property
     def new_task_embeddings(self) -> np.ndarray:
@@ -139,8 +151,8 @@ class Run:
         return embed_photo_files(self.model.encoder, list(photos), self.config.model.image_size)
 
     def seed_vector(self, photo_indices: Sequence[int] = (), uploaded: np.ndarray | None = None) -> np.ndarray:
-        """One seed gallery from catalogue photos (by photo_index) and/or uploaded photo embeddings:
-        the L2-normalised mean of their embeddings, as a listing's embedding is made (D,)."""
+        """One seed gallery from catalogue photos (by photo_index) and/or uploaded (raw) photo embeddings: the
+        L2-normalised, whitened mean of their embeddings, as a listing's embedding is made (k,)."""
         parts = []
         if len(photo_indices):
             parts.append(np.asarray(self.photo_embeddings[np.asarray(photo_indices, dtype=np.int64)]))
@@ -148,7 +160,7 @@ class Run:
             parts.append(np.asarray(uploaded, dtype=np.float32))
         if not parts:
             raise UsageError("a seed gallery needs at least one photo")
-        return l2_normalise(np.concatenate(parts).mean(axis=0))
+        return l2_normalise(self.retrieval_vectors(np.concatenate(parts)).mean(axis=0))
 
     def retrieve(self, seed: np.ndarray, k: int = 10, candidates: np.ndarray | None = None,
                  exclude: Sequence[str] = ()) -> pd.DataFrame:

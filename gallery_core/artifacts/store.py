@@ -57,7 +57,7 @@ STEP_FILES: dict[str, dict[str, str]] = {
     "train": {"checkpoint": "model.pt", "train_log": "train_log.jsonl", "catalogue_report": "catalogue_report.json"},
     "embed": {"photo_table": "photos.parquet", "photo_embeddings": "photo_embeddings.npy",
               "listing_table": "listings.parquet", "listing_embeddings": "listing_embeddings.npy",
-              "new_task_embeddings": "new_task_embeddings.npy"},
+              "new_task_embeddings": "new_task_embeddings.npy", "whitening": "retrieval_whitening.npz"},
     "index": {"index": "index.ann"},
     "project": {"umap": "umap.parquet"},
     "predict": {"predictions": "predictions.parquet", "metrics": "metrics.json"},

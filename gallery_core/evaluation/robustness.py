@@ -167,13 +167,13 @@ def evaluate_run_robustness(run: Any, kinds: Sequence[str] = CORRUPTION_KINDS, n
     rows = query_photo_rows(listing_index, in_query, queries)
     paths = run.photos["path"].to_numpy()[rows]
     encoder = run.model.encoder
-    corrupted = {kind: embed_corrupted(encoder, paths, rows, run.config.model.image_size, kind, seed)
-                 for kind in kinds}
+    corrupted = {kind: run.retrieval_vectors(embed_corrupted(encoder, paths, rows, run.config.model.image_size,
+                                                             kind, seed)) for kind in kinds}
     if attributes is None:
         attributes = [t.column for t in run.tasks if t.kind == "multiclass"] + list(run.holdout)
     values = {col: class_labels(run.listings[col]).to_numpy(dtype=object) for col in attributes
               if col in run.listings.columns}  # as the evaluation compares values: 3.0 and "3" agree
-    result = robustness_metrics(np.asarray(run.photo_embeddings), listing_index, n_listings, in_query, queries,
+    result = robustness_metrics(run.retrieval_vectors(run.photo_embeddings), listing_index, n_listings, in_query, queries,
                                 corrupted, values, ks, precision_k)
     result.update({"seed": seed, "split": split, "kinds": list(kinds)})
     return result

@@ -1,7 +1,8 @@
 """Embed every photo and listing with the trained encoder.
 
-Photo embedding = the encoder's output for one photo (P, D); listing embedding = the L2-normalised
-mean of its photos' embeddings (L, D), what retrieval, the index and the map use. The embedding for
+Photo embedding = the encoder's output for one photo (P, D); listing embedding = the L2-normalised,
+whitened mean of its photos' embeddings (L, k), what retrieval, the index and the map use (the whitening,
+``retrieval_whitening.npz``, is fitted here on the training listings' photos: ``gallery_core.search.whitening``). The embedding for
 new tasks (``new_task_embeddings.npy``, what the audit's probes and a user's own probes should read)
 keeps the pretrained backbone's features beside the learned ones by default
 (``EmbedConfig.new_task_features``; docs/representation_study.md says why). The frozen trunk's cached
@@ -38,6 +39,7 @@ from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.models.device import pick_device
 from gallery_core.models.encoder import GalleryEncoder
 from gallery_core.pipeline.execution import Execution
+from gallery_core.search.whitening import Whitening, fit_sample, fit_whitening
 from gallery_core.training.data import prepare_data, trunk_batch
 from gallery_core.vectors import group_mean, group_sum, l2_normalise
 
@@ -195,13 +197,16 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
     counts = np.maximum(sizes, 1).astype(np.float32)[:, None]  # (L, 1): as group_mean divides
     learned = learned_sums / counts  # (L, D): the gallery embedding the heads were trained on
     pretrained = None if pretrained_sums is None else pretrained_sums / counts  # (L, F)
-    listing_embeddings = l2_normalise(learned)
     transfer = new_task_embeddings(learned, pretrained, config.embed.new_task_features)
+    photo_file = embeddings_file if execution.engine == "ray" else work / "photo-embeddings.npy"
+    val_ids = set(checkpoint["val_listing_ids"])
+    is_train = ~catalogue.listings["listing_id"].isin(val_ids).to_numpy()
+    whitening = fit_retrieval_whitening(photo_file, np.repeat(is_train, sizes), config.train.seed)
+    listing_embeddings = l2_normalise(whitening.transform(learned))  # (L, k): the retrieval space
 
     photo_table = catalogue.photos[["listing_id", "path"]].reset_index(drop=True)
     photo_table.insert(0, "photo_index", np.arange(len(photo_table)))
     photo_table["listing_index"] = np.repeat(np.arange(len(sizes)), sizes)
-    val_ids = set(checkpoint["val_listing_ids"])
     listing_table = catalogue.listings.copy()
     listing_table["split"] = np.where(listing_table["listing_id"].isin(val_ids), "val", "train")
     listing_table["n_photos"] = sizes
@@ -213,9 +218,19 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
     write_parquet(paths.listing_table, listing_table)
     write_npy(paths.listing_embeddings, listing_embeddings)
     write_npy(paths.new_task_embeddings, transfer)
+    whitening.save(paths.whitening)
     shutil.rmtree(work, ignore_errors=True)
     return EmbedResult(photo_table, np.load(paths.photo_embeddings, mmap_mode="r"), listing_table,
                        listing_embeddings, transfer)
+
+
+def fit_retrieval_whitening(photo_file: Path, is_train_photo: np.ndarray, seed: int) -> Whitening:
+    """The retrieval space's whitening, fitted on (a seeded sample of) the training listings' raw photo
+    embeddings, read from ``photo_file`` (P, D); on every photo when the training listings have fewer than 3."""
+    rows = np.flatnonzero(is_train_photo)
+    if len(rows) < 3:
+        rows = np.arange(len(is_train_photo))
+    return fit_whitening(NpyRows(photo_file)[fit_sample(rows, seed)])
 
 
 def stream_listing_sums(chunk: ChunkFunction, offsets: np.ndarray, dims: tuple[int, int | None], work: Path,

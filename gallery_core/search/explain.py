@@ -3,7 +3,9 @@
 
 The score the ranking uses (``Run.seed_vector`` + ``Run.retrieve``) is the cosine of two gallery means:
 
-    q = m / |m|,  m = (1/n) sum_i s_i        s_i: the n seed photos' embeddings (raw encoder outputs)
+    q = m / |m|,  m = (1/n) sum_i s_i        s_i: the n seed photos' vectors in the retrieval space (the raw
+                                             encoder outputs whitened: ``Run.retrieval_vectors``, affine, so
+                                             the whitened mean is the mean of the whitened photos)
     score = q . l                            l: the listing's embedding (its photos' mean, unit length)
           = sum_i (s_i . l) / (n |m|)
 
@@ -45,7 +47,7 @@ class SeedPhotos:
     """A seed gallery as the explanation needs it: one label and one embedding per seed photo."""
 
     labels: list[str]  # a catalogue photo's path or an upload's name, for people to read
-    embeddings: np.ndarray  # (S, D) raw photo embeddings, in the order the query was built from
+    embeddings: np.ndarray  # (S, k) photo vectors in the retrieval space, in the order the query was built from
 
     def __post_init__(self) -> None:
         if len(self.labels) != len(self.embeddings):
@@ -71,7 +73,7 @@ def seed_photos(run: Run, photo_indices: Sequence[int] = (), uploaded: np.ndarra
             raise ValueError(f"{len(upload_labels)} labels for {len(uploaded)} uploaded embeddings")
         parts.append(np.asarray(uploaded, dtype=np.float32))
         labels.extend(str(label) for label in upload_labels)
-    return SeedPhotos(labels, np.concatenate(parts))
+    return SeedPhotos(labels, run.retrieval_vectors(np.concatenate(parts)))
 
 
 @dataclass(frozen=True)
@@ -126,7 +128,7 @@ def explain_listing(seeds: SeedPhotos, listing_embedding: np.ndarray, listing_ph
                     first_photo: int, listing_id: str, n_pairs: int = N_PAIRS,
                     ranking_score: float | None = None) -> Explanation:
     """The explanation of one listing from its vectors: ``listing_embedding`` (D,) unit length,
-    ``listing_photo_embeddings`` (P, D) its photos' raw embeddings, rows ``first_photo`` onwards of the
+    ``listing_photo_embeddings`` (P, k) its photos' retrieval-space vectors, rows ``first_photo`` onwards of the
     run's photo table."""
     s = np.asarray(seeds.embeddings, dtype=np.float64)  # (S, D)
     listing = np.asarray(listing_embedding, dtype=np.float64)  # (D,)
@@ -151,7 +153,8 @@ def explain_results(run: Run, seeds: SeedPhotos, results: pd.DataFrame, n_pairs:
         row = run.row_of_listing[listing_id]
         first, n = int(run.listings["first_photo"].iloc[row]), int(run.listings["n_photos"].iloc[row])
         explanations.append(explain_listing(
-            seeds, run.listing_embeddings[row], run.photo_embeddings[first:first + n],  # only this listing's rows
+            seeds, run.listing_embeddings[row],
+            run.retrieval_vectors(run.photo_embeddings[first:first + n]),  # only this listing's rows are read
             first, listing_id, n_pairs, ranking_score=float(score)))
     return explanations
 

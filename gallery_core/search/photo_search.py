@@ -29,12 +29,13 @@ SEARCH_METHOD = "exact (cosine over all photo embeddings)"
 
 
 def photo_similarities(run: Run, query_embedding: np.ndarray) -> np.ndarray:
-    """Cosine similarity of one query embedding (D,) to every photo of the run -> (P,), rows = run.photos."""
-    query = l2_normalise(np.asarray(query_embedding, dtype=np.float32))  # (D,)
-    photos = np.asarray(run.photo_embeddings, dtype=np.float32)  # (P, D), raw projection outputs
+    """Cosine similarity, in the run's retrieval space (whitened), of one raw query embedding (D,) to every
+    photo of the run -> (P,), rows = run.photos."""
+    photos = np.asarray(run.photo_embeddings, dtype=np.float32)  # (P, D), raw encoder outputs
+    query = np.asarray(query_embedding, dtype=np.float32)
     if query.shape[0] != photos.shape[1]:
         raise ValueError(f"query has {query.shape[0]} dims, the run's photo embeddings {photos.shape[1]}")
-    return l2_normalise(photos) @ query
+    return l2_normalise(run.retrieval_vectors(photos)) @ l2_normalise(run.retrieval_vectors(query))
 
 
 def similar_photos(run: Run, query_embedding: np.ndarray, k: int = 10,

@@ -37,6 +37,7 @@ from gallery_core.evaluation.report import (
 )
 from gallery_core.evaluation.sections.base import Section
 from gallery_core.search.index import exact_search, query_index
+from gallery_core.search.whitening import fit_sample, fit_whitening
 from gallery_core.vectors import l2_normalise
 
 FIGURE = "retrieval.png"
@@ -52,9 +53,15 @@ def evaluate_retrieval(ctx: Context, config: EvaluationConfig) -> dict[str, Any]
     if n < 2:
         return {"skipped": "retrieval needs at least 2 listings"}
     rng = np.random.default_rng(config.seed)
-    spaces = {"mtl": (np.array(run.photo_embeddings), np.array(run.listing_embeddings)),
-              "imagenet": (ctx.imagenet.photos, l2_normalise(ctx.imagenet.listings))}
     listing_index = np.array(run.photos["listing_index"], dtype=np.int64)
+    # Both spaces whitened as retrieval uses them (search/whitening.py), each fitted on its own training photos:
+    # the run's from its artifact, ImageNet's here the same way; the raw run embedding is kept for completion.
+    is_train_photo = (listings["split"] == "train").to_numpy()[listing_index]
+    imagenet_white = fit_whitening(ctx.imagenet.photos[fit_sample(np.flatnonzero(is_train_photo), config.seed)])
+    imagenet_photos = imagenet_white.transform(ctx.imagenet.photos)
+    spaces = {"mtl": (run.retrieval_vectors(run.photo_embeddings), np.array(run.listing_embeddings)),
+              "imagenet": (imagenet_photos, l2_normalise(imagenet_white.transform(ctx.imagenet.listings)))}
+    completion_spaces = {**spaces, "mtl_raw": (np.array(run.photo_embeddings), None)}
     bar = tqdm(total=3, desc="retrieval", unit="measure", disable=not ctx.progress)
 
     # 1. Gallery completion: the same random halves for both feature spaces.
@@ -66,7 +73,7 @@ def evaluate_retrieval(ctx: Context, config: EvaluationConfig) -> dict[str, Any]
     completion: dict[str, Any] = {"n_queries": len(eligible), "n_candidates": n,
                                   "chance": {f"top{k}": min(1.0, k / n) for k in COMPLETION_KS}}
     if len(eligible):
-        for name, (photos, _) in spaces.items():
+        for name, (photos, _) in completion_spaces.items():
             ranks = gallery_completion_ranks(photos, listing_index, n, in_query, eligible)
             completion[name] = {**{f"top{k}": hit_rate_at_k(ranks, k) for k in COMPLETION_KS},
                                 "median_rank": float(np.median(ranks)), "mrr": float((1.0 / ranks).mean())}
@@ -144,8 +151,10 @@ def retrieval_markdown(r: dict[str, Any], verdicts: list[str]) -> list[list[str]
     if "mtl" in c:
         lines += table(["features", "top 1", "top 10", "median rank", "MRR"],
                        [[name, fmt(c[key]["top1"]), fmt(c[key]["top10"]), fmt(c[key]["median_rank"], 1),
-                         fmt(c[key]["mrr"])] for key, name in (("mtl", "MTL embeddings"),
-                                                              ("imagenet", "ImageNet features"))]
+                         fmt(c[key]["mrr"])] for key, name in (("mtl", "MTL embeddings (whitened)"),
+                                                              ("mtl_raw", "MTL embeddings (raw)"),
+                                                              ("imagenet", "ImageNet features (whitened)"))
+                if key in c]
                        + [["chance", fmt(c["chance"]["top1"]), fmt(c["chance"]["top10"]), "–", "–"]])
     agreement = r["attribute_agreement"]
     lines += [f"**Attribute agreement.** Precision@{agreement['k']}: the share of a listing's {agreement['k']} nearest "
