@@ -38,7 +38,13 @@ def must_sign_in() -> bool:
 
 def sign_in_page() -> None:
     """All a signed-out visitor sees when sign-in is required."""
+    import importlib.util
+
     st.title("gallery-core")
+    if importlib.util.find_spec("authlib") is None:  # st.login would fail with a traceback
+        st.error("Sign-in is configured (`[auth]` in `.streamlit/secrets.toml`) but Authlib, which Streamlit's "
+                 "sign-in needs, is not installed: `pip install 'gallery-core[auth]'` (or `Authlib>=1.3.2`).")
+        return
     st.markdown("Sign in to explore and audit the catalogue.")
     st.button("Sign in", key="sign_in", icon=":material/login:", on_click=st.login)
 
