@@ -23,7 +23,7 @@ the tables in Markdown.
     python benchmarks/representation_study_folds.py --run artifacts/demo --seeds 0 --alphas 0.25 0.5 0.75
     python benchmarks/representation_study_folds.py --run artifacts/demo --seeds 1 2 --alphas 0.5
     python benchmarks/representation_study_folds.py --report
-    python benchmarks/representation_study_folds.py --quick --run RUN --out /tmp/study.json   # smoke run
+    python benchmarks/representation_study_folds.py --quick --run RUN   # smoke run
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -187,12 +188,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the evaluation's)")
     parser.add_argument("--report", action="store_true", help="print the tables from --out and stop")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: 2 folds, 1 seed, alpha 0.5, linear probe, 1 epoch (give --out)")
+                        help="a smoke run: 2 folds, 1 seed, alpha 0.5, linear probe, 1 epoch (results in a temporary folder)")
     args = parser.parse_args()
     if args.quick:
         args.folds, args.seeds, args.alphas, args.probes, args.epochs = 2, [0], [0.5], ["linear"], 1
-        if args.out == DEFAULT_OUT:
-            parser.error("--quick writes its results elsewhere: give --out")
+        if args.out == DEFAULT_OUT:  # a smoke run never touches the study's results
+            args.out = Path(tempfile.mkdtemp(prefix="study-folds-")) / "study.json"
     if not args.report:
         run_study(args)
     if args.report or args.quick:
