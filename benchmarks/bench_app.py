@@ -1,8 +1,9 @@
 """Server-side time of each page of the app, first and cached render, on the demo run and a 100k run; the map
-at 500k and 1M listings: payload, server render and the browser's time to first paint.
+at 100k, 500k and 1M listings, the WebGL scatter beside the plotly map (``bench_app_map.py``): payload, server
+render, the browser's time to a drawn map, a colour change and a selection round trip.
 
     python benchmarks/bench_app.py [--artifacts artifacts] [--run demo] [--listings 100000]
-                                   [--map-listings 500000 1000000] [--map-only] [--no-browser]
+                                   [--map-listings 100000 500000 1000000] [--map-only] [--no-browser]
                                    [--large-dir /tmp/gallery-core-bench-app] [--out docs/benchmarks/app.md]
 
 Renders go through ``streamlit.testing.v1.AppTest`` (the script run and its element tree, not the
@@ -18,18 +19,14 @@ files), photo embeddings jittered, listing embeddings their normalised means, UM
 jittered, predictions copied; it reuses the demo checkpoint and gets a valid manifest through
 ``gallery_core.artifacts.store.record_step``. It is made once and reused while the demo run is unchanged.
 The map runs (``--map-listings``) are made the same way with one photo per listing and 16-d embeddings
-(the Map page reads listings, coordinates and predictions, no embedding; this keeps a 1M run small). For each,
-the Map page's figure as sent to the browser (bytes, points in it: every listing, none dropped), its
-server-side render through AppTest (first and cached), and in headless Chromium (Debian's, through
-Playwright, against ``streamlit run``) the time from navigation until the chart holds every point and has
-drawn, on a fresh server and again on a warm one; the page is checked to have received every point.
+(the Map page reads listings, coordinates and predictions, no embedding; this keeps a 1M run small); what is
+measured on them is described in ``bench_app_map.py``.
 Further comparison: thumbnails made from the photos vs read from the disk and memory caches.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import os
 import platform
 import shutil
@@ -39,129 +36,23 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # the app's ui/ package sits beside gallery_core, not inside it
 
 from gallery_core.app import thumbnails  # noqa: E402
 from gallery_core.artifacts.check import check_run  # noqa: E402
 from gallery_core.artifacts.run import Run  # noqa: E402
-from gallery_core.artifacts.store import STEPS, RunPaths, atomic_path, hash_key, record_step, write_parquet  # noqa: E402
-from gallery_core.config import BuildConfig  # noqa: E402
-from gallery_core.search.index import (  # noqa: E402
-    build_index,
-    save_index,
-)
 from gallery_core.search.seed_gallery import SeedGallery  # noqa: E402
-from gallery_core.vectors import l2_normalise  # noqa: E402
 from ui import navigation  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' own modules
+from bench_app_map import MAP_LISTINGS, map_section, measure_map  # noqa: E402
+from synthetic_run import make_synthetic_run  # noqa: E402
+
 PAGES = tuple(Path(p.script).stem for p in navigation.PAGES)  # the app's pages, in sidebar order
-SYNTHETIC_INDEX_TREES = 10
-CHUNK_ROWS = 100_000
 CACHED_BUDGET_S = 1.0
-MAP_LISTINGS = (500_000, 1_000_000)
 MESSAGE_CAP_BYTES = 200 * 10**6  # Streamlit's server.maxMessageSize default: 200 MB (it multiplies by 1e6)
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
-BROWSER_TIMEOUT_MS = 600_000
-
-
-# --- the synthetic large run ---
-
-def _source_signature(source: Run) -> str:
-    return hash_key({name: record["checksum"] for name, record in source.manifest["files"].items()})
-
-
-def make_synthetic_run(source_dir: Path, out: Path, n_listings: int, seed: int = 0,
-                       max_photos: int | None = None, max_dim: int | None = None) -> Path:
-    """A run of ``n_listings`` listings made from a built run (see the module docstring); reused if up to date.
-    ``max_photos``: keep at most this many photos per listing; ``max_dim``: keep the embeddings' first
-    ``max_dim`` dimensions. The map runs keep one photo and 16 dimensions (the Map page reads no embedding;
-    a 1M run with the demo's 1280-d embeddings would be 5 GB per embedding file and a slow index)."""
-    source = Run(source_dir, verify=False)
-    marker = {"source": str(source_dir.resolve()), "source_signature": _source_signature(source),
-              "n_listings": n_listings, "seed": seed, "max_photos": max_photos, "max_dim": max_dim}
-    existing = out / "manifest.json"
-    if existing.is_file():
-        import json
-
-        if json.loads(existing.read_text()).get("synthetic") == marker:
-            return out
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
-    paths, rng = RunPaths(out), np.random.default_rng(seed)
-    started = time.perf_counter()
-
-    # listings: the source's, repeated with new ids; photos: each copy points at the source's photo files
-    src_rows = np.arange(n_listings) % len(source.listings)
-    listings = source.listings.iloc[src_rows].reset_index(drop=True)
-    listings["listing_id"] = [f"S{i + 1:07d}" for i in range(n_listings)]
-    sizes = listings["n_photos"].to_numpy(np.int64)
-    if max_photos is not None:
-        sizes = np.minimum(sizes, max_photos)
-        listings["n_photos"] = sizes
-    first_photo = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    n_photos = int(sizes.sum())
-    within = np.arange(n_photos) - np.repeat(first_photo, sizes)
-    src_photo_rows = np.repeat(source.listings["first_photo"].to_numpy(np.int64)[src_rows], sizes) + within
-    listings["first_photo"] = first_photo
-    listing_index = np.repeat(np.arange(n_listings), sizes)
-    photos = pd.DataFrame({"photo_index": np.arange(n_photos),
-                           "listing_id": np.repeat(listings["listing_id"].to_numpy(), sizes),
-                           "path": source.photos["path"].to_numpy()[src_photo_rows],
-                           "listing_index": listing_index})
-    write_parquet(paths.listing_table, listings)
-    write_parquet(paths.photo_table, photos)
-
-    # photo embeddings jittered (5% of their spread), listing embeddings = normalised mean of its photos
-    src_photo_embeddings = source.photo_embeddings
-    dim = src_photo_embeddings.shape[1] if max_dim is None else min(max_dim, src_photo_embeddings.shape[1])
-    noise_scale = 0.05 * float(np.asarray(src_photo_embeddings[:10_000]).std())
-    listing_embeddings = np.empty((n_listings, dim), np.float32)
-    with atomic_path(paths.photo_embeddings) as tmp:
-        photo_embeddings = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(n_photos, dim))
-        for start in range(0, n_listings, CHUNK_ROWS):
-            stop = min(start + CHUNK_ROWS, n_listings)
-            lo, hi = first_photo[start], first_photo[stop - 1] + sizes[stop - 1]
-            chunk = np.asarray(src_photo_embeddings[src_photo_rows[lo:hi], :dim], dtype=np.float32)
-            chunk += rng.standard_normal(chunk.shape, dtype=np.float32) * noise_scale
-            photo_embeddings[lo:hi] = chunk
-            sums = np.add.reduceat(chunk, first_photo[start:stop] - lo, axis=0)
-            listing_embeddings[start:stop] = l2_normalise(sums / sizes[start:stop, None])
-        photo_embeddings.flush()
-        del photo_embeddings
-    with atomic_path(paths.listing_embeddings) as tmp, open(tmp, "wb") as f:
-        np.save(f, listing_embeddings)
-    shutil.copyfile(paths.listing_embeddings, paths.new_task_embeddings)  # the app never reads it; the manifest does
-
-    coordinates = source.coordinates.iloc[src_rows].reset_index(drop=True)
-    spread = coordinates[["x", "y"]].std().to_numpy()
-    xy = coordinates[["x", "y"]].to_numpy() + rng.normal(0, 1, (n_listings, 2)) * spread * 0.03
-    write_parquet(paths.umap, pd.DataFrame({"listing_id": listings["listing_id"], "x": xy[:, 0].astype(np.float32),
-                                            "y": xy[:, 1].astype(np.float32)}))
-    predictions = source.predictions.iloc[src_rows].reset_index(drop=True)
-    predictions["listing_id"] = listings["listing_id"]
-    write_parquet(paths.predictions, predictions)
-    for name in ("checkpoint", "train_log", "catalogue_report", "metrics"):
-        shutil.copyfile(getattr(source.paths, name), getattr(paths, name))
-
-    config = source.config.to_dict()
-    config["index"]["n_trees"] = SYNTHETIC_INDEX_TREES
-    save_index(build_index(listing_embeddings, BuildConfig.from_dict(config).index, seed=seed), paths.index)
-
-    base = {key: source.manifest[key] for key in ("tasks", "holdout", "backbone") if key in source.manifest}
-    base |= {"config": config, "synthetic": marker,
-             "catalogue": {"root": f"synthetic, from {source_dir}", "n_listings": n_listings, "n_photos": n_photos}}
-    for step in STEPS:
-        record_step(out, step, hash_key("synthetic", step, marker), 0.0, {"synthetic": True},
-                    base=base if step == STEPS[0] else None)
-    print(f"made the synthetic run {out}: {n_listings:,} listings, {n_photos:,} photos "
-          f"in {time.perf_counter() - started:.0f} s")
-    return out
 
 
 # --- page renders ---
@@ -224,119 +115,6 @@ def time_renders(at, what: str, repeats: int) -> dict[str, float]:
         at.run()
         cached.append(time.perf_counter() - started)
     return {"first": first, "cached": statistics.median(cached)}
-
-
-def map_spec_points(spec: str) -> int:
-    """How many points a plotly figure's JSON draws (its traces' x arrays: lists or base64 typed arrays)."""
-    import json
-
-    def length(array) -> int:
-        if isinstance(array, dict):  # {"dtype": "f4", "bdata": "..."}
-            return len(base64.b64decode(array["bdata"])) // np.dtype(array["dtype"]).itemsize
-        return len(array)
-
-    return sum(length(trace["x"]) for trace in json.loads(spec)["data"])
-
-
-def time_map_server(run: Run, run_name: str, repeats: int) -> dict[str, float]:
-    """The Map page through AppTest: first render (Streamlit's caches cleared: the run checked and loaded, the
-    figure built) and cached render (median), and the figure sent to the browser: bytes and points."""
-    from ui.testing import app_test
-
-    clear_streamlit_caches()
-    at = app_test(timeout_s=1800)
-    at.session_state["run_name"] = run_name
-    at.run()
-    clear_streamlit_caches()
-    at.switch_page(navigation.page("Map").script)
-    times = time_renders(at, f"map on {run_name}", repeats)
-    spec = at.get("plotly_chart")[0].proto.spec
-    return times | {"bytes": len(spec.encode()), "points": map_spec_points(spec)}
-
-
-# What the browser's chart holds: plotly keeps the typed arrays as sent in ``data`` and decodes them into
-# ``_fullData``, where ``_length`` is each trace's number of points.
-CHART_POINTS_JS = """() => {
-    const plot = document.querySelector('.js-plotly-plot');
-    if (!plot || !plot._fullData) return 0;
-    return plot._fullData.reduce((n, trace) => n + (trace._length || 0), 0);
-}"""
-# After the chart holds every point: the next animation frame, when the WebGL canvas has been drawn.
-PAINTED_AT_JS = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(() => done(performance.now()))))"
-
-
-def time_map_browser(artifacts_root: Path, n_points: int, visits: int = 2) -> list[dict[str, float]]:
-    """Headless Chromium opening the Map page on a fresh server, ``visits`` times (a new tab each): seconds from
-    navigation until the chart holds ``n_points`` points and has drawn them, and the points it holds."""
-    from playwright.sync_api import sync_playwright
-
-    from ui.testing import streamlit_server
-
-    results = []
-    url_path = navigation.page("Map").url_path
-    with streamlit_server(artifacts_root) as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        try:
-            for _ in range(visits):
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.goto(f"{server.url}/{url_path}", timeout=BROWSER_TIMEOUT_MS)
-                page.wait_for_function(f"() => ({CHART_POINTS_JS})() >= {n_points}", timeout=BROWSER_TIMEOUT_MS,
-                                       polling=100)
-                painted_ms = page.evaluate(PAINTED_AT_JS)  # since the navigation started
-                received = page.evaluate(CHART_POINTS_JS)
-                if received != n_points:
-                    raise RuntimeError(f"the browser's map holds {received:,} points, expected {n_points:,}")
-                results.append({"first_paint": painted_ms / 1e3, "points": received})
-                page.close()
-        finally:
-            browser.close()
-    return results
-
-
-def measure_map(source_dir: Path, large_dir: Path, n_listings: int, repeats: int, browser: bool) -> dict:
-    """One map run of ``n_listings`` (made once): the server-side figure and render, and the browser's paint."""
-    name = f"synthetic-map-{n_listings // 1000}k" if n_listings >= 1000 else f"synthetic-map-{n_listings}"
-    run_dir = make_synthetic_run(source_dir, large_dir / "runs" / name, n_listings, max_photos=1, max_dim=16)
-    root = large_dir / f"artifacts-{name}"  # this run alone, so the app opens it by default
-    root.mkdir(parents=True, exist_ok=True)
-    link = root / name
-    if not link.is_symlink():
-        link.symlink_to(run_dir.resolve(), target_is_directory=True)
-    os.environ["GALLERY_CORE_ARTIFACTS"] = str(root)
-    run = Run(run_dir, verify=False)
-    result = {"name": name, "listings": len(run.listings), **time_map_server(run, name, repeats)}
-    if result["points"] != len(run.listings):
-        raise RuntimeError(f"the map of {name} draws {result['points']:,} of {len(run.listings):,} listings")
-    if browser:
-        visits = time_map_browser(root, len(run.listings))
-        result["browser_cold"], result["browser_warm"] = visits[0]["first_paint"], visits[-1]["first_paint"]
-        result["browser_points"] = visits[0]["points"]
-    print(f"map of {name}: figure {result['bytes'] / 1e6:.1f} MB with {result['points']:,} points; server first "
-          f"{result['first']:.2f} s, cached {result['cached']:.2f} s"
-          + (f"; browser first paint {result['browser_cold']:.2f} s (fresh server), {result['browser_warm']:.2f} s "
-             f"(warm), {result['browser_points']:,} points received" if browser else ""), flush=True)
-    return result
-
-
-def map_section(maps: list[dict]) -> list[str]:
-    lines = ["## The map at scale: every listing drawn", "",
-             "Synthetic runs (one photo per listing). The Map page draws every listing as a WebGL point "
-             "(nothing sampled or aggregated); coordinates and colour values are float32 typed arrays "
-             f"(base64 in the JSON). Payload: the chart's JSON as sent to the browser, against Streamlit's "
-             f"message cap of {MESSAGE_CAP_BYTES / 1e6:.0f} MB. Server: the page's script run through AppTest "
-             "(first: caches cleared, so the run is checked and loaded and the figure built; cached: a rerun). "
-             "Browser: headless Chromium against `streamlit run`, from navigation until the chart holds every "
-             "point and has drawn (fresh server, then a second tab on the warm server); *received* counts the "
-             "points in the page's chart.", "",
-             "| listings | points in figure | received by the browser | payload (MB) | server first (s) | "
-             "server cached (s) | browser, fresh server (s) | browser, warm server (s) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for m in maps:
-        browser = (f"{m['browser_points']:,} | " if "browser_points" in m else "not measured | ")
-        paint = (f"{m['browser_cold']:.2f} | {m['browser_warm']:.2f} |" if "browser_cold" in m else "- | - |")
-        lines.append(f"| {m['listings']:,} | {m['points']:,} | {browser}{m['bytes'] / 1e6:.1f} | {m['first']:.2f} | "
-                     f"{m['cached']:.2f} | {paint}")
-    return lines + [""]
 
 
 def time_thumbnails(run: Run, n: int = 200, repeats: int = 5) -> dict[str, float]:
@@ -424,8 +202,9 @@ def markdown_report(machine: str, runs: dict[str, Run], timings: dict[str, dict[
               f"- Caching: a cached render is {_median_ratio(timings[demo_name]):.0f}x faster than an uncached one on "
               f"`{demo_name}` and {_median_ratio(timings[large_name]):.0f}x on `{large_name}` (median over pages)."]
     for m in maps:
-        lines.append(f"- Map of {m['listings']:,} listings: every point drawn, {m['bytes'] / 1e6:.1f} MB sent "
-                     f"({m['bytes'] / MESSAGE_CAP_BYTES:.1%} of Streamlit's message cap).")
+        lines.append(f"- Map of {m['listings']:,} listings: every point drawn, {m['bytes'] / 1e6:.1f} MB sent by the "
+                     f"WebGL scatter on a first view ({m['bytes'] / MESSAGE_CAP_BYTES:.1%} of Streamlit's message cap; "
+                     f"the plotly map {m['plotly']['bytes'] / 1e6:.1f} MB).")
     lines += ["", "## Thumbnails (ms per photo)", "",
               "The app reads thumbnails from the disk cache directly; an in-memory Streamlit cache in front of it "
               "is measured as the alternative.", "", "| source | ms |", "|---|---:|"]
@@ -471,7 +250,10 @@ def main() -> None:
 
         maps = [measure_map(source_dir, args.large_dir, n, args.repeats, browser) for n in args.map_listings]
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("# App benchmark: the map at scale\n\nMade by `python benchmarks/bench_app.py --map-only`."
+        command = "python benchmarks/bench_app.py --map-only --map-listings " + " ".join(map(str, args.map_listings))
+        args.out.write_text(f"# App benchmark: the map at scale\n\nMade by `{command}` on "
+                            f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, headless Chromium drawing WebGL "
+                            "in software (SwiftShader): browser times are an upper bound for a desktop with a GPU."
                             "\n\n" + "\n".join(map_section(maps)))
         print(f"written to {args.out}")
         return

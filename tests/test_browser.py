@@ -311,9 +311,10 @@ def test_the_webgl_map_on_the_demo_run(app_artifacts):
 @pytest.fixture(scope="module")
 def large_map_artifacts(tiny_run, tmp_path_factory) -> Path:
     """An artifacts root holding a 200k-listing run made from the tiny run (benchmarks/bench_app.py's
-    synthetic runs: the listings repeated with new ids, one photo each, jittered coordinates)."""
+    synthetic runs, benchmarks/synthetic_run.py: the listings repeated with new ids, one photo each, jittered
+    coordinates)."""
     sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    from bench_app import make_synthetic_run
+    from synthetic_run import make_synthetic_run
 
     root = tmp_path_factory.mktemp("large_map")
     make_synthetic_run(tiny_run, root / "demo", LARGE_MAP_LISTINGS, max_photos=1, max_dim=16)
