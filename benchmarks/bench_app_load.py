@@ -147,17 +147,31 @@ async def open_url(tab, base_url: str, spec: navigation.PageSpec, listing_id: st
 
 
 async def visit(tab, title: str) -> None:
-    """Go to a page as a user does: from the sidebar; the Listing page through the first suspect on Audit."""
+    """Go to a page as a user does: from the sidebar; the Listing page through the chosen suspect's link on Audit
+    ("Open listing L..."; the suspects table's own links open a new browser tab)."""
     if title == "Listing":
-        await tab.get_by_role("link", name=re.compile(r"^1\. ")).first.click()
+        await tab.get_by_role("link", name=re.compile(r"^Open listing ")).first.click()
     else:
         await tab.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
     await drawn(tab, title)
 
 
+# The map is the WebGL scatter (ui/components/scatter; it keeps what it drew at window.galleryCoreScatter), or
+# plotly in a browser without WebGL2: the map interactions work on either.
+MAP_DRAWN_JS = ("() => { const s = window.galleryCoreScatter;"
+                " return (!!s && s.renders > 0 && s.renderedVersion === s.version && s.points > 0)"
+                " || !!document.querySelector('.js-plotly-plot .nsewdrag'); }")
+
+
+async def webgl_map(tab) -> bool:
+    await tab.wait_for_function(MAP_DRAWN_JS, timeout=TIMEOUT_MS)
+    return await tab.evaluate("() => !!window.galleryCoreScatter")
+
+
 async def select_on_map(tab) -> None:
-    await tab.locator(".js-plotly-plot").first.wait_for(timeout=TIMEOUT_MS)
-    box = await tab.locator(".nsewdrag").first.bounding_box()
+    area = ".plot" if await webgl_map(tab) else ".nsewdrag"  # the scatter starts in box-select mode
+    await tab.locator(area).first.scroll_into_view_if_needed()
+    box = await tab.locator(area).first.bounding_box()
     await tab.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.3)
     await tab.mouse.down()
     await tab.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=8)
@@ -174,10 +188,17 @@ async def choose(tab, label: str, option: str) -> None:
 
 
 async def change_map_colour(tab) -> None:
+    webgl = await webgl_map(tab)
+    before = await tab.evaluate("() => window.galleryCoreScatter.colourKey") if webgl else None
     await choose(tab, "Colour by", "Attribute: split")
     await tab.get_by_role("heading", name="Map", level=1).wait_for(timeout=TIMEOUT_MS)
-    await tab.wait_for_function("() => [...document.querySelectorAll('.legendtitletext')]"
-                                ".some(t => t.textContent.trim() === 'split')", timeout=TIMEOUT_MS)
+    if webgl:
+        await tab.wait_for_function("before => window.galleryCoreScatter.colourKey !== before", arg=before,
+                                    timeout=TIMEOUT_MS)
+        await tab.wait_for_function(MAP_DRAWN_JS, timeout=TIMEOUT_MS)
+    else:
+        await tab.wait_for_function("() => [...document.querySelectorAll('.legendtitletext')]"
+                                    ".some(t => t.textContent.trim() === 'split')", timeout=TIMEOUT_MS)
     await drawn(tab)
 
 
@@ -190,16 +211,26 @@ async def add_a_photo(tab) -> None:
 
 
 async def more_suspects(tab) -> None:
+    caption = await tab.get_by_text(re.compile(r"^[\d,]+ listings with a recorded")).first.inner_text()
+    n = min(40, int(caption.split(" ")[0].replace(",", "")))  # a small run has fewer than 40 to show
     field = tab.get_by_label("Suspects to show")
-    await field.fill("40")
+    await field.fill(str(n))
     await field.press("Enter")
-    await tab.get_by_role("button", name="Download 40 listings as CSV").wait_for(timeout=TIMEOUT_MS)
+    await tab.get_by_role("button", name=f"Download {n} listings as CSV").wait_for(timeout=TIMEOUT_MS)
     await drawn(tab)
 
 
 async def validation_losses(tab) -> None:
     await tab.get_by_text("validation", exact=True).click()
     await tab.locator(".gtitle", has_text="Per-task validation loss").first.wait_for(timeout=TIMEOUT_MS)
+    await drawn(tab)
+
+
+async def decide(tab) -> None:
+    """An audit decision on the chosen suspect (every session decides the same one: the later decision wins),
+    written to the run's decisions database, then the page's rerun that shows it."""
+    await tab.get_by_role("button", name="Recorded value is right").click()
+    await tab.get_by_text("confirmed as recorded").first.wait_for(timeout=TIMEOUT_MS)
     await drawn(tab)
 
 
@@ -219,7 +250,8 @@ INTERACTIONS = (
     Interaction("Map", "box selection", select_on_map),
     Interaction("Map", "colour by another attribute", change_map_colour),
     Interaction("Retrieve", "add a photo to the seed gallery", add_a_photo),
-    Interaction("Audit", "show 40 suspects", more_suspects),
+    Interaction("Audit", "show up to 40 suspects", more_suspects),
+    Interaction("Audit", "audit decision (recorded value is right)", decide),
     Interaction("Listing", "seed a retrieval with the gallery", seed_from_listing),
     Interaction("Model", "validation losses", validation_losses),
 )
@@ -262,7 +294,10 @@ async def measure(server_pid: int, phase: str, what: str, tabs: list,
     return result
 
 
-async def scenario(app_dir: Path, artifacts: Path, n_sessions: int, listing_id: str, fresh_pages: bool) -> list[Measure]:
+async def scenario(app_dir: Path, artifacts: Path, n_sessions: int, listing_id: str, fresh_pages: bool,
+                   smoke: bool = False) -> list[Measure]:
+    """Every phase, or with ``smoke`` only the new session, the first visits and the interactions (every step a
+    user takes, once: what the benchmark smoke test checks still works)."""
     from playwright.async_api import async_playwright
 
     pages = {spec.title: spec for spec in navigation.PAGES}
@@ -274,27 +309,29 @@ async def scenario(app_dir: Path, artifacts: Path, n_sessions: int, listing_id: 
             context = await browser.new_context(viewport=VIEWPORT)
             try:
                 first = await context.new_page()
-                fresh = [await measure(pid, "fresh server", spec.title, [first],
+                fresh = [] if smoke else [await measure(pid, "fresh server", spec.title, [first],
                                        lambda tab, s=spec: open_url(tab, server.url, s, listing_id))
                          for spec in navigation.PAGES]
-                await open_url(first, server.url, pages["Audit"], listing_id)  # and the listing visited below
-                fresh.append(await measure(pid, "fresh server", "Listing (first suspect)", [first],
-                                           lambda tab: visit(tab, "Listing")))
+                if not smoke:
+                    await open_url(first, server.url, pages["Audit"], listing_id)  # and the listing visited below
+                    fresh.append(await measure(pid, "fresh server", "Listing (first suspect)", [first],
+                                               lambda tab: visit(tab, "Listing")))
                 if fresh_pages:
                     results += fresh
                 await first.close()
                 # a browser that has never seen the app downloads Streamlit's JavaScript (once; then cached)
-                strangers = [await browser.new_context(viewport=VIEWPORT) for _ in range(n_sessions)]
+                strangers = [await browser.new_context(viewport=VIEWPORT) for _ in range(0 if smoke else n_sessions)]
                 overview = next(s for s in navigation.PAGES if s.default)
-                results.append(await measure(pid, "new browser", overview.title,
-                                             [await c.new_page() for c in strangers],
-                                             lambda tab: open_url(tab, server.url, overview, listing_id)))
+                if strangers:
+                    results.append(await measure(pid, "new browser", overview.title,
+                                                 [await c.new_page() for c in strangers],
+                                                 lambda tab: open_url(tab, server.url, overview, listing_id)))
                 for stranger in strangers:
                     await stranger.close()
                 tabs = [await context.new_page() for _ in range(n_sessions)]
                 results.append(await measure(pid, "new session", overview.title, tabs,
                                              lambda tab: open_url(tab, server.url, overview, listing_id)))
-                for phase in ("1st visit", "2nd visit"):
+                for phase in ("1st visit",) if smoke else ("1st visit", "2nd visit"):
                     for title in VISIT_ORDER:
                         results.append(await measure(pid, phase, title, tabs, lambda tab, t=title: visit(tab, t)))
                 for interaction in INTERACTIONS:
@@ -303,7 +340,7 @@ async def scenario(app_dir: Path, artifacts: Path, n_sessions: int, listing_id: 
                                                  tabs, interaction.act))
                     if interaction.page == "Listing":  # it ends on Retrieve; go back for the next
                         await asyncio.gather(*(visit(tab, "Audit") for tab in tabs))
-                for title in (overview.title, *VISIT_ORDER[:-1]):
+                for title in () if smoke else (overview.title, *VISIT_ORDER[:-1]):
                     results.append(await measure(pid, "deep link", title, tabs,
                                                  lambda tab, s=pages[title]: open_url(tab, server.url, s, listing_id)))
             finally:
@@ -316,15 +353,19 @@ async def scenario(app_dir: Path, artifacts: Path, n_sessions: int, listing_id: 
 
 def shadow_artifacts(run: Path, work_dir: Path) -> Path:
     """An artifacts root whose run is the given one through symbolic links, with a cache folder of its own
-    (kept between invocations, so the photos' thumbnails are made once)."""
+    (kept between invocations, so the photos' thumbnails are made once) and a ``user/`` folder of its own,
+    emptied now: the decisions the benchmark makes never reach the run's own database."""
     root = work_dir / "artifacts"
     target = root / run.name
     (target / "cache").mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(target / "user", ignore_errors=True)
     for folder in (target, target / "cache"):
         for entry in folder.iterdir():
             if entry.is_symlink():
                 entry.unlink()
     for entry in run.iterdir():
+        if entry.name in ("user", "build.lock"):
+            continue
         if entry.name == "cache" and entry.is_dir():
             for item in entry.iterdir():
                 (target / "cache" / item.name).symlink_to(item.resolve())
@@ -429,9 +470,11 @@ def summary_rows(label: str, measures: list[Measure], sessions: list[int]) -> li
         cpu = [m.server_cpu_s for m in cached]
         walls = [w for m in cached for w in m.walls]
         worst = max(cached, key=lambda m: m.server_cpu_s)
+        decisions = [m.server_cpu_s for m in interactions if "audit decision" in m.what]
+        decision = f"{statistics.mean(decisions):.3f}" if decisions else "–"
         rows.append(f"| {label} | {n} | {statistics.mean(cpu):.3f} | {worst.server_cpu_s:.3f} ({worst.phase}: "
                     f"{worst.what}) | {sum(c < CACHED_GOAL_S for c in cpu)} / {len(cpu)} | "
-                    f"{statistics.mean(m.server_cpu_s for m in interactions):.3f} | "
+                    f"{statistics.mean(m.server_cpu_s for m in interactions):.3f} | {decision} | "
                     f"{statistics.median(walls):.2f} / {max(walls):.2f} | "
                     f"{statistics.mean(m.client_cpu_s for m in cached):.2f} |")
     return rows
@@ -439,7 +482,7 @@ def summary_rows(label: str, measures: list[Measure], sessions: list[int]) -> li
 
 def markdown_section(versions: dict[str, list[Measure]], sessions: list[int], command: str, machine: str,
                      started: datetime.datetime, run: Path, quick: bool) -> str:
-    quick_note = (" This was a `--quick` run (1 and 2 sessions), a check that the benchmark works; the full "
+    quick_note = (" This was a `--quick` run (1 session), a check that the benchmark works; the full "
                   "measurement is `python benchmarks/bench_app_load.py --compare REV` on an otherwise idle machine."
                   if quick else "")
     lines = [SECTION_START, "## Server CPU per page load and per interaction, 1 to 16 concurrent sessions", "",
@@ -464,8 +507,8 @@ def markdown_section(versions: dict[str, list[Measure]], sessions: list[int], co
              "server CPU-seconds.", ""]
     lines += ["### Summary", "",
               "| app | sessions | cached page load: mean server CPU-s | slowest | under the goal | interaction: mean "
-              "server CPU-s | wall per load, median / max (s) | browser CPU-s per load |",
-              "|---|---:|---:|---|---:|---:|---:|---:|"]
+              "server CPU-s | audit decision: server CPU-s | wall per load, median / max (s) | browser CPU-s per load |",
+              "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     for label, measures in versions.items():
         lines += summary_rows(label, measures, sessions)
     for label, measures in versions.items():
@@ -488,17 +531,25 @@ def write_section(path: Path, section: str) -> None:
 
 
 def main() -> None:
+    global TIMEOUT_MS  # read by every wait above
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, default=REPO_ROOT / "artifacts" / "demo", help="a built run (read only)")
     parser.add_argument("--sessions", type=int, nargs="+", default=[1, 8, 16], help="concurrent sessions")
     parser.add_argument("--compare", metavar="REV", help="also measure the app at this git revision")
-    parser.add_argument("--quick", action="store_true", help="1 and 2 sessions; a check that the benchmark works")
+    parser.add_argument("--quick", action="store_true", help="1 session; a check that the benchmark works")
+    parser.add_argument("--smoke", action="store_true", help="1 session, every page and interaction once, nothing "
+                        "written (tests/test_benchmarks_smoke.py: a check that every step still works)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "benchmarks" / "app.md")
     parser.add_argument("--no-write", action="store_true", help="print only; leave --out alone")
+    parser.add_argument("--timeout-s", type=float, default=300,
+                        help="how long a tab waits for a page (default 300 s; the smoke test waits less)")
     parser.add_argument("--work-dir", type=Path, default=Path(tempfile.gettempdir()) / "gallery-core-bench-app-load")
     args = parser.parse_args()
-    if args.quick:
-        args.sessions = [1, 2]
+    TIMEOUT_MS = int(args.timeout_s * 1000)
+    if args.quick or args.smoke:
+        args.sessions = [1]
+    if args.smoke:
+        args.no_write, args.compare = True, None
     if not (args.run / "manifest.json").is_file():
         sys.exit(f"{args.run}: not a built run (no manifest.json); build the demo with `make demo-data`")
     started = datetime.datetime.now()
@@ -517,8 +568,9 @@ def main() -> None:
     for i, n in enumerate(args.sessions):
         for label, app_dir in apps.items():
             print(f"{label}: {n} session(s)", flush=True)
-            versions[label] += asyncio.run(scenario(app_dir, artifacts, n, listing_id, fresh_pages=i == 0))
-    command = "python benchmarks/bench_app_load.py" + (" --quick" if args.quick else
+            versions[label] += asyncio.run(scenario(app_dir, artifacts, n, listing_id, fresh_pages=i == 0,
+                                                    smoke=args.smoke))
+    command = "python benchmarks/bench_app_load.py" + (" --smoke" if args.smoke else " --quick" if args.quick else
                                                        f" --sessions {' '.join(map(str, args.sessions))}")
     if args.compare:
         command += f" --compare {args.compare}"
