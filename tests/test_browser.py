@@ -41,6 +41,7 @@ MAX_SCREENSHOT_HEIGHT = 5000
 PAGES = ("overview", "map", "listing", "retrieve", "audit", "model")
 PAGE_TIMEOUT_MS = 45_000
 LARGE_MAP_LISTINGS = 200_000
+POINT_BUDGET = 30_000  # the scatter draws WebGL points up to this many in view (src/index.js), pixels beyond
 NEEDS_CHROMIUM = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at "
                                     "/usr/bin/chromium (`make browser` or `apt-get install chromium`)")
 
@@ -145,7 +146,8 @@ def lasso_on_map(page) -> int:
 
 def hover_a_map_point(page) -> tuple[int, str]:
     """Rest the mouse on the map point nearest the plot's centre and wait for the hover bridge's photo box;
-    returns the point's row and the listing id the box shows."""
+    returns the row the scatter reports under the cursor (on a dense map, a neighbour of the point aimed at may
+    be nearer the cursor's pixel) and the listing id the box shows."""
     page.locator(MAP_PLOT).first.scroll_into_view_if_needed()
     wait_for_scatter(page)
     point = page.evaluate("() => window.galleryCoreScatter.pointNearCentre()")
@@ -155,7 +157,7 @@ def hover_a_map_point(page) -> tuple[int, str]:
     box = page.locator(HOVER_BOX)
     box.wait_for(state="visible", timeout=PAGE_TIMEOUT_MS)
     assert box.locator("img").get_attribute("src").startswith("data:image/")
-    return point["row"], box.locator("span").inner_text()
+    return page.evaluate("() => window.galleryCoreScatter.hovered"), box.locator("span").inner_text()
 
 
 def change_colour(page, label: str) -> dict:
@@ -288,8 +290,20 @@ def check_the_map(page, listings) -> None:
     assert 0 < select_on_map(page) <= n
     assert 0 < lasso_on_map(page) <= n
     assert points_on_map(page) == n, "the selection dropped points from the map"
+    # level of detail: more than POINT_BUDGET points in view are drawn as pixels, fewer as WebGL points
+    assert wait_for_scatter(page)["lod"] == ("raster" if n > POINT_BUDGET else "points")
+    if n > POINT_BUDGET:
+        page.locator(MAP_PLOT).first.hover()
+        for _ in range(40):  # zoom in on the centre until few enough points are in view
+            page.mouse.wheel(0, -400)
+            page.wait_for_timeout(100)
+            if page.evaluate("() => window.galleryCoreScatter.lod") == "points":
+                break
+        zoomed = wait_for_scatter(page)
+        assert zoomed["lod"] == "points" and 0 < zoomed["points"] <= POINT_BUDGET
     page.get_by_role("button", name="Reset view", exact=True).focus()
     page.keyboard.press("Enter")  # keyboard-reachable: fits every point in view again
+    page.wait_for_function(f"() => window.galleryCoreScatter.points === {n}", timeout=PAGE_TIMEOUT_MS)
     assert not exceptions_on(page)
 
 

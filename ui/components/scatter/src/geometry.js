@@ -65,6 +65,26 @@ export function nearest(grid, visible, x, y, radius) {
   return best;
 }
 
+// The visible rows inside the view [left, bottom, right, top] (what is drawn: grid cells outside are skipped).
+export function rowsInView(grid, visible, [left, bottom, right, top]) {
+  const out = new Uint32Array(grid.n);
+  let k = 0;
+  const [ax, bx] = cellRange(grid, left, right, grid.x0, grid.sx);
+  const [ay, by] = cellRange(grid, bottom, top, grid.y0, grid.sy);
+  for (let cy = ay; cy <= by; cy++) {
+    for (let cx = ax; cx <= bx; cx++) {
+      const cell = cy * GRID + cx;
+      for (let i = grid.starts[cell]; i < grid.starts[cell + 1]; i++) {
+        const row = grid.order[i];
+        if (visible && !visible[row]) continue;
+        const x = grid.xy[2 * row], y = grid.xy[2 * row + 1];
+        if (x >= left && x <= right && y >= bottom && y <= top) out[k++] = row;
+      }
+    }
+  }
+  return out.subarray(0, k);
+}
+
 // Even-odd rule, as map_selection.points_in_polygon computes it.
 function inPolygon(polygon, px, py) {
   let inside = false;

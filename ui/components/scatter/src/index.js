@@ -10,7 +10,7 @@ import { Deck, OrthographicView } from "@deck.gl/core";
 import { ScatterplotLayer } from "@deck.gl/layers";
 
 import { gradientCss, pointColours } from "./colours.js";
-import { buildGrid, nearest, selectionMask, unpackBits } from "./geometry.js";
+import { buildGrid, nearest, rowsInView, selectionMask, unpackBits } from "./geometry.js";
 import { decodePayload } from "./payload.js";
 
 const HOVER_RADIUS_PX = 6; // a point counts as hovered within this many pixels of the cursor
@@ -25,8 +25,9 @@ const map = {
   grid: null, // geometry.buildGrid of the coordinates
   header: null, // the latest payload's header
   visible: null, // 0/1 per row (null: every row visible)
-  rows: null, // the drawn rows, in order (null: every row)
-  positions: null, // float32 x,y of the drawn points
+  colours: null, // RGBA of every row (colour column and selection applied)
+  raster: null, // the 2D canvas the dense views are drawn into
+  pending: false, // a redraw for a view change is scheduled
   selected: null, // 0/1 per row, or null: no selection
   report: null, // the current mount's setStateValue
   deck: null,
@@ -39,9 +40,27 @@ const map = {
   nonce: 0,
   // what tests and benchmarks read (window.galleryCoreScatter): what is drawn, and when
   stats: { points: 0, colourKey: null, maskKey: null, selectionKey: null, selected: 0, version: 0,
-    renderedVersion: -1, renders: 0, lod: "points", webgl2: null, error: null },
+    renderedVersion: -1, renders: 0, lod: "points", webgl2: null, error: null,
+    // milliseconds (performance.now()) of the last data received, prepared and drawn: where a wait goes
+    receivedAt: 0, preparedAt: 0, renderedAt: 0 },
 };
 window.galleryCoreScatter = map.stats;
+
+// For profiling: frames per second of the page while idle, then while the deck redraws every frame.
+map.stats.frameRates = (ms) => new Promise((done) => {
+  const count = (redraw, then) => {
+    let frames = 0;
+    const start = performance.now();
+    const tick = () => {
+      frames++;
+      if (redraw) map.deck.redraw("profile");
+      if (performance.now() - start < ms) requestAnimationFrame(tick);
+      else then((frames * 1000) / (performance.now() - start));
+    };
+    requestAnimationFrame(tick);
+  };
+  count(false, (idle) => count(true, (drawing) => done({ idle, drawing })));
+});
 
 // For the browser tests: the visible point nearest the plot's centre, with its position in the viewport.
 map.stats.pointNearCentre = () => {
@@ -72,6 +91,7 @@ function fitView() {
   const scale = 0.92 * Math.min(width / (g.x1 - g.x0 || 1), height / (g.y1 - g.y0 || 1));
   map.viewState = { target: [(g.x0 + g.x1) / 2, (g.y0 + g.y1) / 2, 0], zoom: Math.log2(scale), minZoom: -20, maxZoom: 40 };
   map.deck.setProps({ viewState: map.viewState });
+  scheduleRender();
   map.stats.fit = { width, height, view: map.viewState, bounds: [g.x0, g.x1, g.y0, g.y1] };
 }
 
@@ -98,10 +118,12 @@ function createDeck() {
     onViewStateChange: ({ viewState }) => {
       map.viewState = viewState;
       map.deck.setProps({ viewState });
+      scheduleRender(); // what is drawn depends on what is in view
     },
     onAfterRender: () => {
       map.stats.renders++;
       map.stats.renderedVersion = map.stats.version;
+      map.stats.renderedAt = performance.now();
     },
     onError: (error) => {
       map.stats.error = String(error && error.message ? error.message : error);
@@ -110,46 +132,118 @@ function createDeck() {
   });
 }
 
+// Level of detail. WebGL points cost software rendering (SwiftShader, as in headless Chromium) about the same
+// per point whether they are on screen or not, ~17 us each per frame measured here (2,000 points: 11 frames/s,
+// 100,000: 0.6/s, on 2 shared cores): 1M points would take seconds per frame. So the map draws the points in
+// view, and where more than POINT_BUDGET are in view (zoomed out on a large run) it draws every one of them as
+// a pixel block of its colour into a 2D canvas, a CPU pass over the points in view each time the view
+// changes; zoomed in to at most POINT_BUDGET points in view, deck.gl's ScatterplotLayer draws them. Either way
+// every visible listing in view is drawn (none sampled), hover and selection work the same (on the CPU).
+const POINT_BUDGET = 30000;
+
+function viewBounds() {
+  const { target, zoom } = map.viewState;
+  const scale = 2 ** zoom;
+  const w = map.plot.clientWidth / 2 / scale, h = map.plot.clientHeight / 2 / scale;
+  return [target[0] - w, target[1] - h, target[0] + w, target[1] + h];
+}
+
+// Colours of every row for the current colour column and selection (RGBA), computed once per change of either.
 function draw() {
   const h = map.header;
-  const values = map.blobs.get(h.colour.key);
-  const colours = pointColours(h.colour, values, map.rows, map.selected, FADED_ALPHA);
-  const n = map.rows ? map.rows.length : map.grid.n;
+  map.colours = pointColours(h.colour, map.blobs.get(h.colour.key), null, map.selected, FADED_ALPHA);
+  map.stats.colourKey = h.colour.key;
+  map.stats.maskKey = h.mask;
+  renderView();
+}
+
+function scheduleRender() {
+  if (map.pending) return;
+  map.pending = true;
+  requestAnimationFrame(() => {
+    map.pending = false;
+    if (map.colours) renderView();
+  });
+}
+
+function renderView() {
+  const bounds = viewBounds();
+  const rows = rowsInView(map.grid, map.visible, bounds);
+  map.stats.version++;
+  map.stats.points = rows.length;
+  if (rows.length <= POINT_BUDGET) {
+    map.stats.lod = "points";
+    map.raster.hidden = true;
+    drawPoints(rows);
+  } else {
+    map.stats.lod = "raster";
+    map.deck.setProps({ layers: [] });
+    rasterise(rows, bounds);
+    map.raster.hidden = false;
+    map.stats.renders++;
+    map.stats.renderedVersion = map.stats.version; // drawn synchronously: on screen at the next frame
+    map.stats.renderedAt = performance.now();
+  }
+}
+
+function drawPoints(rows) {
+  const positions = new Float32Array(2 * rows.length);
+  const colours = new Uint8Array(4 * rows.length);
+  const xy = map.grid.xy, all = new Uint32Array(map.colours.buffer), some = new Uint32Array(colours.buffer);
+  for (let k = 0; k < rows.length; k++) {
+    positions[2 * k] = xy[2 * rows[k]];
+    positions[2 * k + 1] = xy[2 * rows[k] + 1];
+    some[k] = all[rows[k]];
+  }
   const layer = new ScatterplotLayer({
     id: "points",
-    data: { length: n, attributes: {
-      getPosition: { value: map.positions, size: 2 },
+    data: { length: rows.length, attributes: {
+      getPosition: { value: positions, size: 2 },
       getFillColor: { value: colours, size: 4, normalized: true },
     } },
     radiusUnits: "pixels",
-    getRadius: radiusPx(h.n),
+    getRadius: radiusPx(map.header.n),
     stroked: false,
     pickable: false, // the point under the cursor is found on the CPU (geometry.nearest)
   });
-  map.stats.version++;
-  map.stats.points = n;
-  map.stats.colourKey = h.colour.key;
-  map.stats.maskKey = h.mask;
   map.deck.setProps({ layers: [layer] });
 }
 
-function drawnRows(visible, n) {
-  if (!visible) return null;
-  let count = 0;
-  for (let i = 0; i < n; i++) count += visible[i];
-  const rows = new Uint32Array(count);
-  for (let i = 0, k = 0; i < n; i++) if (visible[i]) rows[k++] = i;
-  return rows;
-}
-
-function compactPositions(xy, rows) {
-  if (!rows) return xy;
-  const out = new Float32Array(2 * rows.length);
-  for (let k = 0; k < rows.length; k++) {
-    out[2 * k] = xy[2 * rows[k]];
-    out[2 * k + 1] = xy[2 * rows[k] + 1];
+// Every row in view as a square of its colour, the size of its WebGL point; a selection's points last, on top.
+function rasterise(rows, [left, , , top]) {
+  const dpr = window.devicePixelRatio || 1;
+  const width = Math.max(1, Math.round(map.plot.clientWidth * dpr));
+  const height = Math.max(1, Math.round(map.plot.clientHeight * dpr));
+  const canvas = map.raster;
+  if (canvas.width !== width || canvas.height !== height) {
+    canvas.width = width;
+    canvas.height = height;
   }
-  return out;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(width, height);
+  const pixels = new Uint32Array(image.data.buffer); // RGBA bytes, as map.colours holds them
+  const colours = new Uint32Array(map.colours.buffer);
+  const scale = 2 ** map.viewState.zoom * dpr;
+  const size = Math.max(1, Math.round(2 * radiusPx(map.header.n) * dpr));
+  const half = size / 2, xy = map.grid.xy, selected = map.selected;
+  for (const pass of selected ? [0, 1] : [null]) {
+    for (let k = 0; k < rows.length; k++) {
+      const row = rows[k];
+      if (pass !== null && selected[row] !== pass) continue;
+      const px = Math.floor((xy[2 * row] - left) * scale - half + 0.5);
+      const py = Math.floor((top - xy[2 * row + 1]) * scale - half + 0.5);
+      const colour = colours[row];
+      for (let dy = 0; dy < size; dy++) {
+        const y = py + dy;
+        if (y < 0 || y >= height) continue;
+        for (let dx = 0; dx < size; dx++) {
+          const x = px + dx;
+          if (x >= 0 && x < width) pixels[y * width + x] = colour;
+        }
+      }
+    }
+  }
+  context.putImageData(image, 0, 0);
 }
 
 function legend(root) {
@@ -186,7 +280,7 @@ function legend(root) {
 
 function status(root) {
   const h = map.header;
-  const n = map.rows ? map.rows.length : map.grid.n;
+  const n = map.visible ? map.visible.reduce((a, b) => a + b, 0) : map.grid.n;
   const selected = map.stats.selected;
   root.querySelector(".status").textContent =
     `${n.toLocaleString()} points` + (selected ? ` · ${selected.toLocaleString()} selected` : "") + (h.note ? ` · ${h.note}` : "");
@@ -255,6 +349,7 @@ function hoveredRow(px, py) {
 function hover(row, event) {
   if (row === map.hovered) return;
   map.hovered = row;
+  map.stats.hovered = row;
   window.dispatchEvent(new CustomEvent(HOVER_EVENT, {
     detail: { row: row < 0 ? null : row, clientX: event ? event.clientX : 0, clientY: event ? event.clientY : 0 },
   }));
@@ -335,8 +430,6 @@ function receive(bytes) {
   }
   if (!map.header || header.mask !== map.header.mask || header.coords !== map.header.coords) {
     map.visible = header.mask === null ? null : unpackBits(map.blobs.get(header.mask), header.n);
-    map.rows = drawnRows(map.visible, header.n);
-    map.positions = compactPositions(map.grid.xy, map.rows);
   }
   if (!map.header || header.selection !== map.header.selection || header.coords !== map.header.coords
       || map.stats.selectionKey !== header.selection) {
@@ -350,6 +443,7 @@ function receive(bytes) {
 
 export default function (component) {
   const { data, parentElement, setStateValue } = component;
+  map.stats.receivedAt = performance.now();
   map.report = setStateValue;
   const root = parentElement;
   const plot = root.querySelector(".plot");
@@ -363,6 +457,7 @@ export default function (component) {
     // a new mount (first, or back on the page): a new deck in the new element, and our listeners on it
     if (map.deck) map.deck.finalize();
     map.plot = plot;
+    map.raster = plot.querySelector(".raster");
     map.deck = null;
     map.fitted = null;
     createDeck();
@@ -380,6 +475,7 @@ export default function (component) {
   draw();
   legend(root);
   status(root);
+  map.stats.preparedAt = performance.now();
   return () => {
     if (map.report !== setStateValue) return; // the cleanup of an earlier call
     hover(-1);
