@@ -8,7 +8,7 @@ PORT   ?= 8501
 LOCK_FLAGS := -c requirements/pins.txt --python-version 3.11 --python-platform x86_64-manylinux_2_28 \
               --quiet --no-header --annotation-style line $(UPGRADE)
 
-.PHONY: install lock browser demo demo-data serve test lint bench clean
+.PHONY: install lock browser scatter demo demo-data serve test lint bench clean
 
 # Virtual environments from the lock files (exact versions of everything; see requirements/README.md),
 # then this package itself (editable, for the console script; its dependencies are all in the lock).
@@ -51,6 +51,11 @@ browser:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 	@chromium --version
+
+# The Map page's WebGL scatter (deck.gl): its bundle, ui/components/scatter/dist/scatter.js, is committed, so
+# nothing here needs Node; this rebuilds it from src/ and package-lock.json (Node 20, the npm registry).
+scatter:
+	cd ui/components/scatter && npm ci --no-audit --no-fund && npm run build
 
 # Generate the demo catalogue (if missing) and build its run (steps already done are skipped).
 demo-data: install
