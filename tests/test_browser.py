@@ -2,7 +2,7 @@
 
 Walks through every page as a user would: checks that the map drew every listing, that hovering a point
 shows its photos, and selects some with a box drag (the map's own checks, colour change and lasso included,
-on the demo run and on a 200k-listing run, are ``check_the_map``), follows a listing's link, seeds a retrieval with its
+on the demo run and on a 200k-listing run, are in test_browser_map.py), follows a listing's link, seeds a retrieval with its
 gallery and a clicked catalogue photo and reads each result's explanation (the best seed/listing photo
 pairs), opens an audit suspect's photo evidence; checks that no page shows an exception, and saves a
 screenshot of each page (and of the map with a point hovered).
@@ -15,7 +15,6 @@ Run as a script to take the README's screenshots of the demo run::
 from __future__ import annotations
 
 import argparse
-import math
 import re
 import shutil
 import sys
@@ -26,6 +25,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: the app's ui/ package sits beside tests/
     sys.path.insert(0, str(REPO_ROOT))
+
+from browser_map import HOVER_BOX, hover_a_map_point, points_on_map, select_on_map  # noqa: E402
 
 from gallery_core.data.uploads import MAX_UPLOAD_BYTES  # noqa: E402
 from ui import navigation  # noqa: E402
@@ -40,8 +41,6 @@ VIEWPORT = {"width": 1400, "height": 1000}
 MAX_SCREENSHOT_HEIGHT = 5000
 PAGES = ("overview", "map", "listing", "retrieve", "audit", "model")
 PAGE_TIMEOUT_MS = 45_000
-LARGE_MAP_LISTINGS = 200_000
-POINT_BUDGET = 30_000  # the scatter draws WebGL points up to this many in view (src/index.js), pixels beyond
 NEEDS_CHROMIUM = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed at "
                                     "/usr/bin/chromium (`make browser` or `apt-get install chromium`)")
 
@@ -75,99 +74,6 @@ def exceptions_on(page) -> list[str]:
 def open_from_sidebar(page, title: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=title, exact=True).click()
     wait_until_rendered(page, title)
-
-
-MAP_PLOT = ".plot"  # the WebGL scatter's plot area (Playwright's CSS selectors pierce the component's shadow root)
-HOVER_BOX = ".hover-photos"  # the hover bridge's photo box
-# What the scatter has drawn (ui/components/scatter/src/index.js keeps it at window.galleryCoreScatter).
-SCATTER_DRAWN = ("() => { const s = window.galleryCoreScatter;"
-                 " return !!s && s.renders > 0 && s.renderedVersion === s.version && s.points > 0; }")
-
-
-def wait_for_scatter(page) -> dict:
-    """Wait until the scatter has drawn its latest data; returns its stats."""
-    page.wait_for_function(SCATTER_DRAWN, timeout=PAGE_TIMEOUT_MS)
-    return page.evaluate("() => ({...window.galleryCoreScatter})")
-
-
-def points_on_map(page) -> int:
-    """How many points the scatter drew (every listing passing the filters; none sampled away)."""
-    return wait_for_scatter(page)["points"]
-
-
-def drag(page, points: list[tuple[float, float]]) -> int:
-    """Press, move through ``points`` (fractions of the plot area), release; returns the number of points the
-    browser highlighted at once (its own geometry, before Python's answer)."""
-    plot = page.locator(MAP_PLOT).first
-    plot.scroll_into_view_if_needed()
-    box = plot.bounding_box()
-    assert box is not None, "the map has no plot area"
-    at = [(box["x"] + box["width"] * fx, box["y"] + box["height"] * fy) for fx, fy in points]
-    page.mouse.move(*at[0])
-    page.mouse.down()
-    for x, y in at[1:]:
-        page.mouse.move(x, y, steps=6)
-    page.mouse.up()
-    return page.evaluate("() => window.galleryCoreScatter.selected")
-
-
-def selected_heading(page) -> int:
-    heading = page.get_by_role("heading", name=re.compile(r"Selected listings: [1-9]"))
-    heading.wait_for(timeout=PAGE_TIMEOUT_MS)
-    return int(heading.inner_text().split(": ")[1].replace(",", ""))
-
-
-def select_on_map(page) -> int:
-    """Box-select most of the map and wait for the selected galleries; checks that the browser's highlight and
-    Python's selection hold the same number of listings, and returns it."""
-    highlighted = drag(page, [(0.05, 0.05), (0.6, 0.6), (0.95, 0.95)])
-    n = selected_heading(page)
-    wait_until_rendered(page, "Map")
-    assert n == highlighted, f"Python selected {n} listings, the browser highlighted {highlighted}"
-    assert wait_for_scatter(page)["selected"] == n
-    return n
-
-
-def lasso_on_map(page) -> int:
-    """Draw a lasso (a pentagon around the plot's centre) and check it as ``select_on_map`` does."""
-    page.get_by_role("button", name="Lasso", exact=True).click()
-    before = page.get_by_role("heading", name=re.compile(r"Selected listings: ")).inner_text()
-    pentagon = [(0.5 + 0.45 * math.cos(a), 0.5 + 0.45 * math.sin(a))
-                for a in [2 * math.pi * k / 5 - math.pi / 2 for k in range(6)]]
-    highlighted = drag(page, pentagon)
-    page.wait_for_function("text => ![...document.querySelectorAll('h3')].some(h => h.innerText === text)", arg=before,
-                           timeout=PAGE_TIMEOUT_MS)
-    n = selected_heading(page)
-    wait_until_rendered(page, "Map")
-    assert n == highlighted, f"Python selected {n} listings, the browser's lasso highlighted {highlighted}"
-    page.get_by_role("button", name="Box select", exact=True).click()
-    return n
-
-
-def hover_a_map_point(page) -> tuple[int, str]:
-    """Rest the mouse on the map point nearest the plot's centre and wait for the hover bridge's photo box;
-    returns the row the scatter reports under the cursor (on a dense map, a neighbour of the point aimed at may
-    be nearer the cursor's pixel) and the listing id the box shows."""
-    page.locator(MAP_PLOT).first.scroll_into_view_if_needed()
-    wait_for_scatter(page)
-    point = page.evaluate("() => window.galleryCoreScatter.pointNearCentre()")
-    page.mouse.move(point["x"] - 30, point["y"] - 30)
-    page.wait_for_timeout(200)
-    page.mouse.move(point["x"], point["y"], steps=6)
-    box = page.locator(HOVER_BOX)
-    box.wait_for(state="visible", timeout=PAGE_TIMEOUT_MS)
-    assert box.locator("img").get_attribute("src").startswith("data:image/")
-    return page.evaluate("() => window.galleryCoreScatter.hovered"), box.locator("span").inner_text()
-
-
-def change_colour(page, label: str) -> dict:
-    """Pick another "Colour by" option; returns the scatter's stats once it has drawn the new colours."""
-    before = wait_for_scatter(page)["colourKey"]
-    page.get_by_role("combobox", name="Colour by").click()
-    page.keyboard.type(label)  # the list is virtualised: type to bring the option up
-    page.get_by_role("option", name=label, exact=True).click()
-    page.wait_for_function(f"() => window.galleryCoreScatter.colourKey !== {before!r}", timeout=PAGE_TIMEOUT_MS)
-    return wait_for_scatter(page)
 
 
 def explanation_pairs(page) -> list[str]:
@@ -263,113 +169,6 @@ def test_every_page_in_a_real_browser(app_artifacts, tmp_path):
     assert not {page: texts for page, texts in found.items() if texts}, f"exceptions shown: {found}"
     for name in PAGES:
         assert (tmp_path / "screenshots" / f"{name}.png").stat().st_size > 10_000
-
-
-def open_map(browser, url: str):
-    page = browser.new_page(viewport=VIEWPORT)
-    page.goto(f"{url}/{navigation.page_url('Map')}")
-    wait_until_rendered(page, "Map")
-    return page
-
-
-def check_the_map(page, listings) -> None:
-    """Every listing drawn; hover shows the hovered listing's photos (again after the fragment rerun the first
-    hover caused); a colour change redraws with only a new colour column; a box and a lasso select what the
-    browser highlights; the selection keeps every point drawn."""
-    n = len(listings)
-    assert points_on_map(page) == n, "the map did not draw every listing"
-    row, shown = hover_a_map_point(page)
-    assert shown == listings["listing_id"].iloc[row], "the photo box shows another listing than the hovered one"
-    page.mouse.move(2, 2)
-    page.locator(HOVER_BOX).wait_for(state="hidden", timeout=PAGE_TIMEOUT_MS)
-    assert hover_a_map_point(page) == (row, shown)
-    page.mouse.move(2, 2)
-    stats = change_colour(page, "Attribute: price")
-    assert stats["points"] == n
-    assert page.locator(".legend-title").inner_text() == "price"
-    assert 0 < select_on_map(page) <= n
-    assert 0 < lasso_on_map(page) <= n
-    assert points_on_map(page) == n, "the selection dropped points from the map"
-    # level of detail: more than POINT_BUDGET points in view are drawn as pixels, fewer as WebGL points
-    assert wait_for_scatter(page)["lod"] == ("raster" if n > POINT_BUDGET else "points")
-    if n > POINT_BUDGET:
-        page.locator(MAP_PLOT).first.hover()
-        for _ in range(40):  # zoom in on the centre until few enough points are in view
-            page.mouse.wheel(0, -400)
-            page.wait_for_timeout(100)
-            if page.evaluate("() => window.galleryCoreScatter.lod") == "points":
-                break
-        zoomed = wait_for_scatter(page)
-        assert zoomed["lod"] == "points" and 0 < zoomed["points"] <= POINT_BUDGET
-    page.get_by_role("button", name="Reset view", exact=True).focus()
-    page.keyboard.press("Enter")  # keyboard-reachable: fits every point in view again
-    page.wait_for_function(f"() => window.galleryCoreScatter.points === {n}", timeout=PAGE_TIMEOUT_MS)
-    assert not exceptions_on(page)
-
-
-@pytest.mark.browser
-@NEEDS_CHROMIUM
-def test_the_webgl_map_on_the_demo_run(app_artifacts):
-    import pandas as pd
-    from playwright.sync_api import sync_playwright
-
-    listings = pd.read_parquet(app_artifacts / "demo" / "listings.parquet")
-    with streamlit_server(app_artifacts) as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        try:
-            check_the_map(open_map(browser, server.url), listings)
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def large_map_artifacts(tiny_run, tmp_path_factory) -> Path:
-    """An artifacts root holding a 200k-listing run made from the tiny run (benchmarks/bench_app.py's
-    synthetic runs, benchmarks/synthetic_run.py: the listings repeated with new ids, one photo each, jittered
-    coordinates)."""
-    sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
-    from synthetic_run import make_synthetic_run
-
-    root = tmp_path_factory.mktemp("large_map")
-    make_synthetic_run(tiny_run, root / "demo", LARGE_MAP_LISTINGS, max_photos=1, max_dim=16)
-    return root
-
-
-@pytest.mark.browser
-@NEEDS_CHROMIUM
-def test_the_webgl_map_of_200k_listings(large_map_artifacts):
-    import pandas as pd
-    from playwright.sync_api import sync_playwright
-
-    listings = pd.read_parquet(large_map_artifacts / "demo" / "listings.parquet")
-    assert len(listings) == LARGE_MAP_LISTINGS
-    with streamlit_server(large_map_artifacts) as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_FLAGS)
-        try:
-            check_the_map(open_map(browser, server.url), listings)
-        finally:
-            browser.close()
-
-
-@pytest.mark.browser
-@NEEDS_CHROMIUM
-def test_without_webgl2_the_map_is_plotlys(app_artifacts):
-    """A browser without WebGL2 (deck.gl needs it) gets the plotly figure (WebGL1) with a note, every listing in it."""
-    import pandas as pd
-    from playwright.sync_api import sync_playwright
-
-    n = len(pd.read_parquet(app_artifacts / "demo" / "listings.parquet"))
-    with streamlit_server(app_artifacts) as server, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*CHROMIUM_FLAGS, "--disable-webgl2"])
-        try:
-            page = open_map(browser, server.url)
-            page.get_by_text("This browser has no WebGL2").wait_for(timeout=PAGE_TIMEOUT_MS)
-            page.locator(".js-plotly-plot").first.wait_for(timeout=PAGE_TIMEOUT_MS)
-            page.wait_for_function("() => document.querySelector('.js-plotly-plot')._fullData"
-                                   f".reduce((n, t) => n + (t._length || 0), 0) === {n}", timeout=PAGE_TIMEOUT_MS)
-            assert not exceptions_on(page)
-        finally:
-            browser.close()
 
 
 def first_request(artifacts: Path, path: str, title: str, check) -> None:
