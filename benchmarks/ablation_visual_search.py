@@ -221,7 +221,12 @@ def main() -> int:
     parser.add_argument("--fresh", action="store_true", help="retrain arms already trained in WORK")
     parser.add_argument("--run", type=Path, default=REPO / "artifacts" / "demo",
                         help="also measure this built run's own robustness (the product model); '' to skip")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="photo size (default: that of --run, whose trunk cache --source-cache holds)")
     args = parser.parse_args()
+    if args.image_size is None and str(args.run) not in ("", ".") and (args.run / "manifest.json").is_file():
+        # the source cache was made at the run's size (the demo: 128 px), not the backbone's native 224
+        args.image_size = json.loads((args.run / "manifest.json").read_text())["config"]["model"]["image_size"]
     root = args.work
     if args.quick:
         args.epochs, args.queries, args.work = 2, 60, root / "quick"
@@ -232,7 +237,7 @@ def main() -> int:
     catalogue = load_catalogue(args.catalogue)
     # Features, timings and the run's robustness are cached per catalogue, shared by --quick and full runs.
     cache = root / "cache" / catalogue.fingerprint[:16]
-    base = BuildConfig(model=ModelConfig(trainable_stages=0),
+    base = BuildConfig(model=ModelConfig(trainable_stages=0, image_size=args.image_size),
                        train=TrainConfig(lr=args.lr, max_epochs=args.epochs, seed=seed)).validate()
     timings_path = cache / "timings.json"  # first-computation times, kept when the caches are reused
     timings = json.loads(timings_path.read_text()) if timings_path.is_file() else {}
@@ -274,12 +279,16 @@ def main() -> int:
         if (run_dir / "model.pt").is_file() and _trained_on(run_dir / "model.pt") != catalogue.fingerprint:
             log(f"{name}: trained on another catalogue; training again")
             shutil.rmtree(run_dir)
+        seconds_path = run_dir / "train_seconds.json"  # the checkpoint's history no longer holds epoch times
         if not (run_dir / "model.pt").is_file():
             log(f"training {name}")
-            train(catalogue, config, run_dir, progress=False, cache_dir=cache)
+            trained = train(catalogue, config, run_dir, progress=False, cache_dir=cache)
+            write_json(seconds_path, {"epoch_seconds": trained.epoch_seconds})
         model, checkpoint = load_checkpoint(run_dir / "model.pt", device="cpu")
         history = checkpoint["history"]
-        train_s = sum(h["seconds"] for h in history)  # the epochs' own wall time, also when trained earlier
+        # the epochs' own wall time, also when trained earlier (0 for an arm trained before it was recorded)
+        epoch_seconds = json.loads(seconds_path.read_text())["epoch_seconds"] if seconds_path.is_file() else []
+        train_s = sum(epoch_seconds)
         t0 = time.perf_counter()
         log(f"evaluating {name}")
         result = evaluate_arm(model, checkpoint, catalogue, clean_features, corrupted, listing_index, in_query,
@@ -288,7 +297,7 @@ def main() -> int:
         first, best = history[0], history[checkpoint["best_epoch"] - 1]
         report["arms"][name] = {
             "objectives": ARMS[name], "train_seconds": round(train_s, 1), "epochs_run": len(history),
-            "best_epoch": checkpoint["best_epoch"], "seconds_per_epoch": [h["seconds"] for h in history],
+            "best_epoch": checkpoint["best_epoch"], "seconds_per_epoch": epoch_seconds,
             "first_epoch_train_losses": first["train_task_losses"], "best_epoch_val_losses": best["val_task_losses"],
             "triplet_mining": checkpoint.get("triplet_mining"), **result}
         log(f"{name}: hold-out {result['holdout']['accuracy']:.3f}, recall@{k} "

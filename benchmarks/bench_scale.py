@@ -175,7 +175,7 @@ def make_scale_run(source_dir: Path, out: Path, n_listings: int, photos_per_list
     checkpoint |= {"catalogue_fingerprint": fingerprint, "trunk_cache_key": trunk_key(config, source.tasks, fingerprint),
                    "val_listing_ids": listings.loc[listings["split"] == "val", "listing_id"].tolist()}
     save_checkpoint(paths.checkpoint, checkpoint)
-    for name in ("train_log", "catalogue_report"):
+    for name in ("train_log", "catalogue_report", "whitening"):  # whitening: the source's fits these embeddings too
         shutil.copyfile(getattr(source.paths, name), getattr(paths, name))
     base = {key: source.manifest[key] for key in ("tasks", "holdout", "backbone") if key in source.manifest}
     base |= {"config": config.to_dict(),

@@ -5,6 +5,7 @@ The frozen trunk is deterministic, so its output can be computed once and reused
 it means for a full training run, on a slice of the demo catalogue.
 
     python benchmarks/bench_trunk_cache.py [--catalogue data/demo] [--listings 200] [--epochs-planned 10]
+    python benchmarks/bench_trunk_cache.py --quick --catalogue CATALOGUE   # 20 listings at 32 px: a check
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gallery_core.config import BuildConfig, demo_catalogue_dir
+from gallery_core.config import BuildConfig, ModelConfig, demo_catalogue_dir
 from gallery_core.data.catalogue import load_catalogue
 from gallery_core.data.photos import trunk_cache_key
 from gallery_core.models.checkpoint import build_model
@@ -32,9 +33,12 @@ def main() -> None:
     parser.add_argument("--catalogue", type=Path, default=demo_catalogue_dir())
     parser.add_argument("--listings", type=int, default=200, help="listings in the slice (default 200)")
     parser.add_argument("--epochs-planned", type=int, default=10, help="epochs of a training run, for the total")
+    parser.add_argument("--quick", action="store_true", help="20 listings at 32 px: a check that it runs")
     args = parser.parse_args()
     torch.manual_seed(0)
-    config = BuildConfig().validate()
+    config = BuildConfig(model=ModelConfig(image_size=32)).validate() if args.quick else BuildConfig().validate()
+    if args.quick:
+        args.listings = min(args.listings, 20)
 
     catalogue = load_catalogue(args.catalogue)
     keep = catalogue.listings["listing_id"].iloc[:args.listings]

@@ -175,9 +175,10 @@ def pretrained_photo_features(run: Run, photo_paths: list[str]) -> np.ndarray:
     from gallery_core.pipeline import embed
 
     backbone = run.model.encoder.backbone
-    key = trunk_cache_key(run.manifest["catalogue"]["fingerprint"], backbone, run.config.model.image_size)
+    fingerprint = run.manifest["catalogue"].get("fingerprint")  # None: a run made without a catalogue (synthetic)
+    key = trunk_cache_key(fingerprint, backbone, run.config.model.image_size) if fingerprint else ""
     index_path = trunk_cache_dir(run.paths.cache_dir) / f"trunk-{key}.json"
-    cached = set(json.loads(index_path.read_text())["paths"]) if index_path.is_file() else set()
+    cached = set(json.loads(index_path.read_text())["paths"]) if key and index_path.is_file() else set()
     if cached.issuperset(photo_paths):  # a cache hit: cached_trunk_features only reads
         trunk, bad = cached_trunk_features(run.paths.cache_dir, key, backbone, photo_paths,
                                            run.config.model.image_size, progress=False)
