@@ -180,7 +180,10 @@ def map_coordinates(key: RunKey) -> scatter_payload.Blob:
 
 @st.cache_resource(max_entries=16, show_spinner=False)
 def map_colour_column(key: RunKey, source: str, name: str) -> scatter_payload.ColourColumn:
-    return scatter_payload.colour_column(map_colour(key, source, name))
+    run = load_run(key)
+    colour = explore.map_colour(explore.ColourOption(source, name), run.listings, run.predictions, run.tasks,
+                                with_text=False)
+    return scatter_payload.colour_column(colour)
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)

@@ -193,11 +193,12 @@ class MapColour:
 
 
 def map_colour(option: ColourOption, listings: pd.DataFrame, predictions: pd.DataFrame,
-               tasks: Sequence[TaskSpec]) -> MapColour:
+               tasks: Sequence[TaskSpec], with_text: bool = True) -> MapColour:
     """Colours of every listing for an option: categories for text and few-valued columns, a colour
-    scale for other numbers (prediction errors always)."""
+    scale for other numbers (prediction errors always). ``with_text=False`` leaves ``text`` empty: the WebGL
+    scatter shows no per-point text, and formatting it costs a Python call per listing (seconds at 1M)."""
     values = colour_values(option, listings, predictions, tasks)
-    text = values.map(format_value).to_numpy(dtype=object)
+    text = values.map(format_value).to_numpy(dtype=object) if with_text else np.empty(0, dtype=object)
     if option.source != "error" and is_categorical(values):
         return MapColour(option.short_label, text, categories=category_labels(values).to_numpy(dtype=object))
     return MapColour(option.short_label, text, numbers=pd.to_numeric(values, errors="coerce").to_numpy(float))
