@@ -45,7 +45,9 @@ _scatter = st.components.v2.component(
 _hover_bridge = st.components.v2.component(
     HOVER_NAME,
     html='<div class="hover-photos" hidden><img alt="photos of the hovered listing"><span></span><small></small></div>',
-    css=(HERE / "hover_photos.css").read_text(encoding="utf-8"),
+    # the plotly bridge's box, and its attribute line wrapped to the strip's width (HOVER_PHOTOS x HOVER_SIZE px)
+    css=(HERE / "hover_photos.css").read_text(encoding="utf-8")
+    + f".hover-photos small {{ display: block; max-width: {HOVER_PHOTOS * HOVER_SIZE}px; font-size: 11px; }}",
     js=(COMPONENT_DIR / "hover.js").read_text(encoding="utf-8"),
 )
 
