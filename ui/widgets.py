@@ -17,7 +17,7 @@ from gallery_core.artifacts.store import ArtifactError
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
 from gallery_core.errors import UsageError
 from gallery_core.names import DEMO_COMMAND, build_command
-from ui import loaders
+from ui import loaders, rebuild
 from ui.access import read_only
 from ui.navigation import LISTING_PAGE, page, page_url
 
@@ -69,9 +69,8 @@ def require_run() -> tuple[Run, loaders.RunKey]:
     if root is None:
         no_artifacts_message()
         st.stop()
-    key = loaders.run_key(root)
     try:
-        return loaders.load_run(key), key
+        return rebuild.open_run(root)  # during a rebuild: the last complete build (ui/rebuild.py)
     except ArtifactError as err:
         st.error(f"Run `{root.name}` cannot be opened: {err}")
         st.markdown("Finish or repair it with (steps already done are skipped):")

@@ -5,7 +5,7 @@ import streamlit as st
 from gallery_core.app import summary
 from gallery_core.artifacts.store import ArtifactError
 from gallery_core.names import build_command
-from ui import loaders
+from ui import loaders, rebuild
 from ui.navigation import page
 from ui.widgets import current_run_root, no_artifacts_message, table_height
 
@@ -17,14 +17,13 @@ if root is None:
     no_artifacts_message()
     st.stop()
 
-key = loaders.run_key(root)
-check = loaders.run_check(key)
 try:
-    run = loaders.load_run(key)
+    run, key = rebuild.open_run(root)  # during a rebuild: the last complete build, with a note
 except ArtifactError as err:
-    run = None
+    run, key = None, loaders.run_key(root)
     st.error(f"Run `{root.name}` cannot be opened: {err}")
     st.code(build_command(root), language="bash")
+check = loaders.run_check(key)
 
 if run is not None:
     manifest = run.manifest
