@@ -41,26 +41,32 @@ import asyncio
 import contextlib
 import datetime
 import os
-import platform
 import re
-import shutil
 import statistics
-import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # the app's ui/ package sits beside gallery_core, not inside it
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # app_load_report, beside this script
+
+from app_load_report import Measure, markdown_section, write_section  # noqa: E402
+from app_load_setup import (  # noqa: E402
+    CHROMIUM,
+    describe_revision,
+    export_revision,
+    machine_description,
+    prewarm_thumbnails,
+    shadow_artifacts,
+)
 
 from ui import navigation  # noqa: E402
 from ui.testing import streamlit_server  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--disable-sync", "--no-first-run",
                   # every tab is a user looking at it: no throttling of tabs in the background
@@ -70,9 +76,6 @@ VIEWPORT = {"width": 1400, "height": 1000}
 TIMEOUT_MS = 300_000
 IDLE_STEP_S = 0.5
 IDLE_CPU_S = 0.015  # server CPU per IDLE_STEP_S below which it counts as idle
-CACHED_GOAL_S = 0.2
-SECTION_START = "<!-- bench_app_load: start -->"
-SECTION_END = "<!-- bench_app_load: end -->"
 TICKS = os.sysconf("SC_CLK_TCK")
 DONE_JS = ("() => { const app = document.querySelector('[data-testid=\"stApp\"]');"
            " return app && app.getAttribute('data-test-script-state') === 'notRunning'"
@@ -260,20 +263,6 @@ VISIT_ORDER = ("Map", "Retrieve", "Audit", "Listing", "Model", "Overview")
 
 # --- measuring ---
 
-@dataclass
-class Measure:
-    phase: str
-    what: str
-    sessions: int
-    server_cpu_s: float  # per session
-    client_cpu_s: float  # per session
-    walls: list[float] = field(default_factory=list)
-
-    @property
-    def cached(self) -> bool:
-        return self.phase in ("new session", "1st visit", "2nd visit", "deep link")
-
-
 async def measure(server_pid: int, phase: str, what: str, tabs: list,
                   action: Callable[..., Awaitable[None]]) -> Measure:
     await until_idle(server_pid)
@@ -347,187 +336,6 @@ async def scenario(app_dir: Path, artifacts: Path, n_sessions: int, listing_id: 
                 await context.close()
                 await browser.close()
     return results
-
-
-# --- set-up ---
-
-def shadow_artifacts(run: Path, work_dir: Path) -> Path:
-    """An artifacts root whose run is the given one through symbolic links, with a cache folder of its own
-    (kept between invocations, so the photos' thumbnails are made once) and a ``user/`` folder of its own,
-    emptied now: the decisions the benchmark makes never reach the run's own database."""
-    root = work_dir / "artifacts"
-    target = root / run.name
-    (target / "cache").mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(target / "user", ignore_errors=True)
-    for folder in (target, target / "cache"):
-        for entry in folder.iterdir():
-            if entry.is_symlink():
-                entry.unlink()
-    for entry in run.iterdir():
-        if entry.name in ("user", "build.lock"):
-            continue
-        if entry.name == "cache" and entry.is_dir():
-            for item in entry.iterdir():
-                (target / "cache" / item.name).symlink_to(item.resolve())
-        else:
-            (target / entry.name).symlink_to(entry.resolve())
-    return root
-
-
-# Run with an app's own code (its folder first on the path): the thumbnails its pages show, made into the
-# run's disk cache before measuring, so that no measured action pays for making thumbnails (only the fresh
-# server's first visits would, after a build).
-PREWARM = """
-import sys
-import pandas as pd
-from gallery_core.app import thumbnails
-run_root = sys.argv[1]
-photos = pd.read_parquet(run_root + "/photos.parquet", columns=["listing_id", "path"])
-cache = thumbnails.thumbnail_dir(run_root)
-for path in photos["path"]:
-    thumbnails.thumbnail_bytes(path, thumbnails.SMALL_THUMBNAIL, cache)
-for path in photos.groupby("listing_id", sort=False).head(4)["path"]:
-    thumbnails.thumbnail_bytes(path, 64, cache)  # the Audit page's gallery strips
-"""
-
-
-def prewarm_thumbnails(app_dir: Path, run_root: Path) -> None:
-    started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", PREWARM, str(run_root)], cwd=app_dir, check=True,
-                   env=os.environ | {"PYTHONPATH": str(app_dir)})
-    print(f"thumbnails on disk for {app_dir} ({time.perf_counter() - started:.0f} s)", flush=True)
-
-
-def export_revision(rev: str, work_dir: Path) -> Path:
-    """The repository at ``rev`` (``git archive``) in a folder of its own; the working tree is not touched."""
-    out = work_dir / f"rev-{rev.replace('/', '_')}"
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    archive = work_dir / "rev.tar"
-    subprocess.run(["git", "-C", str(REPO_ROOT), "archive", "--format=tar", "-o", str(archive), rev], check=True)
-    with tarfile.open(archive) as tar:
-        tar.extractall(out, filter="data")
-    archive.unlink()
-    return out
-
-
-def describe_revision(rev: str) -> str:
-    return subprocess.run(["git", "-C", str(REPO_ROOT), "log", "-1", "--format=%h %s", rev], check=True,
-                          capture_output=True, text=True).stdout.strip()
-
-
-def machine_description() -> str:
-    model = "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import streamlit
-
-    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{platform.machine()}, {os.cpu_count()} CPU cores ({model}), load average {load} at the start; "
-            f"Python {platform.python_version()}, Streamlit {streamlit.__version__}, Chromium {chromium_version()}")
-
-
-def chromium_version() -> str:
-    try:
-        out = subprocess.run([CHROMIUM, "--version"], capture_output=True, text=True, timeout=30).stdout
-        found = re.search(r"\d+(\.\d+)+", out)
-        return found.group(0) if found else "?"
-    except (OSError, subprocess.SubprocessError):
-        return "?"
-
-
-# --- the report ---
-
-def _cell(m: Measure | None) -> str:
-    if m is None:
-        return "–"
-    return f"{m.server_cpu_s:.3f} · {statistics.median(m.walls):.2f}/{max(m.walls):.2f}"
-
-
-def version_table(measures: list[Measure], sessions: list[int]) -> list[str]:
-    keys = list(dict.fromkeys((m.phase, m.what) for m in measures))
-    by = {(m.phase, m.what, m.sessions): m for m in measures}
-    lines = ["| phase | page / action | " + " | ".join(f"{n} session{'s' if n > 1 else ''}" for n in sessions) + " |",
-             "|---|---|" + "---:|" * len(sessions)]
-    for phase, what in keys:
-        lines.append(f"| {phase} | {what} | " + " | ".join(_cell(by.get((phase, what, n))) for n in sessions) + " |")
-    return lines
-
-
-def summary_rows(label: str, measures: list[Measure], sessions: list[int]) -> list[str]:
-    rows = []
-    for n in sessions:
-        cached = [m for m in measures if m.sessions == n and m.cached]
-        interactions = [m for m in measures if m.sessions == n and m.phase == "interaction"]
-        if not cached or not interactions:
-            continue
-        cpu = [m.server_cpu_s for m in cached]
-        walls = [w for m in cached for w in m.walls]
-        worst = max(cached, key=lambda m: m.server_cpu_s)
-        decisions = [m.server_cpu_s for m in interactions if "audit decision" in m.what]
-        decision = f"{statistics.mean(decisions):.3f}" if decisions else "–"
-        rows.append(f"| {label} | {n} | {statistics.mean(cpu):.3f} | {worst.server_cpu_s:.3f} ({worst.phase}: "
-                    f"{worst.what}) | {sum(c < CACHED_GOAL_S for c in cpu)} / {len(cpu)} | "
-                    f"{statistics.mean(m.server_cpu_s for m in interactions):.3f} | {decision} | "
-                    f"{statistics.median(walls):.2f} / {max(walls):.2f} | "
-                    f"{statistics.mean(m.client_cpu_s for m in cached):.2f} |")
-    return rows
-
-
-def markdown_section(versions: dict[str, list[Measure]], sessions: list[int], command: str, machine: str,
-                     started: datetime.datetime, run: Path, quick: bool) -> str:
-    quick_note = (" This was a `--quick` run (1 session), a check that the benchmark works; the full "
-                  "measurement is `python benchmarks/bench_app_load.py --compare REV` on an otherwise idle machine."
-                  if quick else "")
-    lines = [SECTION_START, "## Server CPU per page load and per interaction, 1 to 16 concurrent sessions", "",
-             f"Made by `{command}` on {started:%Y-%m-%d %H:%M} (local time), run `{run.name}`. "
-             f"Machine: {machine}. The machine was shared with other jobs, so wall times are indicative; "
-             f"CPU seconds of the server process are the measure.{quick_note}", "",
-             "Method: a real `streamlit run app.py` server (from the repository root, so `.streamlit/config.toml` "
-             "applies) and headless Chromium tabs driven by Playwright, one Streamlit session per tab, all in one "
-             "browser profile (static JavaScript cached, as for a returning user). For each action, every tab does "
-             "it at the same time; the server's CPU time (utime + stime of its process, all threads, from "
-             "`/proc/<pid>/stat`) from before the action until the server is idle again after every tab has drawn "
-             "the page (photo requests included) is divided by the number of tabs. The browser's CPU is counted "
-             "apart (last column of the summary). Wall time: per tab, until the title is shown, the script run has "
-             "finished and the images have loaded; with many tabs it includes waiting for Chromium on the same "
-             "two cores. A fresh server (caches empty) is started for every number of sessions; one tab first opens "
-             "every page by its URL (*fresh server*); tabs in browser profiles of their own open the app (*new "
-             "browser*: a first-time visitor, whose browser downloads Streamlit's JavaScript); then the tabs of "
-             "one profile open the app (*new session*), visit every page "
-             "from the sidebar (*1st visit*, the Listing page through the first suspect on Audit), again (*2nd visit*), "
-             "do one interaction per page, and finally open each page by its URL in a new session (*deep link*). "
-             f"A cached page load is any visit except the fresh-server ones; the goal is under {CACHED_GOAL_S} "
-             "server CPU-seconds.", ""]
-    lines += ["### Summary", "",
-              "| app | sessions | cached page load: mean server CPU-s | slowest | under the goal | interaction: mean "
-              "server CPU-s | audit decision: server CPU-s | wall per load, median / max (s) | browser CPU-s per load |",
-              "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
-    for label, measures in versions.items():
-        lines += summary_rows(label, measures, sessions)
-    for label, measures in versions.items():
-        lines += ["", f"### {label}", "",
-                  "Server CPU-seconds per session · wall seconds per session (median/max).", ""]
-        lines += version_table(measures, sessions)
-    lines += ["", SECTION_END]
-    return "\n".join(lines) + "\n"
-
-
-def write_section(path: Path, section: str) -> None:
-    """Put the section into the file, replacing an earlier one; the rest of the file is kept."""
-    text = path.read_text() if path.exists() else ""
-    pattern = re.compile(re.escape(SECTION_START) + ".*?" + re.escape(SECTION_END) + "\n?", re.DOTALL)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text)
 
 
 def main() -> None:
