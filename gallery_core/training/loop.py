@@ -382,9 +382,11 @@ def _set_rng_state(saved: dict[str, Any], generator: torch.Generator) -> None:
 
 def _resumable(saved: dict[str, Any], current: dict[str, Any]) -> bool:
     """A run can resume under the same config, except for the epoch budget and patience, which only
-    say when to stop (so an interrupted run can be given more, or fewer, epochs)."""
+    say when to stop (so an interrupted run can be given more, or fewer, epochs), and WiSE-FT's alpha, which
+    only acts once the epochs are done (training/wise.py)."""
     def without_budget(config: dict[str, Any]) -> dict[str, Any]:
-        return {**config, "train": {k: v for k, v in config["train"].items() if k not in ("max_epochs", "patience")}}
+        return {**config, "train": {k: v for k, v in config["train"].items()
+                                    if k not in ("max_epochs", "patience", "wise_alpha")}}
 
     # Through from_dict, so a checkpoint from before a config field was added compares with its default.
     saved = BuildConfig.from_dict(saved).to_dict()
