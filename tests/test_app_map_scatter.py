@@ -122,6 +122,7 @@ def test_a_box_drawn_on_the_map_selects_its_listings_and_highlights_them(open_pa
     at.session_state["map_selection"] = expected[:1]
     at.run()
     assert at.session_state["map_selection"] == expected[:1]
+    assert scatter(at)[0]["selected"] == 1  # a selection set elsewhere is highlighted by its ids
 
 
 def test_a_lasso_and_a_clicked_point_select_and_clear_empties(open_page, app_artifacts):
