@@ -176,6 +176,32 @@ def report(path: Path) -> None:
           f"{np.mean([r['seconds'] for r in runs]):.0f} s")
 
 
+def trained_task_metrics(run_dir: Path, checkpoints: list[Path]) -> None:
+    """Validation metrics of each checkpoint's own heads on the run's split (the build's predict step, heads
+    only): e.g. the fine-tuned model's against its WiSE-FT mix with refitted heads."""
+    from gallery_core.models.checkpoint import load_checkpoint
+    from gallery_core.pipeline.embed import encode_trunk_features
+    from gallery_core.pipeline.predict import chunked_head_predictions, metrics_table, task_metrics
+
+    run = open_run(run_dir)
+    ctx = Context(run=run, work_dir=REPO / ".tmp", report_dir=REPO / ".tmp", progress=False)
+    dev = pick_device(None)
+    listing_index = run.photos["listing_index"].to_numpy()
+    is_val = (run.listings["split"] == "val").to_numpy()
+    for path in checkpoints:
+        model, checkpoint = load_checkpoint(path, device=str(dev))
+        data = prepare_data(ctx.catalogue, model, run.config.model, ctx.cache_dir, checkpoint["trunk_cache_key"],
+                            use_cache=True, device=dev, progress=False)
+        photos = encode_trunk_features(model.encoder, data.trunk_features, dev)  # rows: run.photos
+        predictions = chunked_head_predictions(model.heads, photos, listing_index, len(run.listings))
+        table = metrics_table({t.name: task_metrics(t, predictions, run.listings, is_val) for t in model.heads.tasks})
+        accuracy = table[table["metric"] == "accuracy"]
+        print(f"{path} (wise {checkpoint.get('wise', {}).get('alpha', 1.0)}): mean accuracy "
+              f"{accuracy['model'].mean():.4f} over {len(accuracy)} tasks; beating baseline "
+              f"{int(table['beats_baseline'].sum())}/{len(table)}")
+        print(table[table["metric"] != "accuracy"].to_string(index=False, float_format="%.4f"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run", type=Path, default=REPO / "artifacts" / "demo")
@@ -187,6 +213,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the evaluation's)")
     parser.add_argument("--report", action="store_true", help="print the tables from --out and stop")
+    parser.add_argument("--heads", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
+                        help="print the validation metrics of these checkpoints' own heads on --run's split, and stop")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 2 folds, 1 seed, alpha 0.5, linear probe, 1 epoch (results in a temporary folder)")
     args = parser.parse_args()
@@ -194,6 +222,9 @@ def main() -> None:
         args.folds, args.seeds, args.alphas, args.probes, args.epochs = 2, [0], [0.5], ["linear"], 1
         if args.out == DEFAULT_OUT:  # a smoke run never touches the study's results
             args.out = Path(tempfile.mkdtemp(prefix="study-folds-")) / "study.json"
+    if args.heads:
+        trained_task_metrics(args.run, args.heads)
+        return
     if not args.report:
         run_study(args)
     if args.report or args.quick:
