@@ -194,6 +194,7 @@ def in_memory_embed(run: Path, catalogue, batch_size: int) -> tuple[np.ndarray, 
         new_task_embeddings,
         pretrained_photo_features,
     )
+    from gallery_core.search.whitening import fit_sample, fit_whitening
     from gallery_core.training.data import prepare_data
     from gallery_core.vectors import l2_normalise
 
@@ -208,7 +209,11 @@ def in_memory_embed(run: Path, catalogue, batch_size: int) -> tuple[np.ndarray, 
     learned = mean_per_listing(photos, listing_index, len(sizes))
     pretrained = mean_per_listing(pretrained_photo_features(config.model, data.trunk_features, cpu, batch_size),
                                   listing_index, len(sizes))
-    return photos, l2_normalise(learned), new_task_embeddings(learned, pretrained, config.embed.new_task_features)
+    # The retrieval space: whitening fitted on the training listings' photos, as embed fits it.
+    is_train = ~data.catalogue.listings["listing_id"].isin(set(checkpoint["val_listing_ids"])).to_numpy()
+    whitening = fit_whitening(photos[fit_sample(np.flatnonzero(np.repeat(is_train, sizes)), config.train.seed)])
+    return photos, l2_normalise(whitening.transform(learned)), \
+        new_task_embeddings(learned, pretrained, config.embed.new_task_features)
 
 
 def test_streaming_embed_equals_the_in_memory_computation(run_copy, tiny_catalogue):
