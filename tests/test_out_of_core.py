@@ -211,7 +211,8 @@ def in_memory_embed(run: Path, catalogue, batch_size: int) -> tuple[np.ndarray, 
                                   listing_index, len(sizes))
     # The retrieval space: whitening fitted on the training listings' photos, as embed fits it.
     is_train = ~data.catalogue.listings["listing_id"].isin(set(checkpoint["val_listing_ids"])).to_numpy()
-    whitening = fit_whitening(photos[fit_sample(np.flatnonzero(np.repeat(is_train, sizes)), config.train.seed)])
+    whitening = fit_whitening(photos[fit_sample(np.flatnonzero(np.repeat(is_train, sizes)), config.train.seed)],
+                              config.embed.whitening_dim)
     return photos, l2_normalise(whitening.transform(learned)), \
         new_task_embeddings(learned, pretrained, config.embed.new_task_features)
 

@@ -201,7 +201,8 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
     photo_file = embeddings_file if execution.engine == "ray" else work / "photo-embeddings.npy"
     val_ids = set(checkpoint["val_listing_ids"])
     is_train = ~catalogue.listings["listing_id"].isin(val_ids).to_numpy()
-    whitening = fit_retrieval_whitening(photo_file, np.repeat(is_train, sizes), config.train.seed)
+    whitening = fit_retrieval_whitening(photo_file, np.repeat(is_train, sizes), config.train.seed,
+                                        config.embed.whitening_dim)
     listing_embeddings = l2_normalise(whitening.transform(learned))  # (L, k): the retrieval space
 
     photo_table = catalogue.photos[["listing_id", "path"]].reset_index(drop=True)
@@ -224,13 +225,13 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
                        listing_embeddings, transfer)
 
 
-def fit_retrieval_whitening(photo_file: Path, is_train_photo: np.ndarray, seed: int) -> Whitening:
+def fit_retrieval_whitening(photo_file: Path, is_train_photo: np.ndarray, seed: int, dim: int) -> Whitening:
     """The retrieval space's whitening, fitted on (a seeded sample of) the training listings' raw photo
     embeddings, read from ``photo_file`` (P, D); on every photo when the training listings have fewer than 3."""
     rows = np.flatnonzero(is_train_photo)
     if len(rows) < 3:
         rows = np.arange(len(is_train_photo))
-    return fit_whitening(NpyRows(photo_file)[fit_sample(rows, seed)])
+    return fit_whitening(NpyRows(photo_file)[fit_sample(rows, seed)], dim)
 
 
 def stream_listing_sums(chunk: ChunkFunction, offsets: np.ndarray, dims: tuple[int, int | None], work: Path,

@@ -25,9 +25,9 @@ import numpy as np
 
 from gallery_core.artifacts.store import atomic_path
 
-# Dimensions kept: 256 by measurement (benchmarks/bench_retrieval_whitening.py, demo run: completion recall@10
-# 0.456 at 256 against 0.260 raw); fewer when the embedding or the fitting sample is smaller.
-DEFAULT_DIM = 256
+# Dimensions kept by default (EmbedConfig.whitening_dim says why); fewer when the embedding or the fitting sample
+# is smaller.
+DEFAULT_DIM = 512
 # Eigenvalues are floored at this fraction of the largest before the square root: axes with no variance in the
 # training photos (numerical noise) would otherwise be blown up into the retrieval space.
 EIGEN_FLOOR = 1e-6
