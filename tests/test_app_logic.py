@@ -238,7 +238,7 @@ def test_small_photos_are_not_upscaled_and_strips_join_thumbnails():
 
 def test_check_run_passes_a_built_run_and_names_each_problem(run_copy):
     check = check_run(run_copy)
-    assert check.ok and check.files["checksum_ok"].all() and len(check.files) == 12
+    assert check.ok and check.files["checksum_ok"].all() and len(check.files) == 13  # retrieval_whitening.npz too
     (run_copy / "index.ann").unlink()
     pd.read_parquet(run_copy / "umap.parquet").iloc[::-1].to_parquet(run_copy / "umap.parquet")
     problems = " | ".join(check_run(run_copy).problems)
