@@ -97,7 +97,7 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
 
 
 def test_the_apps_loader_finds_the_report(run_copy):
-    config = EvaluationConfig(skip=("holdout", "transfer", "quality"), ann_queries=10)
+    config = EvaluationConfig(skip=("holdout", "transfer", "task_folds", "quality"), ann_queries=10)
     evaluate(run_copy, config, progress=False)
     report = load_evaluation_report(run_copy)
     assert report is not None and report.json_path is not None
