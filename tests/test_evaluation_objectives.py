@@ -81,7 +81,7 @@ def test_ablation_tables_show_every_arm_and_condition():
 
 
 def test_the_ablation_section_reads_results_for_this_catalogue_only(run_copy, tmp_path):
-    config = EvaluationConfig(skip=("holdout", "transfer", "quality", "retrieval", "robustness", "audit"))
+    config = EvaluationConfig(skip=("holdout", "transfer", "task_folds", "quality", "retrieval", "robustness", "audit"))
     fingerprint = open_run(run_copy).manifest["catalogue"]["fingerprint"]
     folder = run_copy / "evaluation"
     folder.mkdir(exist_ok=True)
@@ -97,7 +97,7 @@ def test_the_ablation_section_reads_results_for_this_catalogue_only(run_copy, tm
     assert section["paired"]["attributes+vae"]["holdout_accuracy"]["difference"] == pytest.approx(0.2)
     assert "ranks" not in json.dumps(section["arms"])  # per-item arrays stay in the ablation's own file
     markdown = result.markdown_path.read_text()
-    assert "## 7. Visual-search objectives" in markdown and "| attributes+vae |" in markdown
+    assert "## 8. Visual-search objectives" in markdown and "| attributes+vae |" in markdown
 
     (folder / ABLATION_FILE).write_text("{not json")
     result = evaluate(run_copy, config, progress=False)

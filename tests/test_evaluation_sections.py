@@ -16,7 +16,7 @@ from gallery_core.evaluation.cli import add_parser, config_from_args
 from gallery_core.evaluation.report import bullets
 from gallery_core.evaluation.sections import REGISTRY, Section, load_section, section_names
 
-REAL = ("holdout", "transfer", "quality", "retrieval", "robustness", "ablation", "audit")
+REAL = ("holdout", "transfer", "task_folds", "quality", "retrieval", "robustness", "ablation", "audit")
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -66,7 +66,7 @@ def test_a_new_section_is_one_registration(run_copy, monkeypatch, tmp_path):
     assert result.report["verdicts"] == {"fake": ["The fake section saw 40 listings."]}
     markdown = result.markdown_path.read_text()
     # Numbered after the eight headings of the real sections; its first verdict is in the summary too.
-    assert "## 9. A fake section\n\n40 listings" in markdown
+    assert "## 10. A fake section\n\n40 listings" in markdown
     assert markdown.count("- The fake section saw 40 listings.") == 2
     assert (result.markdown_path.parent / "fake.png").is_file() and (tmp_path / "docs" / "fake.png").is_file()
 
@@ -84,4 +84,4 @@ def test_a_failing_section_is_recorded_and_the_others_still_run(run_copy, monkey
     result = evaluate(run_copy, EvaluationConfig(skip=tuple(n for n in REAL if n != "audit")), progress=False)
     assert result.failed == ["fake"] and "boom" in result.report["sections"]["fake"]["error"]
     assert "fake" not in result.report["verdicts"] and result.report["verdicts"]["audit"]
-    assert "## 9. Broken\n\n_Failed: RuntimeError: boom._" in result.markdown_path.read_text()
+    assert "## 10. Broken\n\n_Failed: RuntimeError: boom._" in result.markdown_path.read_text()
