@@ -396,7 +396,15 @@ def embed_in_memory(catalogue: Any, run_dir: Path, config: BuildConfig, batch_si
         photo_pretrained = pretrained_photo_features(config.model, data.trunk_features, device, batch_size)  # (P, F)
         pretrained = mean_per_listing(photo_pretrained, listing_index, len(sizes))
     write_npy(paths.photo_embeddings, photo_embeddings)
-    write_npy(paths.listing_embeddings, l2_normalise(learned))
+    # The retrieval space, fitted on the training listings' photos as the embed step fits it.
+    from gallery_core.search.whitening import fit_sample, fit_whitening
+
+    is_train = ~data.catalogue.listings["listing_id"].isin(set(checkpoint["val_listing_ids"])).to_numpy()
+    rows = np.flatnonzero(np.repeat(is_train, sizes))
+    rows = rows if len(rows) >= 3 else np.arange(len(photo_embeddings))
+    whitening = fit_whitening(photo_embeddings[fit_sample(rows, config.train.seed)], config.embed.whitening_dim)
+    write_npy(paths.listing_embeddings, l2_normalise(whitening.transform(learned)))
+    whitening.save(paths.whitening)
     write_npy(paths.new_task_embeddings, new_task_embeddings(learned, pretrained, config.embed.new_task_features))
     return not isinstance(data.trunk_features, torch.Tensor)
 

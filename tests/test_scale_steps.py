@@ -165,7 +165,7 @@ def test_opening_a_run_again_hashes_nothing(run_copy, hashed):
         f.write(b"tampered")
     assert "predictions.parquet: checksum differs" in " ".join(check_run(run_copy).problems)
     assert hashed == ["predictions.parquet"]
-    assert not check_run(run_copy, verify_checksums="full").ok and len(hashed) == 13
+    assert not check_run(run_copy, verify_checksums="full").ok and len(hashed) == 14
 
 
 # --- NpyRows: the steps after embed read large .npy files with plain reads, not memory maps ---
