@@ -12,7 +12,12 @@ designs that need no retraining are compared side by side:
                  with ``--wise-alpha A``)
   side_by_side   [pretrained, learned], each part L2-normalised (``new_task_features = pretrained+learned``)
 
-Alpha is chosen on the training listings alone ("inner" rows): each held-out task's labelled training listings
+Designs that retrain (``--designs``) train each fold's model under another config (``DESIGNS``: LP-FT,
+distillation to the pretrained backbone, an MLP projector before the heads, the self-supervised gallery-completion
+objective) and are probed as ``<design>:learned`` and ``<design>:side_by_side``; ImageNet transfer is probed once
+per (seed, fold), by the default design's run.
+
+Alpha (and a design) is chosen on the training listings alone ("inner" rows): each held-out task's labelled training listings
 are split 80/20 (seeded), a linear probe trains on the 80% and is scored on the 20%; the design whose worst
 task margin against ImageNet transfer is largest wins. The run's validation listings (the test set) play no
 part in the choice.
@@ -22,6 +27,7 @@ the tables in Markdown.
 
     python benchmarks/representation_study_folds.py --run artifacts/demo --seeds 0 --alphas 0.25 0.5 0.75
     python benchmarks/representation_study_folds.py --run artifacts/demo --seeds 1 2 --alphas 0.5
+    python benchmarks/representation_study_folds.py --run artifacts/demo --seeds 0 --designs completion distill
     python benchmarks/representation_study_folds.py --report
     python benchmarks/representation_study_folds.py --quick --run RUN   # smoke run
 """
@@ -33,6 +39,7 @@ import copy
 import json
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +48,15 @@ import pandas as pd
 
 from gallery_core.artifacts.run import open_run
 from gallery_core.artifacts.store import write_json
+from gallery_core.config import BuildConfig
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
-from gallery_core.evaluation.metrics import mean_interval
+from gallery_core.evaluation.metrics import (
+    gallery_completion_ranks,
+    hit_rate_at_k,
+    mean_interval,
+    split_galleries,
+)
 from gallery_core.evaluation.task_folds import (
     fold_targets,
     linear_probe_score,
@@ -54,12 +67,52 @@ from gallery_core.evaluation.task_folds import (
 from gallery_core.evaluation.tasks import holdout_task
 from gallery_core.evaluation.transfer import held_out_tasks
 from gallery_core.models.device import pick_device
-from gallery_core.pipeline.embed import new_task_embeddings
+from gallery_core.pipeline.embed import encode_trunk_features, new_task_embeddings
+from gallery_core.search.whitening import fit_sample, fit_whitening
 from gallery_core.training.data import prepare_data
 from gallery_core.training.wise import mix_encoder, pooled_embeddings
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "docs" / "representation_study_folds.json"
+
+# Designs that retrain each fold's model: config changes on top of the run's (evaluation budget, fold seed).
+# The extra objectives' weights are set beforehand so each weighs about a tenth of the attribute objective
+# (~20 at the start of training on the demo): InfoNCE over a batch of 8 galleries starts at ~ln 8 = 2.1;
+# 1 - cosine to the pretrained features grows from 0 to ~0.1-0.2 as the top fine-tunes. Not tuned.
+DESIGNS: dict[str, dict[str, dict[str, object]]] = {
+    "default": {},
+    "lp_ft": {"train": {"lp_epochs": 1}},  # 1 of the 4 epochs heads-only
+    "distill": {"train": {"distill_weight": 10.0}},
+    "projector": {"model": {"head_projector": 512}},
+    "completion": {"train": {"completion_weight": 1.0}},
+}
+
+
+def design_config(name: str):
+    """The design's change to a fold model's config, or None for the default."""
+    if not DESIGNS[name]:
+        return None
+
+    def configure(config: BuildConfig) -> BuildConfig:
+        sections = {section: replace(getattr(config, section), **values) for section, values in DESIGNS[name].items()}
+        return replace(config, **sections)
+    return configure
+
+
+def canonical_methods(run: dict[str, Any]) -> dict[str, Any]:
+    """A stored (design, seed, fold) with its feature sets under one naming: "product" was the learned embedding
+    in runs made before ``new_task_features`` became pretrained+learned (then no "learned" set exists), and is
+    the side-by-side pair after (a duplicate of "side_by_side"); other designs' sets carry the design's name."""
+    design = run.get("design", "default")
+    methods = {r["method"] for r in run["rows"]}
+    rename = {"product": "learned"} if "learned" not in methods else {"product": None}
+    if design != "default":
+        rename |= {m: f"{design}:{m}" for m in methods if m not in ("product", "imagenet")}
+
+    def fix(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [{**r, "method": rename.get(r["method"], r["method"])} for r in rows
+                if rename.get(r["method"], r["method"]) is not None]
+    return {**run, "rows": fix(run["rows"]), "inner": fix(run["inner"]), "ranks": fix(run["ranks"])}
 
 
 def wise_extra(ctx: Context, alphas: list[float], stash: dict[str, Any]):
@@ -81,11 +134,29 @@ def wise_extra(ctx: Context, alphas: list[float], stash: dict[str, Any]):
             mix_encoder(model, config, data, train_idx, dev, alpha, seed)
             out[f"wise_{alpha:g}"] = pooled_embeddings(model, data, dev).numpy()[order]
         out["side_by_side"] = new_task_embeddings(learned, ctx.imagenet.listings, "pretrained+learned")
+        recall = fold_completion(ctx, trained, data, order, dev, seed)
         stash.clear()
         stash.update(out, learned=learned, imagenet=np.asarray(ctx.imagenet.listings, np.float32),
-                     seconds=time.perf_counter() - started)
+                     seconds=time.perf_counter() - started, completion=recall)
         return out
     return extra
+
+
+def fold_completion(ctx: Context, trained, data, order: np.ndarray, dev, seed: int) -> dict[str, float]:
+    """Gallery completion recall@10 of a fold model's embedding over every listing, as the evaluation's
+    retrieval section measures a run: raw, and whitened (the run's dimension, fitted on training photos)."""
+    run = ctx.run
+    photos = encode_trunk_features(trained.model.encoder, data.trunk_features, dev)  # rows: data's photos
+    position = np.empty(data.n_listings, np.int64)
+    position[order] = np.arange(len(order))  # data rows -> run rows
+    listing_index = position[np.repeat(np.arange(data.n_listings), np.diff(data.photo_offsets))]
+    n = len(run.listings)
+    in_query = split_galleries(listing_index, n, seed=seed)
+    eligible = np.flatnonzero(np.bincount(listing_index, minlength=n) >= 2)
+    train_photos = np.flatnonzero(~ctx.is_val[listing_index])
+    white = fit_whitening(photos[fit_sample(train_photos, seed)], run.config.embed.whitening_dim)
+    return {name: hit_rate_at_k(gallery_completion_ranks(x, listing_index, n, in_query, eligible), 10)
+            for name, x in (("raw", photos), ("whitened", white.transform(photos)))}
 
 
 def inner_rows(ctx: Context, held, features: dict[str, np.ndarray], seed: int, fold: int) -> list[dict[str, Any]]:
@@ -111,27 +182,37 @@ def run_study(args: argparse.Namespace) -> None:
                               fold_probes=tuple(args.probes), epochs=args.epochs).validate()
     folds = task_folds(run.tasks, args.folds, config.fold_seed)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {"runs": []}
-    done = {(r["seed"], r["fold"]) for r in results["runs"]}
+    done = {(r.get("design", "default"), r["seed"], r["fold"]) for r in results["runs"]}
     columns = [holdout_task(run.listings, c) for c in run.holdout if c in run.listings.columns]
-    for seed in args.seeds:
-        for fold, held_tasks in enumerate(folds):
-            if (seed, fold) in done:
-                continue
-            print(f"seed {seed} fold {fold + 1}/{len(folds)}: without {[t.name for t in held_tasks]}", flush=True)
-            stash: dict[str, Any] = {}
-            started = time.perf_counter()
-            out = run_fold(ctx, config, seed, fold, held_tasks, wise_extra(ctx, args.alphas, stash))
-            held = held_out_tasks(held_tasks, columns, run.listings, ctx.is_val)
-            feats = {k: v for k, v in stash.items() if k != "seconds"}
-            results["runs"].append({"seed": seed, "fold": fold, "model": out["model"], "rows": out["rows"],
-                                    "ranks": out["ranks"], "inner": inner_rows(ctx, held, feats, seed, fold),
-                                    "wise_seconds": round(stash["seconds"], 1),
-                                    "seconds": round(time.perf_counter() - started, 1)})
-            results["folds"] = [[t.name for t in f] for f in folds]
-            results["settings"] = {"epoch_budget": out["model"]["max_epochs"], "probe": out["probe"],
-                                   "fractions": list(config.fold_fractions), "run": str(args.run)}
-            write_json(args.out, results)
-            print(f"  done in {time.perf_counter() - started:.0f}s", flush=True)
+    for design in args.designs:
+        # ImageNet transfer is the same features whatever the design: probed once, in the default's runs. A
+        # design gets no WiSE sweep (alphas are the default model's question).
+        drop = () if design == "default" else ("imagenet", "imagenet_pca", "product")
+        alphas = args.alphas if design == "default" else []
+        for seed in args.seeds:
+            for fold, held_tasks in enumerate(folds):
+                if (design, seed, fold) in done:
+                    continue
+                print(f"{design}, seed {seed} fold {fold + 1}/{len(folds)}: without "
+                      f"{[t.name for t in held_tasks]}", flush=True)
+                stash: dict[str, Any] = {}
+                started = time.perf_counter()
+                out = run_fold(ctx, config, seed, fold, held_tasks, wise_extra(ctx, alphas, stash),
+                               configure=design_config(design), drop=drop)
+                held = held_out_tasks(held_tasks, columns, run.listings, ctx.is_val)
+                feats = {k: v for k, v in stash.items() if k not in ("seconds", "completion") and k not in drop}
+                results["runs"].append({"design": design, "seed": seed, "fold": fold, "model": out["model"],
+                                        "rows": out["rows"], "ranks": out["ranks"],
+                                        "inner": inner_rows(ctx, held, feats, seed, fold),
+                                        "wise_seconds": round(stash["seconds"], 1),
+                                        "completion_at10": stash["completion"],
+                                        "seconds": round(time.perf_counter() - started, 1)})
+                results["folds"] = [[t.name for t in f] for f in folds]
+                results["settings"] = {"epoch_budget": out["model"]["max_epochs"], "probe": out["probe"],
+                                       "fractions": list(config.fold_fractions), "run": str(args.run),
+                                       "designs": DESIGNS}
+                write_json(args.out, results)
+                print(f"  done in {time.perf_counter() - started:.0f}s", flush=True)
 
 
 def choose_alpha(runs: list[dict[str, Any]]) -> pd.DataFrame:
@@ -145,7 +226,7 @@ def choose_alpha(runs: list[dict[str, Any]]) -> pd.DataFrame:
 
 def report(path: Path) -> None:
     results = json.loads(path.read_text())
-    runs = results["runs"]
+    runs = [canonical_methods(r) for r in results["runs"]]
     print(f"Folds: {results['folds']}\nRuns: {len(runs)} (seeds {sorted({r['seed'] for r in runs})})\n")
     print("Choice on the training listings' own split (linear probe, margin vs ImageNet):\n")
     print(choose_alpha(runs).to_markdown(floatfmt=".3f"), "\n")
@@ -170,10 +251,17 @@ def report(path: Path) -> None:
     pr = {m: mean_interval(g.groupby("seed")["participation_ratio"].mean().tolist())["mean"]
           for m, g in ranks.groupby("method")}
     print("\nParticipation ratio:", {m: round(v, 1) for m, v in pr.items()})
-    trained = [r["model"] for r in runs]
-    print(f"Models: {len(trained)}, train seconds mean {np.mean([m['seconds'] for m in trained]):.0f}; WiSE "
-          f"embeddings per fold {np.mean([r['wise_seconds'] for r in runs]):.0f} s; per (seed, fold) in all "
-          f"{np.mean([r['seconds'] for r in runs]):.0f} s")
+    print("\nFold models per design (train seconds: median, as the first fold of a run also fills caches):")
+    for design, group in pd.DataFrame(runs).assign(design=lambda d: d.get("design", "default")).fillna(
+            {"design": "default"}).groupby("design"):
+        models = pd.DataFrame(list(group["model"]))
+        scores = pd.DataFrame(list(models["trained_task_scores"])).mean(axis=1)
+        completion = pd.DataFrame([c for c in group.get("completion_at10", []) if isinstance(c, dict)])
+        recall = (f"; completion recall@10 raw {completion['raw'].mean():.3f}, whitened "
+                  f"{completion['whitened'].mean():.3f}") if len(completion) else ""
+        print(f"- {design}: {len(models)} models (seeds {sorted(set(models['seed']))}), train s median "
+              f"{models['seconds'].median():.0f}, epochs run {models['epochs_run'].mean():.1f}, best epoch "
+              f"{models['best_epoch'].mean():.1f}; own heads' mean validation score {scores.mean():.3f}{recall}")
 
 
 def trained_task_metrics(run_dir: Path, checkpoints: list[Path]) -> None:
@@ -207,7 +295,9 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=REPO / "artifacts" / "demo")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--folds", type=int, default=EvaluationConfig().transfer_folds)
-    parser.add_argument("--alphas", type=float, nargs="+", default=[0.25, 0.5, 0.75])
+    parser.add_argument("--alphas", type=float, nargs="*", default=[0.25, 0.5, 0.75])
+    parser.add_argument("--designs", nargs="+", default=["default"], choices=list(DESIGNS),
+                        help="fold models trained under these designs (default: the run's own config)")
     parser.add_argument("--probes", nargs="+", default=["mlp", "linear"], choices=("mlp", "linear"))
     parser.add_argument("--device", default=None)
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)

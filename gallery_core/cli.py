@@ -40,11 +40,15 @@ CONFIG_FLAGS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "image_size": ("model", "image_size", int),
     "embed_dim": ("model", "embed_dim", int),
     "freeze_batchnorm": ("model", "freeze_batchnorm", _yes_no),
+    "head_projector": ("model", "head_projector", int),
     "weighting": ("train", "weighting", str),
     "lr": ("train", "lr", float),
     "backbone_lr_mult": ("train", "backbone_lr_mult", float),
     "l2sp_weight": ("train", "l2sp_weight", float),
     "wise_alpha": ("train", "wise_alpha", float),
+    "lp_epochs": ("train", "lp_epochs", int),
+    "distill_weight": ("train", "distill_weight", float),
+    "completion_weight": ("train", "completion_weight", float),
     "min_listings_to_finetune": ("train", "min_listings_to_finetune", int),
     "batch_size": ("train", "batch_size", int),
     "epochs": ("train", "max_epochs", int),
@@ -83,7 +87,7 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 def _add_execution_flags(parser: argparse.ArgumentParser) -> None:
     """How the trunk pass and the embed step run; not part of their inputs (the same files either way)."""
-    from gallery_core.pipeline.execution import ENGINES, Execution
+    from gallery_core.engine.execution import ENGINES, Execution
 
     default = Execution()
     group = parser.add_argument_group("execution of the trunk pass and embed (the same artifacts whichever is chosen)")
@@ -173,7 +177,7 @@ def cmd_steps(args: argparse.Namespace) -> int:
     config = _config_from_args(args, args.out)
     execution = None
     if args.command in ("build", "train", "embed"):
-        from gallery_core.pipeline.execution import Execution
+        from gallery_core.engine.execution import Execution
 
         execution = Execution(args.engine, args.ray_address, args.ray_batch_size, args.ray_actors,
                               args.ray_gpus_per_actor, args.chunk_size).validate()

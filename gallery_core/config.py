@@ -69,6 +69,9 @@ class ModelConfig:
     # completion@10 0.216 vs 0.212).
     embed_dim: int = 0
     head_hidden: int = 128
+    # A shared MLP projector (Linear -> ReLU, this many units) between the gallery embedding and the heads
+    # (gallery_core/models/encoder.py: MultiTaskHeads); the run exports the projector's input. 0 = none.
+    head_projector: int = 0
     # Keep ImageNet's BatchNorm running statistics in the fine-tuned stages (BatchNorm layers stay in
     # eval mode; their affine weights still train). Off by measurement: frozen statistics read new tasks
     # no better (0.740 vs 0.742) and the trained tasks worse (0.791 vs 0.806; docs/representation_study.md).
@@ -87,6 +90,7 @@ class ModelConfig:
         _check(self.embed_dim == 0 or self.embed_dim >= 2, f"embed_dim must be 0 (no projection) or >= 2, "
                f"got {self.embed_dim}")
         _check(self.head_hidden >= 1, f"head_hidden must be >= 1, got {self.head_hidden}")
+        _check(self.head_projector >= 0, f"head_projector must be >= 0 (0 = none), got {self.head_projector}")
 
 
 @dataclass
@@ -135,6 +139,19 @@ class TrainConfig:
     # encoder +0.040) nor on the worst task (-0.041 / -0.039 / -0.044, fine-tuned -0.037); 0.5 did raise the
     # participation ratio to 31.7 (fine-tuned 19.2, ImageNet 30.3).
     wise_alpha: float = 1.0
+    # LP-FT (Kumar et al. 2022): the first lp_epochs epochs train the heads alone on the pretrained features
+    # (the backbone top frozen, weights and BatchNorm statistics), then everything fine-tunes; 0 = plain
+    # fine-tuning. The epochs count in max_epochs.
+    lp_epochs: int = 0
+    # Distillation to the frozen pretrained backbone (Learning without Forgetting; Li, Liu & Bilen's universal
+    # representations): 1 - cosine between each photo's fine-tuned and pretrained backbone features, a further
+    # named task "distill" in the loss weighting; 0 = off.
+    distill_weight: float = 0.0
+    # Self-supervised gallery completion: each listing's photos dealt into two disjoint random halves, the
+    # halves' mean embeddings pulled together and pushed from the batch's other listings (InfoNCE at
+    # completion_temperature), a further named task "completion"; 0 = off.
+    completion_weight: float = 0.0
+    completion_temperature: float = 0.1
 
     def validate(self) -> None:
         # The weighting registry is the one list of names (a new strategy registers itself there);
@@ -153,6 +170,12 @@ class TrainConfig:
         _check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
         _check(0 < self.val_fraction < 1, f"val_fraction must be in (0, 1), got {self.val_fraction}")
         _check(0 <= self.wise_alpha <= 1, f"wise_alpha must be in [0, 1], got {self.wise_alpha}")
+        _check(0 <= self.lp_epochs < self.max_epochs,
+               f"lp_epochs must be in [0, max_epochs - 1 = {self.max_epochs - 1}], got {self.lp_epochs}")
+        _check(self.distill_weight >= 0, f"distill_weight must be >= 0, got {self.distill_weight}")
+        _check(self.completion_weight >= 0, f"completion_weight must be >= 0, got {self.completion_weight}")
+        _check(self.completion_temperature > 0,
+               f"completion_temperature must be > 0, got {self.completion_temperature}")
         _check(self.triplet_weight >= 0, f"triplet_weight must be >= 0, got {self.triplet_weight}")
         _check(self.triplet_margin > 0, f"triplet_margin must be > 0, got {self.triplet_margin}")
         _check(self.vae_weight >= 0, f"vae_weight must be >= 0, got {self.vae_weight}")

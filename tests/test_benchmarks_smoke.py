@@ -47,7 +47,7 @@ QUICK: dict[str, list[str]] = {
     "bench_trunk_cache.py": ["--quick", "--catalogue", "{catalogue}"],
     "representation_study.py": ["--run", "{run}", "--catalogue", "{catalogue}", "--designs", "no_projection",
                                 "--seeds", "0", "--epochs", "1", "--out", "{tmp}/study.json"],
-    "representation_study_folds.py": ["--quick", "--run", "{run}"],
+    "representation_study_folds.py": ["--quick", "--run", "{run}", "--designs", "default", "completion"],
 }
 
 

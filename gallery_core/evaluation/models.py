@@ -120,7 +120,7 @@ def head_outputs(model: GalleryModel, embeddings: np.ndarray) -> dict[str, np.nd
     model.eval()
     device = next(model.parameters()).device
     x = torch.from_numpy(np.asarray(embeddings, dtype=np.float32)).to(device)
-    return {name: head.predict(x).float().cpu().numpy() for name, head in model.heads.heads.items()}
+    return {name: out.float().cpu().numpy() for name, out in model.heads.predict(x).items()}
 
 
 # --- ImageNet transfer: the pretrained backbone's features, mean-pooled per gallery ---

@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from gallery_core.config import BuildConfig
 from gallery_core.data.tasks import TASK_KINDS, TaskSpec
 from gallery_core.evaluation.config import EvaluationConfig, ProbeConfig
 from gallery_core.evaluation.context import Context
@@ -186,12 +187,19 @@ def fold_targets(summary: dict[str, Any], method: str = "product", baseline: str
 
 
 def run_fold(ctx: Context, config: EvaluationConfig, seed: int, fold: int, held_tasks: list[TaskSpec],
-             extra_features: ExtraFeatures | None = None) -> dict[str, Any]:
-    """One (seed, fold): the model retrained without ``held_tasks``, its features, the probes' rows."""
+             extra_features: ExtraFeatures | None = None,
+             configure: Callable[[BuildConfig], BuildConfig] | None = None,
+             drop: tuple[str, ...] = ()) -> dict[str, Any]:
+    """One (seed, fold): the model retrained without ``held_tasks``, its features, the probes' rows.
+
+    ``configure`` changes the fold model's training config (a design under study, e.g. another objective);
+    ``drop`` names feature sets not to probe (e.g. ImageNet's, already probed for this seed and fold)."""
     run, listings = ctx.run, ctx.run.listings
     columns = [holdout_task(listings, c) for c in run.holdout if c in listings.columns]
     seeded = ctx.baseline_config(config.epoch_budget(run.config.train.max_epochs))
     seeded = replace(seeded, train=replace(seeded.train, seed=seed))
+    if configure is not None:
+        seeded = configure(seeded).validate()
     probe = replace(config.probe, hidden=config.probe.hidden or run.config.model.head_hidden)
     trained = retrain_without(ctx, held_tasks, seeded, f"fold-{seed}-{fold}")
     if {t.name for t in trained.model.heads.tasks} & {t.name for t in held_tasks}:
@@ -201,6 +209,7 @@ def run_fold(ctx: Context, config: EvaluationConfig, seed: int, fold: int, held_
                             np.flatnonzero(~ctx.is_val), seed)
     if extra_features is not None:
         features |= extra_features(trained, learned, seeded, seed)
+    features = {name: x for name, x in features.items() if name not in drop}
     held = held_out_tasks(held_tasks, columns, listings, ctx.is_val)
     model = {"seed": seed, "fold": fold, "held_out": [t.name for t in held_tasks],
              "trained_task_scores": trained_task_scores(trained, learned, listings, ctx.is_val), **trained.summary()}

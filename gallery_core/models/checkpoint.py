@@ -33,7 +33,8 @@ def build_model(config: ModelConfig, tasks: tuple[TaskSpec, ...], pretrained: bo
                                config.freeze_batchnorm)
     encoder = GalleryEncoder(backbone, config.embed_dim)
     decoder = VAEDecoder(encoder.embed_dim, vae_image_size) if vae_image_size else None
-    return GalleryModel(encoder, MultiTaskHeads(tasks, encoder.embed_dim, config.head_hidden), decoder)
+    heads = MultiTaskHeads(tasks, encoder.embed_dim, config.head_hidden, config.head_projector)
+    return GalleryModel(encoder, heads, decoder)
 
 
 def vae_image_size(config: BuildConfig) -> int | None:

@@ -31,10 +31,13 @@ class GalleryEncoder(nn.Module):
     def embed_dim(self) -> int:
         return self.projection.out_features if isinstance(self.projection, nn.Linear) else self.backbone.feature_dim
 
+    def photo_features(self, photos: torch.Tensor, from_trunk: bool = False) -> torch.Tensor:
+        """Pixels (P, 3, H, W), or cached trunk features when ``from_trunk`` -> backbone features (P, F)."""
+        return self.backbone.forward_top(photos) if from_trunk else self.backbone(photos)
+
     def embed_photos(self, photos: torch.Tensor, from_trunk: bool = False) -> torch.Tensor:
         """Pixels (P, 3, H, W), or cached trunk features when ``from_trunk`` -> photo embeddings (P, D)."""
-        features = self.backbone.forward_top(photos) if from_trunk else self.backbone(photos)
-        return self.projection(features)
+        return self.projection(self.photo_features(photos, from_trunk))
 
     def forward(self, photos: torch.Tensor, gallery_ids: torch.Tensor, n_galleries: int,
                 from_trunk: bool = False) -> torch.Tensor:
@@ -77,13 +80,29 @@ class TaskHead(nn.Module):
 
 
 class MultiTaskHeads(nn.Module):
-    def __init__(self, tasks: tuple[TaskSpec, ...], embed_dim: int, hidden: int):
+    """One head per task, optionally behind a shared MLP projector (``projector`` units, Linear -> ReLU; Wang
+    et al. 2022, "Revisiting the transferability of supervised pretraining"): the heads then read the
+    projector's output, so what is specific to the trained tasks can settle there while the gallery embedding
+    (the projector's input, what a run exports) keeps more of what other tasks need. 0 = no projector."""
+
+    def __init__(self, tasks: tuple[TaskSpec, ...], embed_dim: int, hidden: int, projector: int = 0):
         super().__init__()
         self.tasks = tasks
-        self.heads = nn.ModuleDict({t.name: TaskHead(t, embed_dim, hidden) for t in tasks})
+        self.projector = nn.Sequential(nn.Linear(embed_dim, projector), nn.ReLU()) if projector else nn.Identity()
+        self.heads = nn.ModuleDict({t.name: TaskHead(t, projector or embed_dim, hidden) for t in tasks})
+
+    def project(self, embedding: torch.Tensor) -> torch.Tensor:
+        """Gallery embeddings (G, D) -> what every head reads (G, projector or D)."""
+        return self.projector(embedding)
 
     def forward(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {name: head(embedding) for name, head in self.heads.items()}
+        z = self.project(embedding)
+        return {name: head(z) for name, head in self.heads.items()}
+
+    def predict(self, embedding: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each head's ``TaskHead.predict`` (probabilities or values) for gallery embeddings (G, D)."""
+        z = self.project(embedding)
+        return {name: head.predict(z) for name, head in self.heads.items()}
 
     def set_label_scale(self, name: str, mean: float, std: float) -> None:
         head = self.heads[name]

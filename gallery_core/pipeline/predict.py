@@ -68,9 +68,9 @@ def head_predictions(heads: MultiTaskHeads, gallery_embeddings: np.ndarray) -> p
     device = next(heads.parameters()).device
     x = torch.from_numpy(gallery_embeddings).to(device)
     columns: dict[str, Any] = {}
-    for name, head in heads.heads.items():
-        task = head.task
-        out = head.predict(x).float().cpu().numpy()
+    for name, prediction in heads.predict(x).items():
+        task = heads.heads[name].task
+        out = prediction.float().cpu().numpy()
         if task.kind == "binary":
             columns[prob_column(name)] = out
         elif task.kind == "regression":

@@ -171,9 +171,9 @@ def batch_shard(batch: np.ndarray) -> tuple[np.ndarray, bool]:
     return shard, True
 
 
-def wrap(module: nn.Module, device: torch.device) -> nn.Module:
+def wrap(module: nn.Module, device: torch.device, find_unused: bool = False) -> nn.Module:
     """``module`` in DistributedDataParallel (gradients averaged over ranks in each backward), or as it is
-    without DDP. BatchNorm layers that train become ``SyncBatchNorm`` on GPUs, so their statistics are those
+    without DDP. ``find_unused``: some weights take no gradient in some epochs (LP-FT's probe phase). BatchNorm layers that train become ``SyncBatchNorm`` on GPUs, so their statistics are those
     of the global batch as with one process; it has no CPU kernel in torch, so on the CPU each rank
     normalises by its own share of the batch (see docs/architecture.md for what that changes)."""
     if not is_distributed():
@@ -183,4 +183,5 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
     # The 1x1 convolutions' gradients (channels-last activations) differ from DDP's buckets only in the strides
     # of size-1 dimensions, the same memory: DDP's warning about it says nothing here.
     warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
-    return nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None)
+    return nn.parallel.DistributedDataParallel(module, device_ids=[device.index] if device.type == "cuda" else None,
+                                               find_unused_parameters=find_unused)

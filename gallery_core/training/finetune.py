@@ -1,5 +1,6 @@
 """How much of the pretrained backbone training may change: the small-catalogue guard, Adam's parameter
-groups (backbone learning-rate multiplier) and the L2-SP pull toward the pretrained weights."""
+groups (backbone learning-rate multiplier), LP-FT's probe phase and the L2-SP pull toward the pretrained
+weights."""
 
 from __future__ import annotations
 
@@ -72,3 +73,13 @@ def param_groups(model: GalleryModel, weighting: nn.Module, config: TrainConfig)
         for p in top:
             p.requires_grad_(False)
     return groups
+
+
+def set_probe_phase(model: GalleryModel, probing: bool, freeze_batchnorm: bool) -> None:
+    """LP-FT (Kumar et al. 2022): while ``probing`` the backbone top is frozen, weights (no gradients, so Adam
+    leaves them) and BatchNorm statistics, and only the heads learn on the pretrained features; afterwards it
+    fine-tunes as configured (``freeze_batchnorm``: the model config's own choice). Call it before each
+    epoch, so a resumed run is in the phase its epoch says."""
+    backbone = model.encoder.backbone
+    backbone.top.requires_grad_(not probing)
+    backbone.freeze_batchnorm = probing or freeze_batchnorm

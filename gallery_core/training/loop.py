@@ -55,7 +55,7 @@ from gallery_core.training.data import (
     regression_stats,
     split_listings,
 )
-from gallery_core.training.finetune import L2SP, param_groups, small_catalogue_check
+from gallery_core.training.finetune import L2SP, param_groups, set_probe_phase, small_catalogue_check
 from gallery_core.training.objectives import (
     Objectives,
     objective_weights,
@@ -286,7 +286,8 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
             logger.info(f"resuming after epoch {state['epoch']} from {paths.resume_checkpoint}")
         else:
             logger.info(f"ignoring {paths.resume_checkpoint}: it was made with another config or catalogue")
-    step = distributed.wrap(TrainStep(model, weighting), dev)  # DDP under torchrun, else as it is
+    lp_epochs = config.train.lp_epochs if finetune else 0  # a backbone that never fine-tunes has no LP phase
+    step = distributed.wrap(TrainStep(model, weighting), dev, find_unused=lp_epochs > 0)  # DDP under torchrun
 
     log_lines = [json.dumps(h) for h in state["history"]]
     # A run that had already stopped early (killed before it was recorded) trains no further epoch.
@@ -297,6 +298,8 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
         generator.manual_seed(config.train.seed * 100_003 + epoch)  # resume-safe: the order depends on the epoch
         if objectives is not None and objectives.thumbnails is not None:
             torch.manual_seed(config.train.seed * 100_003 + epoch)  # the VAE's latent samples, resume-safe too
+        if lp_epochs:
+            set_probe_phase(model, epoch <= lp_epochs, config.model.freeze_batchnorm)
         started = time.perf_counter()
         train_stats = run_epoch(model, weighting, data, train_idx, labels, config.train.batch_size, dev,
                                 optimizer, generator, progress, desc=f"epoch {epoch}", objectives=objectives,

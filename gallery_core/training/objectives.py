@@ -1,8 +1,10 @@
-"""The visual-search objectives beside the attribute heads: triplet ranking, VAE, augmentation.
+"""The objectives beside the attribute heads: triplet ranking, VAE, gallery completion, distillation to the
+pretrained backbone, and augmentation.
 
-All are optional and off by default (``TrainConfig.triplet_weight``, ``vae_weight``, ``augment``):
-``Objectives`` holds what they need, and ``objectives_batch`` runs one batch with them, returning their
-losses for ``run_epoch`` to add to the weighting as further named tasks ("triplet", "vae").
+All are optional and off by default (``TrainConfig.triplet_weight``, ``vae_weight``, ``completion_weight``,
+``distill_weight``, ``augment``): ``Objectives`` holds what they need, and ``objectives_batch`` runs one batch
+with them, returning their losses for ``run_epoch`` to add to the weighting as further named tasks
+("triplet", "vae", "completion", "distill"). The self-supervised ones live in ``training/self_supervised.py``.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ import torch
 
 from gallery_core.config import BuildConfig, TrainConfig
 from gallery_core.data.photos import to_model_input
+from gallery_core.models.backbones import Backbone, create_backbone
 from gallery_core.models.encoder import GalleryModel
 from gallery_core.models.vae import cached_thumbnails, thumbnails_to_tensor, vae_loss
 from gallery_core.training.augment import Augmenter
 from gallery_core.training.data import GalleryData
+from gallery_core.training.self_supervised import completion_loss, distillation_loss
 from gallery_core.training.triplets import (
     LevelTable,
     MiningConfig,
@@ -38,12 +42,16 @@ class Objectives:
     margin: float = 0.2
     thumbnails: np.ndarray | None = None  # VAE targets (n_photos, 3, S, S) uint8, rows = data's photo rows
     augmenter: Augmenter | None = None
+    completion_temperature: float | None = None  # the completion objective's, None when it is off
+    teacher: Backbone | None = None  # the pretrained backbone that distillation pulls toward (eval, frozen)
     seed: int = 0
 
     @property
     def names(self) -> list[str]:
         return (["triplet"] if self.train_levels is not None else []) + \
-            (["vae"] if self.thumbnails is not None else [])
+            (["vae"] if self.thumbnails is not None else []) + \
+            (["completion"] if self.completion_temperature is not None else []) + \
+            (["distill"] if self.teacher is not None else [])
 
 
 def objective_weights(config: TrainConfig) -> dict[str, float]:
@@ -53,13 +61,18 @@ def objective_weights(config: TrainConfig) -> dict[str, float]:
         weights["triplet"] = config.triplet_weight
     if config.vae_weight > 0:
         weights["vae"] = config.vae_weight
+    if config.completion_weight > 0:
+        weights["completion"] = config.completion_weight
+    if config.distill_weight > 0:
+        weights["distill"] = config.distill_weight
     return weights
 
 
 def prepare_objectives(config: BuildConfig, data: GalleryData, train_idx: np.ndarray, val_idx: np.ndarray,
                        cache_dir: Path) -> Objectives | None:
     """Mine triplet levels (offline, training tasks' columns only, each split among itself), decode
-    the VAE's thumbnails (cached) and set up augmentation; None when all are off."""
+    the VAE's thumbnails (cached), load the pretrained teacher for distillation and set up augmentation;
+    None when all are off."""
     t = config.train
     if not objective_weights(t) and not t.augment:
         return None
@@ -72,6 +85,12 @@ def prepare_objectives(config: BuildConfig, data: GalleryData, train_idx: np.nda
     if t.vae_weight > 0:
         objectives.thumbnails = cached_thumbnails(cache_dir, data.catalogue.photos["path"].tolist(),
                                                   t.vae_image_size)
+    if t.completion_weight > 0:
+        objectives.completion_temperature = t.completion_temperature
+    if t.distill_weight > 0:  # always ImageNet's weights, also when training resumes from fine-tuned ones
+        m = config.model
+        objectives.teacher = create_backbone(m.backbone, m.trainable_stages, m.weights_path, pretrained=True).eval()
+        objectives.teacher.requires_grad_(False)
     if t.augment:
         objectives.augmenter = Augmenter(config.model.image_size, seed=t.seed)
     return objectives
@@ -84,7 +103,9 @@ def objectives_batch(model: GalleryModel, data: GalleryData, idx: np.ndarray, ob
 
     Each listing of ``idx`` anchors one sampled triplet; its positive and negative galleries join the
     forward pass (the heads still see only ``idx``, so the attribute objective is unchanged). The VAE
-    reconstructs the photos of ``idx``; augmentation corrupts every photo of the pass when training.
+    reconstructs the photos of ``idx``; completion contrasts two disjoint halves of each gallery of ``idx``;
+    distillation compares every photo of the pass with the pretrained backbone's features of the same input;
+    augmentation corrupts every photo of the pass when training.
     """
     levels = objectives.train_levels if training else objectives.val_levels
     triplet = levels.sample(idx, rng) if levels is not None else None
@@ -101,10 +122,20 @@ def objectives_batch(model: GalleryModel, data: GalleryData, idx: np.ndarray, ob
     else:
         inputs, gallery_ids, from_trunk = data.batch(galleries, device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
-        photo_embeddings = model.encoder.embed_photos(inputs, from_trunk)  # (P, D)
+        features = model.encoder.photo_features(inputs, from_trunk)  # (P, F)
+        photo_embeddings = model.encoder.projection(features)  # (P, D)
         embedding = group_mean(photo_embeddings, gallery_ids, len(galleries))  # (G, D)
         outputs = model.heads(embedding[:len(idx)])
     extra: dict[str, tuple[torch.Tensor, int]] = {}
+    if objectives.completion_temperature is not None:
+        own = gallery_ids < len(idx)
+        extra["completion"] = completion_loss(photo_embeddings[own], gallery_ids[own], len(idx),
+                                              objectives.completion_temperature, rng)
+    if objectives.teacher is not None:
+        teacher = objectives.teacher.to(device)
+        with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+            target = teacher.forward_top(inputs) if from_trunk else teacher(inputs)  # (P, F)
+        extra["distill"] = distillation_loss(features, target)
     if triplet is not None:
         position = {int(r): i for i, r in enumerate(galleries)}
         a, p, n = (torch.tensor([position[int(r)] for r in rows_], dtype=torch.long, device=device)
