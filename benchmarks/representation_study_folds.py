@@ -74,6 +74,7 @@ from gallery_core.training.wise import mix_encoder, pooled_embeddings
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "docs" / "representation_study_folds.json"
+DESIGNS_OUT = REPO / "docs" / "representation_study_designs.json"  # the retraining designs' runs (--out)
 
 # Designs that retrain each fold's model: config changes on top of the run's (evaluation budget, fold seed).
 # The extra objectives' weights are set beforehand so each weighs about a tenth of the attribute objective
@@ -224,10 +225,29 @@ def choose_alpha(runs: list[dict[str, Any]]) -> pd.DataFrame:
     return per_design.sort_values("worst", ascending=False)
 
 
-def report(path: Path) -> None:
+def report(path: Path, more: list[Path] = ()) -> None:
+    """The tables of the study in ``path``, with the runs of ``more`` (e.g. the designs' file) merged in.
+
+    Designs are compared on the same seeds: first the screening seed (every design ran it), then every seed (the
+    designs confirmed on all of them)."""
     results = json.loads(path.read_text())
+    for other in more:
+        if other.is_file() and other.resolve() != path.resolve():
+            results["runs"] += json.loads(other.read_text())["runs"]
     runs = [canonical_methods(r) for r in results["runs"]]
-    print(f"Folds: {results['folds']}\nRuns: {len(runs)} (seeds {sorted({r['seed'] for r in runs})})\n")
+    seeds = sorted({r["seed"] for r in runs})
+    print(f"Folds: {results['folds']}\nRuns: {len(runs)} (seeds {seeds})")
+    print(f"\n## Screening seed {seeds[0]}, every design\n")
+    tables([r for r in runs if r["seed"] == seeds[0]])
+    seeds_of = {d: {r["seed"] for r in runs if r.get("design", "default") == d}
+                for d in {r.get("design", "default") for r in runs}}
+    everywhere = [r for r in runs if seeds_of[r.get("design", "default")] == set(seeds)]
+    if len(seeds) > 1 and everywhere:
+        print(f"\n## Seeds {seeds}, the designs run on every seed\n")
+        tables(everywhere)
+
+
+def tables(runs: list[dict[str, Any]]) -> None:
     print("Choice on the training listings' own split (linear probe, margin vs ImageNet):\n")
     print(choose_alpha(runs).to_markdown(floatfmt=".3f"), "\n")
     rows = [r for run in runs for r in run["rows"]]
@@ -236,7 +256,7 @@ def report(path: Path) -> None:
     frac["cell"] = [f"{m:.3f} [{lo:.3f}, {hi:.3f}]" if np.isfinite(lo) else f"{m:.3f}"
                     for m, lo, hi in zip(frac["mean"], frac["low"], frac["high"], strict=True)]
     print(frac.pivot_table(index=["probe", "fraction"], columns="method", values="cell", aggfunc="first")
-          .to_markdown(), "\n")
+          .T.to_markdown(), "\n")
     for method in sorted({r["method"] for r in rows} - {"imagenet"}):
         targets = fold_targets(summary, method=method)
         for probe, t in targets.items():
@@ -246,7 +266,7 @@ def report(path: Path) -> None:
     margins = pd.DataFrame(summary["margins"])
     at_full = margins[margins["fraction"] == 1.0]
     print("\nPer task at 100%, margin vs ImageNet (mean over seeds):\n")
-    print(at_full.pivot_table(index="task", columns=["probe", "method"], values="mean").to_markdown(floatfmt="+.3f"))
+    print(at_full.pivot_table(index="task", columns="method", values="mean").to_markdown(floatfmt="+.3f"))
     ranks = pd.DataFrame([r for run in runs for r in run["ranks"]])
     pr = {m: mean_interval(g.groupby("seed")["participation_ratio"].mean().tolist())["mean"]
           for m, g in ranks.groupby("method")}
@@ -258,7 +278,7 @@ def report(path: Path) -> None:
         scores = pd.DataFrame(list(models["trained_task_scores"])).mean(axis=1)
         completion = pd.DataFrame([c for c in group.get("completion_at10", []) if isinstance(c, dict)])
         recall = (f"; completion recall@10 raw {completion['raw'].mean():.3f}, whitened "
-                  f"{completion['whitened'].mean():.3f}") if len(completion) else ""
+                  f"{completion['whitened'].mean():.3f} ({len(completion)} models)") if len(completion) else ""
         print(f"- {design}: {len(models)} models (seeds {sorted(set(models['seed']))}), train s median "
               f"{models['seconds'].median():.0f}, epochs run {models['epochs_run'].mean():.1f}, best epoch "
               f"{models['best_epoch'].mean():.1f}; own heads' mean validation score {scores.mean():.3f}{recall}")
@@ -303,6 +323,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the evaluation's)")
     parser.add_argument("--report", action="store_true", help="print the tables from --out and stop")
+    parser.add_argument("--with", dest="merge", type=Path, nargs="*", default=[DESIGNS_OUT],
+                        help=f"--report merges these results files' runs in (default {DESIGNS_OUT.name})")
     parser.add_argument("--heads", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
                         help="print the validation metrics of these checkpoints' own heads on --run's split, and stop")
     parser.add_argument("--quick", action="store_true",
@@ -318,7 +340,7 @@ def main() -> None:
     if not args.report:
         run_study(args)
     if args.report or args.quick:
-        report(args.out)
+        report(args.out, [] if args.quick else args.merge)
 
 
 if __name__ == "__main__":
