@@ -11,18 +11,21 @@ What it measures, each against the obvious alternative in the same run:
   CPU-thread decoding overlapped with the GPU encoder vs decoding on the GPU.
 - **train**: one epoch of the product's training loop (``gallery_core.training.loop.run_epoch``) on cached
   trunk features, galleries of 20 photos, 21 tasks, uncertainty weighting, at two listing batch sizes.
-- **ray**: ``gallery_core.pipeline.ray_engine.ray_photo_embeddings`` (decode tasks + an encoder actor pool) with a
+- **ray**: ``gallery_core.engine.ray_engine.ray_photo_embeddings`` (decode tasks + an encoder actor pool) with a
   GPU actor vs a CPU actor pool, over JPEG files on disk (needs ``pip install 'gallery-core[distributed]'`` and a
   trained run's ``model.pt``: ``--ray-checkpoint``).
+- **product** (``--product``): the product's own trunk pass and embed end to end on a generated catalogue of JPEG
+  files, today's path vs the adopted one (GPU decoding, ONNX Runtime on the CPU), and on a GPU the Ray engine with
+  one GPU actor, pixels vs bytes to it (``bench_product.py`` says what each arm does).
 
     python benchmarks/bench_gpu.py                      # full sizes on the GPU; writes docs/benchmarks/gpu.md
     python benchmarks/bench_gpu.py --quick --device cpu # seconds on a CPU (the tests run this)
+    python benchmarks/bench_gpu.py --product --device cpu --product-sizes 128 224 --out docs/benchmarks/product-cpu.md
 """
 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import platform
@@ -38,7 +41,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
-from PIL import Image
 
 from gallery_core.config import ModelConfig
 from gallery_core.data.decode import load_photo
@@ -48,9 +50,11 @@ from gallery_core.models.backbones import create_backbone
 from gallery_core.models.checkpoint import build_model
 from gallery_core.models.encoder import GalleryEncoder
 
-PARTS = ("encoder", "decode", "train", "ray")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the product part, beside this script
+from bench_product import JPEG_SIZE, bench_product, make_jpegs  # noqa: E402
+
+PARTS = ("encoder", "decode", "train", "ray", "product")
 IMAGE_SIZE = 224
-JPEG_SIZE = (640, 480)  # ~0.3 MP: a typical listing photo after a site's own resizing
 
 
 # --- timing ---
@@ -127,25 +131,6 @@ def bench_encoder(device: torch.device, batch_sizes: list[int], sweep: list[int]
 
 
 # --- decoding ---
-
-def make_jpegs(n: int, unique: int, seed: int = 0) -> list[bytes]:
-    """``n`` JPEG files' bytes (``unique`` different photo-like images, repeated): smooth colour fields plus
-    texture, so the encoder has realistic entropy to decode (pure noise would be slower, flat colour faster)."""
-    rng = np.random.default_rng(seed)
-    width, height = JPEG_SIZE
-
-    def one(i: int) -> bytes:
-        coarse = rng.integers(0, 256, size=(6, 8, 3), dtype=np.uint8)
-        img = Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC)
-        noise = rng.normal(0, 12, size=(height, width, 3))
-        arr = np.clip(np.asarray(img, dtype=np.float32) + noise, 0, 255).astype(np.uint8)
-        buf = io.BytesIO()
-        Image.fromarray(arr).save(buf, format="JPEG", quality=90)
-        return buf.getvalue()
-
-    distinct = [one(i) for i in range(min(unique, n))]
-    return [distinct[i % len(distinct)] for i in range(n)]
-
 
 def gpu_decode(data: list[torch.Tensor], device: torch.device, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """nvJPEG batch decode -> (B, 3, 224, 224) normalised float, channels-last, on the GPU. The resize is a
@@ -276,7 +261,7 @@ def bench_train(device: torch.device, n_listings: int, photos_per_listing: int, 
 # --- Ray ---
 
 def bench_ray(device: torch.device, checkpoint: Path, n_photos: int, batch: int, cpus: int) -> pd.DataFrame:
-    from gallery_core.pipeline.ray_engine import RayOptions, ray_photo_embeddings, require_ray
+    from gallery_core.engine.ray_engine import RayOptions, ray_photo_embeddings, require_ray
 
     ray = require_ray()
     image_size = int(torch.load(checkpoint, map_location="cpu", weights_only=True)["config"]["model"]["image_size"])
@@ -340,7 +325,8 @@ def write_markdown(path: Path, env: dict[str, Any], tables: dict[str, pd.DataFra
     titles = {"encoder": "Encoder throughput at 224 px (EfficientNet-Lite0, random pixels)",
               "decode": "Photo decoding to 224 px model input, and decode + encoder end to end",
               "train": "A training epoch on cached trunk features (run_epoch: 21 tasks, uncertainty weighting)",
-              "ray": "Ray Data embedding (ray_photo_embeddings: decode tasks + encoder actor pool)"}
+              "ray": "Ray Data embedding (ray_photo_embeddings: decode tasks + encoder actor pool)",
+              "product": "The product's trunk pass and embed end to end: today's path vs the adopted one"}
     for part, table in tables.items():
         lines += [f"## {titles[part]}", "", table.to_markdown(index=False), ""]
         for key, value in table.attrs.items():
@@ -358,7 +344,12 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile arm")
     parser.add_argument("--ray-checkpoint", type=Path, help="a trained run's model.pt for the Ray part")
     parser.add_argument("--out", type=Path, help="write the Markdown report here (and the figures as JSON beside it)")
+    parser.add_argument("--product", action="store_true", help="only the product part (same as --parts product)")
+    parser.add_argument("--product-photos", type=int, default=None, help="photos of its catalogue (default 50,000)")
+    parser.add_argument("--product-sizes", type=int, nargs="+", default=None, help="image sizes (default 224)")
     args = parser.parse_args(argv)
+    if args.product:
+        args.parts = ["product"]
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else "cpu" if args.device == "auto" else args.device)
     torch.manual_seed(0)
@@ -382,6 +373,10 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
         else:
             tables["ray"] = bench_ray(device, args.ray_checkpoint, 16 if quick else 8192, 4 if quick else 512,
                                       cpus=2 if quick else min(os.cpu_count() or 1, 16))
+    if "product" in args.parts:
+        tables["product"] = bench_product(device, args.product_photos or (48 if quick else 50_000),
+                                          args.product_sizes or ([32] if quick else [IMAGE_SIZE]), 16 if quick else 256,
+                                          ray=device.type == "cuda" and not quick)
     env = environment(device)
     for part, table in tables.items():
         print(f"\n== {part} ==\n{table.to_string(index=False)}")

@@ -212,7 +212,8 @@ def make_trunk_cache(run_dir: Path, seed: int = 0) -> None:
     """The synthetic run's trunk cache (``cache/trunk-<key>.npy`` + its ``.json`` index, the product's format,
     under the key train looks up): each synthetic photo gets the source's cached features of the photo file
     it repeats, jittered (``TRUNK_JITTER``), written a chunk at a time."""
-    from gallery_core.data.photos import RowWriter, write_trunk_index
+    from gallery_core.artifacts.npy_rows import RowWriter
+    from gallery_core.data.photos import write_trunk_index
 
     paths = RunPaths(run_dir)
     synthetic = json.loads(paths.manifest.read_text())["synthetic"]
@@ -275,8 +276,8 @@ def run_photo_step(step: str, run_dir: Path, variant: str, config: BuildConfig, 
     """The trunk pass, training or embed on the synthetic run (see the module docstring); returns the step's
     own time (``step_seconds``, set-up excluded) and what else the parent records."""
     import gallery_core.training.data as training_data
+    from gallery_core.engine.execution import Execution
     from gallery_core.models.device import pick_device
-    from gallery_core.pipeline.execution import Execution
 
     out = step_folder(run_dir, step, variant)
     shutil.rmtree(out, ignore_errors=True)

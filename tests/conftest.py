@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +21,10 @@ from gallery_core.config import (
 )
 
 torch.set_num_threads(2)
+# The frozen trunk and embed's encoder run in PyTorch in the tests (subprocesses included): the tests compare paths
+# bit for bit and build many tiny runs; the ONNX Runtime path has its own tests (test_cpu_runtime.py), which ask
+# for it explicitly.
+os.environ["GALLERY_CORE_CPU_RUNTIME"] = "torch"
 
 
 def tiny_config(**train_overrides) -> BuildConfig:

@@ -130,7 +130,7 @@ def test_entries_carry_their_input_normalisation():
 def test_registering_a_family_makes_it_creatable(monkeypatch):
     import gallery_core.models.backbones as backbones
 
-    monkeypatch.setattr(backbones, "_REGISTRY", dict(backbones._REGISTRY))
+    monkeypatch.setattr(backbones.registry, "_REGISTRY", dict(backbones.registry._REGISTRY))
     register(replace(get_entry("vgg16"), name="vgg16_copy", native_size=192))
     assert "vgg16_copy" in list_backbones() and native_image_size("vgg16_copy") == 192
     assert create_backbone("vgg16_copy", pretrained=False).name == "vgg16_copy"

@@ -38,7 +38,7 @@ QUICK: dict[str, list[str]] = {
                      "--repeats", "1", "--no-browser", "--large-dir", "{tmp}/large", "--out", "{tmp}/app.md"],
     "bench_app_load.py": ["--smoke", "--run", "{run}", "--work-dir", "{tmp}/load", "--timeout-s", "60"],
     "bench_build.py": ["--quick", "--catalogue", "{catalogue}", "--out", "{tmp}/build"],
-    "bench_gpu.py": ["--quick", "--device", "cpu", "--parts", "encoder", "train", "--no-compile",
+    "bench_gpu.py": ["--quick", "--device", "cpu", "--parts", "encoder", "train", "product", "--no-compile",
                      "--out", "{tmp}/gpu.md"],
     "bench_retrieval_whitening.py": ["--quick", "--run", "{run}"],
     # one size and one step, both variants (tests/test_bench_scale.py runs its photo steps)

@@ -14,15 +14,15 @@ import numpy as np
 import pytest
 import torch
 
-from gallery_core.artifacts.store import NpyRows
+from gallery_core.artifacts.npy_rows import NpyRows
 from gallery_core.data import photos as photos_module
 from gallery_core.data.catalogue import load_catalogue
 from gallery_core.data.photos import cached_trunk_features, trunk_cache_key
+from gallery_core.engine.execution import Execution
 from gallery_core.errors import UsageError
 from gallery_core.models.backbones import create_backbone
 from gallery_core.pipeline import embed as embed_module
 from gallery_core.pipeline.embed import embed
-from gallery_core.pipeline.execution import Execution
 
 EMBED_FILES = ("photo_embeddings.npy", "listing_embeddings.npy", "new_task_embeddings.npy", "photos.parquet",
                "listings.parquet")
@@ -128,7 +128,7 @@ MEMORY_SCRIPT = textwrap.dedent("""
     photos.load_photo = lambda path, size: np.full((size, size, 3), len(path) % 256, np.uint8)
     torch.manual_seed(0)
     backbone = type("FakeBackbone", (), {"trunk": torch.nn.Conv2d(3, 64, 1), "mean": IMAGENET_MEAN,
-                                         "std": IMAGENET_STD})()
+                                         "std": IMAGENET_STD, "name": "fake"})()
     n, out = int(sys.argv[1]), Path(sys.argv[2])
     paths = [f"photo-{i}.jpg" for i in range(n)]
     photos.write_trunk_features(backbone, paths, 32, out, batch_size=64, chunk_size=128, progress=False)
@@ -153,6 +153,52 @@ def test_peak_memory_of_the_trunk_pass_does_not_grow_with_the_photos(tmp_path):
     # Holding the features in memory (the pass before streaming) grows peak RSS by twice that (a list of
     # chunks, then their concatenation); streaming by a small fraction of it.
     assert large - small < extra_features / 2, (small, large)
+
+
+# embed's listing-level work in a fresh process (the model is not what is measured): listing sums accumulated a
+# chunk at a time, then the listing outputs written a block at a time, with large fake embeddings (2 photos a
+# listing, 2048-d learned and pretrained = 16 KiB a listing per (L, D) array), so they dominate any noise in RSS.
+EMBED_MEMORY_SCRIPT = textwrap.dedent("""
+    import resource, sys
+    from pathlib import Path
+    import numpy as np
+    from gallery_core.pipeline import embed
+    from gallery_core.search.whitening import fit_whitening
+
+    n, out, dim = int(sys.argv[1]), Path(sys.argv[2]), 2048
+    offsets = np.arange(n + 1, dtype=np.int64) * 2  # (L + 1,): listing i is photos 2i, 2i + 1
+    columns = np.arange(dim, dtype=np.float32)
+
+    def chunk(start, end):  # (rows, D) learned and pretrained, distinct per photo
+        rows = np.arange(start, end, dtype=np.float32)[:, None]
+        return np.cos(rows * 1e-3 + columns), np.sin(rows * 1e-3 + columns)
+
+    sums = embed.stream_listing_sums(chunk, offsets, (dim, dim), out / "work", {"n": n}, 256,
+                                     photo_out=out / "photos.npy", progress=False)
+    whitening = fit_whitening(np.random.default_rng(0).standard_normal((300, dim)).astype(np.float32), 64)
+    embed.write_listing_outputs(*sums, np.full(n, 2), whitening, "pretrained+learned", out / "listings.npy",
+                                out / "new_task.npy", block_rows=256)
+    assert np.load(out / "new_task.npy", mmap_mode="r").shape == (n, 2 * dim)
+    assert np.load(out / "listings.npy", mmap_mode="r").shape == (n, 64)
+    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)  # Linux: KiB
+""")
+
+
+def peak_rss_of_embed_listings(n_listings: int, out: Path) -> int:
+    out.mkdir()
+    result = subprocess.run([sys.executable, "-c", EMBED_MEMORY_SCRIPT, str(n_listings), str(out)],
+                            capture_output=True, text=True, check=True, timeout=300)
+    return int(result.stdout.split()[-1])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ru_maxrss is in KiB on Linux")
+def test_peak_memory_of_embed_does_not_grow_with_the_listings(tmp_path):
+    small = peak_rss_of_embed_listings(3000, tmp_path / "small")
+    large = peak_rss_of_embed_listings(6000, tmp_path / "large")
+    one_array = 3000 * 2048 * 4  # bytes: 24 MiB more of one (L, D) float32 array in the large run
+    # The listing arrays held whole (embed before issue 21: sums, means and the new-task embedding, ~6 such
+    # arrays) grow peak RSS by several times that; read and written a block at a time, by a fraction of it.
+    assert large - small < one_array / 2, (small, large)
 
 
 @pytest.fixture
@@ -230,13 +276,13 @@ def test_streaming_embed_equals_the_in_memory_computation(run_copy, tiny_catalog
 
 
 def fake_ray_engine(trunk_source: Path, key: str, require=None) -> types.ModuleType:
-    """A stand-in for gallery_core.pipeline.ray_engine that keeps its contract (files, rows, return value)
+    """A stand-in for gallery_core.engine.ray_engine that keeps its contract (files, rows, return value)
     but computes in this process, from the run's trunk cache."""
     from gallery_core.config import BuildConfig
     from gallery_core.models.checkpoint import load_checkpoint
     from gallery_core.pipeline.embed import encode_trunk_features, pretrained_photo_features
 
-    module = types.ModuleType("gallery_core.pipeline.ray_engine")
+    module = types.ModuleType("gallery_core.engine.ray_engine")
     module.INSTALL_HINT = "pip install 'gallery-core[distributed]'"
     module.require_ray = require or (lambda: None)
     module.RayOptions = lambda **options: types.SimpleNamespace(**options)
@@ -269,8 +315,8 @@ def test_the_ray_engine_path_assembles_the_same_artifacts(two_runs, tiny_catalog
     key = load_checkpoint(local / "model.pt", device="cpu")[1]["trunk_cache_key"]
     embed(catalogue, local, device="cpu", progress=False, batch_size=8, execution=Execution(chunk_size=16))
     fake = fake_ray_engine(local / "cache", key)
-    monkeypatch.setitem(sys.modules, "gallery_core.pipeline.ray_engine", fake)
-    monkeypatch.setattr("gallery_core.pipeline.ray_engine", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "gallery_core.engine.ray_engine", fake)
+    monkeypatch.setattr("gallery_core.engine.ray_engine", fake, raising=False)
     embed(catalogue, ray, device="cpu", progress=False, batch_size=8,
           execution=Execution(engine="ray", ray_address="auto", chunk_size=16))
     assert fake.seen == {"address": "auto", "n_paths": len(catalogue.photos)}
@@ -285,8 +331,8 @@ def test_the_cli_says_how_to_install_ray(run_copy, tiny_catalogue, monkeypatch, 
         raise UsageError("--engine ray needs Ray: pip install 'gallery-core[distributed]'")
 
     fake = fake_ray_engine(run_copy / "cache", "unused", require=no_ray)
-    monkeypatch.setitem(sys.modules, "gallery_core.pipeline.ray_engine", fake)
-    monkeypatch.setattr("gallery_core.pipeline.ray_engine", fake, raising=False)
+    monkeypatch.setitem(sys.modules, "gallery_core.engine.ray_engine", fake)
+    monkeypatch.setattr("gallery_core.engine.ray_engine", fake, raising=False)
     code = main(["embed", "--catalogue", str(tiny_catalogue), "--out", str(run_copy), "--force", "--quiet",
                  "--engine", "ray"])
     assert code == 2 and "pip install 'gallery-core[distributed]'" in capsys.readouterr().err

@@ -9,16 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from gallery_core.cli import main
 from gallery_core.config import BuildConfig
 from gallery_core.data.photos import compute_trunk_features
+from gallery_core.engine import ray_engine
+from gallery_core.engine.cpu_runtime import row_cosines
+from gallery_core.engine.ray_engine import RayOptions, ray_photo_embeddings, ray_trunk_features
 from gallery_core.errors import UsageError
 from gallery_core.models.backbones import create_backbone
 from gallery_core.models.checkpoint import load_checkpoint
-from gallery_core.pipeline import ray_engine
 from gallery_core.pipeline.embed import pretrained_photo_features
-from gallery_core.pipeline.ray_engine import RayOptions, ray_photo_embeddings, ray_trunk_features
 
 ray = pytest.importorskip("ray")
 
@@ -107,6 +109,25 @@ def test_photo_embeddings_equal_the_runs_own(local_ray, tiny_run, photo_paths, t
     got_pretrained = np.load(pre_path)
     assert got_pretrained.dtype == np.float32 and got_pretrained.shape == expected_pretrained.shape
     np.testing.assert_allclose(got_pretrained, expected_pretrained, atol=1e-5, rtol=0)
+
+
+def test_actors_that_decode_the_bytes_give_the_embeddings_of_the_decoding_tasks(local_ray, tiny_run, photo_paths,
+                                                                                 tmp_path):
+    """What the engine does when its actors have a GPU: the tasks only read the files and the actors decode the
+    bytes (here with decode_jpeg on the CPU device): the embeddings of the pixel path, to the JPEG decoders'
+    rounding."""
+    _, checkpoint = load_checkpoint(tiny_run / "model.pt")
+    size = BuildConfig.from_dict(checkpoint["config"]).model.image_size
+    paths = photo_paths[:32]
+    results = {}
+    for name, bytes_to_actors in (("pixels", False), ("bytes", True)):
+        embeddings, _, bad = ray_photo_embeddings(tiny_run / "model.pt", paths, size, tmp_path / name,
+                                                  RayOptions(batch_size=16, bytes_to_actors=bytes_to_actors),
+                                                  with_pretrained=False, progress=False)
+        assert bad == {}
+        results[name] = torch.from_numpy(np.load(embeddings))
+    assert results["bytes"].shape == results["pixels"].shape == (32, results["pixels"].shape[1])
+    assert float(row_cosines(results["bytes"], results["pixels"]).min()) >= 0.99
 
 
 class _FailsOnItsSecondBatch(ray_engine._PhotoEmbedder):
@@ -203,8 +224,8 @@ def test_the_training_trunk_cache_by_the_ray_engine(local_ray, tiny_catalogue, t
     from gallery_core.config import ModelConfig
     from gallery_core.data.catalogue import load_catalogue
     from gallery_core.data.photos import trunk_cache_key
+    from gallery_core.engine.execution import Execution
     from gallery_core.models.checkpoint import build_model
-    from gallery_core.pipeline.execution import Execution
     from gallery_core.training.data import prepare_data
 
     catalogue = load_catalogue(tiny_catalogue)

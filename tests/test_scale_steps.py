@@ -15,8 +15,9 @@ from sklearn.manifold import trustworthiness
 from sklearn.model_selection import KFold, cross_val_predict
 
 from gallery_core.artifacts.check import check_run
+from gallery_core.artifacts.npy_rows import NpyRows
 from gallery_core.artifacts.run import Run
-from gallery_core.artifacts.store import ArtifactError, NpyRows
+from gallery_core.artifacts.store import ArtifactError
 from gallery_core.config import IndexConfig, PredictConfig, ProjectionConfig
 from gallery_core.data.tasks import TaskSpec
 from gallery_core.names import oof_p_recorded_column, oof_pred_column
@@ -206,7 +207,7 @@ def test_npy_rows_refuses_a_truncated_or_object_file(tmp_path):
 READ_SCRIPT = """
 import sys
 import numpy as np
-from gallery_core.artifacts.store import NpyRows
+from gallery_core.artifacts.npy_rows import NpyRows
 path, how = sys.argv[1], sys.argv[2]
 rows = NpyRows(path) if how == "reads" else np.load(path, mmap_mode="r")
 total = 0.0

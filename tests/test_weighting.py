@@ -75,7 +75,7 @@ def registry(monkeypatch):
     """A private copy of the weighting registry, so strategies a test registers leave with it."""
     import gallery_core.weighting as weighting
 
-    monkeypatch.setattr(weighting, "_REGISTRY", dict(weighting._REGISTRY))
+    monkeypatch.setattr(weighting.registry, "_REGISTRY", dict(weighting.registry._REGISTRY))
     return weighting
 
 

@@ -27,22 +27,25 @@ mtime, which the cache sees.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json
 import os
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
+# The atomic writers live in their own module (below this one and NpyRows); every step imports them from here.
+from gallery_core.artifacts.atomic import (  # noqa: F401  (re-exported)
+    atomic_path,
+    json_default,
+    write_json,
+    write_npy,
+    write_parquet,
+)
 from gallery_core.config import SCHEMA_VERSION
 from gallery_core.names import build_command, step_command
 
@@ -107,212 +110,6 @@ class RunPaths:
         return self.root / "last.pt"
 
 
-# --- atomic writes: a temp file in the same folder, then os.replace ---
-
-@contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)
-        os.replace(tmp_path, path)
-    finally:
-        tmp_path.unlink(missing_ok=True)
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default) + "\n")
-
-
-def write_parquet(path: str | Path, table: pd.DataFrame) -> None:
-    with atomic_path(path) as tmp:
-        table.to_parquet(tmp, index=False)
-
-
-def write_npy(path: str | Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.save(f, array)
-
-
-class NpyRows:
-    """The rows of a C-ordered ``.npy`` file, read on demand with plain file reads: ``rows[i:j]``,
-    ``rows[index_array]`` (any order, repeats allowed), ``rows[i]``, ``np.asarray(rows)``, ``len``, ``shape``,
-    ``dtype``; and written in place with plain writes, ``rows[index_array] = values``.
-
-    Why not ``np.load(mmap_mode="r")``: every page of a memory map that a step touches counts in the process's
-    resident set until the kernel reclaims it, so a step that reads 10 GB of photo embeddings once, a chunk at
-    a time, shows a 10+ GB peak RSS (``VmHWM``) however little it holds (issue 12: predict at 500k listings,
-    16.4 GB). Pages read with ``read()`` live in the page cache, not in the process, and a chunk read this
-    way is an ordinary array that is freed with it. Gathers (a training batch's galleries, a probe's sample)
-    read the sorted rows in runs of nearby rows, so they cost at most one block (``GATHER_BLOCK_ROWS``) of
-    memory beyond the result.
-    """
-
-    GATHER_BLOCK_ROWS = 4096
-    # Reading a gap costs its bytes (a copy from the page cache at a few GB/s), skipping it costs another read
-    # call (microseconds): about 32 KiB is where the two meet.
-    GATHER_GAP_BYTES = 32 * 1024
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        with open(self.path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                np.lib.format.read_array_header_2_0
-            shape, fortran_order, dtype = read_header(f)
-            self._offset = f.tell()
-        if fortran_order or dtype.hasobject or len(shape) == 0:
-            raise ArtifactError(f"{self.path}: expected a C-ordered numeric array with rows, got shape {shape}, "
-                                f"dtype {dtype}, fortran_order={fortran_order}")
-        self.shape: tuple[int, ...] = tuple(shape)
-        self.dtype = dtype
-        self._row_bytes = int(np.prod(shape[1:], dtype=np.int64)) * dtype.itemsize
-        expected = self._offset + self.shape[0] * self._row_bytes
-        if self.path.stat().st_size < expected:
-            raise ArtifactError(f"{self.path}: truncated ({self.path.stat().st_size:,} bytes, the header "
-                                f"promises {expected:,}); rebuild the step that wrote it")
-
-    def __len__(self) -> int:
-        return self.shape[0]
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return self.shape[0] * self._row_bytes
-
-    @property
-    def header_bytes(self) -> int:
-        """Where the rows start in the file."""
-        return self._offset
-
-    def _read_into(self, f: Any, start: int, out: np.ndarray) -> None:
-        """Fill ``out`` (C-contiguous rows) with the rows from ``start`` through the open unbuffered file ``f``:
-        one ``preadv`` where the system has it (no seek, no copy through a buffer). A regular file returns
-        short only at its end."""
-        view, offset = memoryview(out).cast("B"), self._offset + start * self._row_bytes
-        if hasattr(os, "preadv"):
-            got = os.preadv(f.fileno(), [view], offset)
-        else:
-            f.seek(offset)
-            got = f.readinto(view)
-        if got != out.nbytes:
-            raise ArtifactError(f"{self.path}: rows {start}..{start + len(out)} could not be read whole")
-
-    def _read(self, start: int, stop: int) -> np.ndarray:
-        """Rows [start, stop) as a new array."""
-        out = np.empty((max(stop - start, 0), *self.shape[1:]), dtype=self.dtype)
-        if out.size:
-            with open(self.path, "rb", buffering=0) as f:
-                self._read_into(f, start, out)
-        return out
-
-    def _gather(self, rows: np.ndarray) -> np.ndarray:
-        """Rows in any order: sorted, then read as runs of nearby rows (one read spans a gap of up to
-        ``GATHER_GAP_BYTES``, cheaper than another system call) of at most ``GATHER_BLOCK_ROWS`` rows."""
-        out = np.empty((len(rows), *self.shape[1:]), dtype=self.dtype)
-        if not len(rows):
-            return out
-        order = np.argsort(rows, kind="stable")
-        ordered = rows[order]  # (n,) sorted
-        max_gap = max(1, self.GATHER_GAP_BYTES // max(self._row_bytes, 1))
-        # Runs, found in one vectorised pass: a new run starts after a gap of more than max_gap rows, and
-        # every GATHER_BLOCK_ROWS rows from the start of a gap-free stretch.
-        stretch = np.concatenate([[0], np.cumsum(np.diff(ordered) > max_gap)])  # (n,) stretch of each row
-        stretch_first = ordered[np.flatnonzero(np.diff(stretch, prepend=-1))][stretch]  # (n,) its first row
-        block = (ordered - stretch_first) // self.GATHER_BLOCK_ROWS  # (n,)
-        starts = np.flatnonzero((np.diff(stretch, prepend=-1) != 0) | (np.diff(block, prepend=-1) != 0))
-        in_order = np.empty_like(out)  # (n, ...) the rows in sorted order, scattered back at the end
-        ends = np.append(starts[1:], len(ordered))
-        breaks = np.concatenate([[0], np.cumsum(np.diff(ordered) != 1)])  # (n,) steps other than +1 so far
-        consecutive = breaks[ends - 1] == breaks[starts]  # (runs,) every row of the run follows the previous
-        with open(self.path, "rb", buffering=0) as f:
-            for lo, hi, whole in zip(starts.tolist(), ends.tolist(), consecutive.tolist(), strict=True):
-                first, last = int(ordered[lo]), int(ordered[hi - 1])
-                if whole:  # the common case: read straight into place
-                    self._read_into(f, first, in_order[lo:hi])
-                else:  # gaps or repeats: read the span, keep the rows wanted
-                    span = np.empty((last + 1 - first, *self.shape[1:]), dtype=self.dtype)
-                    self._read_into(f, first, span)
-                    in_order[lo:hi] = span[ordered[lo:hi] - first]
-        out[order] = in_order
-        return out
-
-    def _positions(self, key: Any) -> slice | int | np.ndarray:
-        """A key as a step-1 slice, one row number, or an (n,) int64 array of row numbers, checked."""
-        n = self.shape[0]
-        if isinstance(key, slice):
-            start, stop, step = key.indices(n)
-            return slice(start, max(start, stop)) if step == 1 else np.arange(start, stop, step)
-        if isinstance(key, (int, np.integer)):
-            index = int(key) + n if key < 0 else int(key)
-            if not 0 <= index < n:
-                raise IndexError(f"row {key} out of range for {n} rows of {self.path.name}")
-            return index
-        rows = np.asarray(key)
-        if rows.dtype == bool:
-            if rows.shape != (n,):
-                raise IndexError(f"boolean mask of shape {rows.shape} for {n} rows of {self.path.name}")
-            rows = np.flatnonzero(rows)
-        if rows.ndim != 1 or not np.issubdtype(rows.dtype, np.integer):
-            raise IndexError(f"rows of {self.path.name} are addressed by a slice, an integer, an integer array "
-                             f"or a boolean mask, not {key!r}")
-        rows = np.where(rows < 0, rows + n, rows).astype(np.int64)
-        if len(rows) and (rows.min() < 0 or rows.max() >= n):
-            raise IndexError(f"row index out of range for {n} rows of {self.path.name}")
-        return rows
-
-    def __getitem__(self, key: Any) -> np.ndarray:
-        where = self._positions(key)
-        if isinstance(where, slice):
-            return self._read(where.start, where.stop)
-        if isinstance(where, int):
-            return self._read(where, where + 1)[0]
-        return self._gather(where)
-
-    def __setitem__(self, key: Any, values: Any) -> None:
-        """Write rows in place (the file must exist at its full shape, e.g. made by ``open_memmap(mode="w+")``):
-        each run of consecutive rows is one write, and nothing is mapped (dirty pages of a shared mapping count
-        in the process's RSS until written back; bytes handed to ``write()`` do not)."""
-        where = self._positions(key)
-        rows = np.arange(where.start, where.stop) if isinstance(where, slice) else np.atleast_1d(where)
-        values = np.ascontiguousarray(np.broadcast_to(np.asarray(values, dtype=self.dtype),
-                                                      (len(rows), *self.shape[1:])))
-        order = np.argsort(rows, kind="stable")
-        ordered, values = rows[order], values[order]
-        breaks = np.flatnonzero(np.diff(ordered) != 1) + 1
-        with open(self.path, "r+b") as f:
-            for lo, hi in zip([0, *breaks], [*breaks, len(ordered)], strict=True):
-                if hi > lo:
-                    f.seek(self._offset + int(ordered[lo]) * self._row_bytes)
-                    f.write(memoryview(values[lo:hi]).cast("B"))
-
-    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
-        whole = self._read(0, self.shape[0])
-        return whole if dtype is None else whole.astype(dtype, copy=False)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, Path):
-        return str(value)
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
-    raise TypeError(f"not JSON serialisable: {type(value)}")
-
-
 # --- checksums and the manifest ---
 
 def file_checksum(path: str | Path) -> str:
@@ -325,7 +122,7 @@ def file_checksum(path: str | Path) -> str:
 
 def hash_key(*parts: Any) -> str:
     """A short stable key of JSON-able parts (configs, fingerprints, checksums)."""
-    text = json.dumps(parts, sort_keys=True, default=_json_default)
+    text = json.dumps(parts, sort_keys=True, default=json_default)
     return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 

@@ -250,7 +250,7 @@ class _SilencedWhileDecoding:
 _PIL_BOMB_WARNING_SILENCED = _SilencedWhileDecoding()
 
 
-def _reduction(width: int, height: int, size: int | None) -> int:
+def reduction_factor(width: int, height: int, size: int | None) -> int:
     """By how much a photo may be reduced while decoding for a ``size`` target (1: not at all)."""
     if size is None:
         return 1
@@ -291,7 +291,7 @@ def decode_photo(source: str | Path | bytes, size: int | None = None, *, name: s
                 raise PhotoTooLargeError(
                     f"{name}: {width}x{height} pixels ({_pixels_text(width * height)}) is too large; "
                     f"the limit is {_pixels_text(max_pixels)}", reason="too large")
-            factor, reduced_by = _reduction(width, height, size), 1
+            factor, reduced_by = reduction_factor(width, height, size), 1
             if factor > 1 and kind == "JPEG":
                 keep = max(REDUCE_HEADROOM * size, MIN_REDUCED_SIDE)
                 drafted = opened.draft(None, (keep, keep))  # the decoder scales by 1/2, 1/4 or 1/8

@@ -9,12 +9,11 @@ epoch and by the embed step. Undecodable photos are reported, not fatal. Decodin
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
-import struct
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -25,8 +24,11 @@ import torch
 from tqdm.auto import tqdm
 
 from gallery_core.artifacts.lock import exclusive_lock
-from gallery_core.artifacts.store import NpyRows, hash_key, write_json, write_npy
+from gallery_core.artifacts.npy_rows import NpyRows, RowWriter
+from gallery_core.artifacts.store import hash_key, write_json
 from gallery_core.data.decode import PhotoError, load_photo
+from gallery_core.engine.cpu_runtime import cpu_runner
+from gallery_core.engine.device_decode import decode_batch_on_device, log_decode_counts, normalise_pixels
 from gallery_core.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, BackboneEntry
 
 logger = logging.getLogger(__name__)
@@ -38,10 +40,7 @@ def to_model_input(pixels: np.ndarray, backbone: Backbone | BackboneEntry | None
     know their backbone pass it (or its registry entry), so a family with other statistics gets its own.
     """
     mean, std = (backbone.mean, backbone.std) if backbone is not None else (IMAGENET_MEAN, IMAGENET_STD)
-    x = torch.tensor(pixels).permute(0, 3, 1, 2).float().div_(255.0)  # copies: PIL arrays are read-only
-    mean_t = torch.tensor(mean).view(1, 3, 1, 1)
-    std_t = torch.tensor(std).view(1, 3, 1, 1)
-    return ((x - mean_t) / std_t).contiguous(memory_format=torch.channels_last)
+    return normalise_pixels(torch.tensor(pixels).permute(0, 3, 1, 2), mean, std)  # copies: PIL arrays are read-only
 
 
 def _decode_or_none(path: str, size: int) -> np.ndarray | str:
@@ -74,111 +73,6 @@ def find_undecodable(paths: Sequence[str], size: int, batch_size: int = 256) -> 
 TRUNK_CHUNK_SIZE = 8192  # photos per chunk of the trunk pass: the unit of progress, and what a resume redoes at most
 
 
-class RowWriter:
-    """A ``.npy`` array written row block by row block with plain file writes, resumable, renamed into place
-    only when complete.
-
-    Plain writes, not a memory map: the dirty pages of a shared file mapping count in the process's RSS
-    until the kernel writes them back, bytes handed to ``write()`` do not, so peak memory stays flat
-    however large the file grows. Until ``finish`` the rows live in ``<path>.partial``, whose header
-    reserves room for ``max_rows``; ``finish`` writes the real row count into the header (padded to the
-    same length), cuts the file there and renames it to ``path``. ``rows_done`` > 0 reopens a partial
-    file and keeps only its first ``rows_done`` rows (what a progress record says is complete).
-    """
-
-    def __init__(self, path: Path, max_rows: int, rows_done: int = 0):
-        self.path = Path(path)
-        self.partial = self.path.with_name(self.path.name + ".partial")
-        self.max_rows = max_rows
-        self.rows = 0
-        self.file = None
-        self.header_size = 0
-        self.dtype: np.dtype | None = None
-        self.row_shape: tuple[int, ...] | None = None
-        if rows_done > 0:
-            self._reopen(rows_done)
-        else:
-            self.partial.unlink(missing_ok=True)
-
-    def _reopen(self, rows_done: int) -> None:
-        with open(self.partial, "rb") as f:
-            np.lib.format.read_magic(f)  # RowWriter writes version 1.0 headers
-            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
-            self.header_size = f.tell()
-        self.dtype, self.row_shape = np.dtype(dtype), tuple(shape[1:])
-        size = self.header_size + rows_done * self._row_bytes()
-        if os.path.getsize(self.partial) < size:
-            raise ValueError(f"{self.partial}: shorter than the {rows_done} rows its progress record names")
-        self.file = open(self.partial, "r+b")  # noqa: SIM115 -- kept open across appends, closed by finish/close
-        self.file.truncate(size)  # rows written after the last progress record are redone
-        self.file.seek(size)
-        self.rows = rows_done
-
-    def _row_bytes(self) -> int:
-        assert self.dtype is not None and self.row_shape is not None
-        return int(np.prod(self.row_shape, dtype=np.int64)) * self.dtype.itemsize
-
-    def append(self, block: np.ndarray) -> None:
-        """Add rows (n, *row_shape); the first block fixes dtype and row shape."""
-        if self.file is None:
-            self.dtype, self.row_shape = block.dtype, tuple(block.shape[1:])
-            header = _npy_header(self.dtype, (self.max_rows, *self.row_shape))
-            self.header_size = len(header)
-            self.partial.parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(self.partial, "wb")  # noqa: SIM115 -- kept open across appends
-            self.file.write(header)
-        if block.dtype != self.dtype or tuple(block.shape[1:]) != self.row_shape:
-            raise ValueError(f"{self.partial}: rows {block.dtype} {block.shape[1:]} after {self.dtype} {self.row_shape}")
-        if self.rows + len(block) > self.max_rows:
-            raise ValueError(f"{self.partial}: more than the {self.max_rows} rows reserved")
-        self.file.write(np.ascontiguousarray(block).tobytes())
-        self.rows += len(block)
-
-    def sync(self) -> int:
-        """Rows written so far, on disk (flushed and fsynced): safe to record as complete."""
-        if self.file is not None:
-            self.file.flush()
-            os.fsync(self.file.fileno())
-        return self.rows
-
-    def finish(self, empty_shape: tuple[int, ...] = (0,), dtype: np.dtype | type = np.float32) -> Path:
-        """Write the real row count into the header and rename the file into place. With no rows ever
-        written: an empty array of ``empty_shape`` and ``dtype``."""
-        if self.file is None:
-            write_npy(self.path, np.zeros(empty_shape, dtype))
-            return self.path
-        self.sync()
-        assert self.dtype is not None and self.row_shape is not None
-        self.file.seek(0)
-        self.file.write(_npy_header(self.dtype, (self.rows, *self.row_shape), self.header_size))
-        self.file.truncate(self.header_size + self.rows * self._row_bytes())
-        self.sync()
-        self.close()
-        os.replace(self.partial, self.path)
-        return self.path
-
-    def close(self) -> None:
-        if self.file is not None:
-            self.file.close()
-            self.file = None
-
-
-def _npy_header(dtype: np.dtype, shape: tuple[int, ...], size: int | None = None) -> bytes:
-    """A .npy (version 1.0) header for a C-order array, padded with spaces to ``size`` bytes when given
-    (numpy itself pads the same way, to a multiple of 64 bytes)."""
-    buffer = io.BytesIO()
-    np.lib.format.write_array_header_1_0(
-        buffer, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False, "shape": shape})
-    header = buffer.getvalue()
-    if size is None or size == len(header):
-        return header
-    text = header[10:].rstrip(b"\n").rstrip(b" ")  # magic (6) + version (2) + length (2), then the dict
-    padding = size - 10 - len(text) - 1
-    if padding < 0:
-        raise ValueError(f"a .npy header for shape {shape} does not fit in {size} bytes")
-    return header[:8] + struct.pack("<H", size - 10) + text + b" " * padding + b"\n"
-
-
 def _progress_path(out_npy: Path) -> Path:
     return out_npy.with_name(out_npy.name + ".progress.json")
 
@@ -186,7 +80,8 @@ def _progress_path(out_npy: Path) -> Path:
 @torch.no_grad()
 def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, out_npy: Path,
                          batch_size: int = 64, chunk_size: int = TRUNK_CHUNK_SIZE, device: torch.device | None = None,
-                         progress: bool = True, index_path: Path | None = None) -> dict[int, str]:
+                         progress: bool = True, index_path: Path | None = None, runtime: str | None = None,
+                         decode_on_device: bool | None = None) -> dict[int, str]:
     """Frozen-trunk features of every photo written to ``out_npy`` as float16 (N_good, C, h, w), rows in
     ``paths`` order with the undecodable photos left out; returns {position in paths: reason} of those.
 
@@ -195,6 +90,10 @@ def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: i
     ``<out_npy>.progress.json``; a pass that was interrupted resumes after its last recorded chunk (for
     the same paths, size and chunking). ``out_npy`` appears, by a rename, only when every photo is done;
     ``index_path`` (the cache's index of good paths and bad reasons), when given, is written just before.
+
+    On the CPU the trunk runs in ONNX Runtime where ``runtime`` allows (``engine.cpu_runtime``). JPEGs are
+    decoded in batches on ``device`` when ``decode_on_device`` (None: when it is a GPU), the photos that path
+    cannot take by the CPU decoder (``engine.device_decode``); else all by PIL on CPU threads.
     """
     device = device or torch.device("cpu")
     out_npy = Path(out_npy)
@@ -212,6 +111,9 @@ def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: i
     if done_chunks:
         logger.info(f"{out_npy.name}: resuming the trunk pass after {done_chunks * chunk_size} of {len(paths)} photos")
     trunk = backbone.trunk.to(device).eval().to(memory_format=torch.channels_last)
+    run_trunk = None  # made at the first batch: ONNX Runtime is checked against PyTorch on it
+    decode_device = device if (device.type == "cuda" if decode_on_device is None else decode_on_device) else None
+    decode_counts: Counter = Counter()
     try:
         with ThreadPoolExecutor(max_workers=2) as pool, \
                 tqdm(total=len(paths), initial=min(done_chunks * chunk_size, len(paths)), desc="trunk features",
@@ -219,15 +121,24 @@ def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: i
             for chunk_start in range(done_chunks * chunk_size, len(paths), chunk_size):
                 for start in range(chunk_start, min(chunk_start + chunk_size, len(paths)), batch_size):
                     batch = paths[start:min(start + batch_size, chunk_start + chunk_size)]
-                    pixels, bad_in_batch = decode_batch(batch, image_size, pool)
-                    bad.update({start + i: reason for i, reason in bad_in_batch.items()})
-                    if len(pixels):
+                    if decode_device is not None:
+                        x, bad_in_batch = decode_batch_on_device(batch, image_size, pool, decode_device, backbone.mean,
+                                                                 backbone.std, decode_counts)
+                        x = x.to(device)
+                    else:
+                        pixels, bad_in_batch = decode_batch(batch, image_size, pool)
                         x = to_model_input(pixels, backbone).to(device)
+                    bad.update({start + i: reason for i, reason in bad_in_batch.items()})
+                    if len(x):
+                        run_trunk = run_trunk or cpu_runner(trunk, x, f"trunk-{backbone.name}-{image_size}px", device,
+                                                            runtime)
                         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                            writer.append(trunk(x).float().cpu().numpy().astype(np.float16))  # (B, C, h, w)
+                            writer.append(run_trunk(x).float().cpu().numpy().astype(np.float16))  # (B, C, h, w)
                     bar.update(len(batch))
                 done_chunks += 1
                 write_json(progress_path, identity | {"chunks": done_chunks, "rows": writer.sync(), "bad": bad})
+        if decode_device is not None:
+            log_decode_counts(decode_counts, decode_device)
         if index_path is not None:
             write_trunk_index(index_path, paths, bad)
         writer.finish(empty_shape=(0,), dtype=np.float16)
@@ -261,8 +172,8 @@ def write_trunk_index(index_path: Path, paths: Sequence[str], bad: dict[int, str
 
 
 def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, batch_size: int = 64,
-                           device: torch.device | None = None, progress: bool = True,
-                           ) -> tuple[np.ndarray, dict[int, str]]:
+                           device: torch.device | None = None, progress: bool = True, runtime: str | None = None,
+                           decode_on_device: bool | None = None) -> tuple[np.ndarray, dict[int, str]]:
     """Frozen-trunk features of every photo, float16 (N_good, C, h, w), in memory, and {row: reason} of the
     bad ones: ``write_trunk_features`` through a temporary file, for a few photos (use the cache otherwise).
 
@@ -271,7 +182,7 @@ def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size:
     with tempfile.TemporaryDirectory(prefix="trunk-") as folder:
         out = Path(folder) / "features.npy"
         bad = write_trunk_features(backbone, paths, image_size, out, batch_size=batch_size, device=device,
-                                   progress=progress)
+                                   progress=progress, runtime=runtime, decode_on_device=decode_on_device)
         return np.load(out), bad
 
 
@@ -294,7 +205,7 @@ TrunkPass = Callable[[list[str], Path], dict[int, str]]
 def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: Sequence[str], image_size: int,
                           device: torch.device | None = None, progress: bool = True, batch_size: int = 64,
                           chunk_size: int = TRUNK_CHUNK_SIZE, engine: TrunkPass | None = None,
-                          ) -> tuple[np.ndarray | NpyRows, dict[int, str]]:
+                          runtime: str | None = None) -> tuple[np.ndarray | NpyRows, dict[int, str]]:
     """``write_trunk_features`` (or ``engine``: another engine's pass, e.g. the Ray engine's, that writes the
     features file itself) through a file cache keyed on catalogue, backbone split and size.
 
@@ -320,7 +231,8 @@ def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: 
             write_trunk_index(index_path, paths, bad)  # after the features: a cache without its index is recomputed
         else:
             bad = write_trunk_features(backbone, paths, image_size, features_path, batch_size=batch_size,
-                                       chunk_size=chunk_size, device=device, progress=progress, index_path=index_path)
+                                       chunk_size=chunk_size, device=device, progress=progress, index_path=index_path,
+                                       runtime=runtime)
     return _read_rows(features_path, np.arange(len(paths) - len(bad))), bad
 
 

@@ -1,7 +1,7 @@
 """Settings of ``evaluate``: dataclasses, validated, recorded in ``report.json``.
 
 Light on purpose (no torch): the CLI builds its parser from these defaults without loading models, and
-checks ``skip`` against the sections' names (``sections.section_names``) without importing them.
+checks ``skip`` against the sections' names (``registry.section_names``) without importing them.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from gallery_core.errors import ConfigError
-from gallery_core.evaluation.sections import section_names
+from gallery_core.evaluation.registry import section_names
 
 MTL_WEIGHTINGS: tuple[str, ...] = ("pseudo_uniform", "uncertainty")  # the two the paper compares
 # Measured on the demo (2-core CPU, quiet): ~34 s an epoch per model (the demo run's trunk cache is

@@ -27,9 +27,9 @@ from typing import Any
 import pandas as pd
 
 from gallery_core.artifacts.lock import run_lock
+from gallery_core.artifacts.npy_rows import NpyRows
 from gallery_core.artifacts.store import (
     STEPS,
-    NpyRows,
     RunPaths,
     UnreadableManifestError,
     read_manifest,
@@ -42,10 +42,10 @@ from gallery_core.artifacts.store import (
 )
 from gallery_core.config import BuildConfig
 from gallery_core.data.catalogue import Catalogue, load_catalogue
+from gallery_core.engine.execution import Execution
 from gallery_core.errors import UsageError
 from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.pipeline.embed import embed
-from gallery_core.pipeline.execution import Execution
 from gallery_core.pipeline.projection import fit_projection
 from gallery_core.search.index import write_index
 from gallery_core.training import distributed

@@ -23,24 +23,30 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from gallery_core.artifacts.npy_rows import NpyRows, RowWriter
 from gallery_core.artifacts.store import (
-    NpyRows,
     RunPaths,
     file_checksum,
     write_json,
-    write_npy,
     write_parquet,
 )
-from gallery_core.config import NEW_TASK_FEATURES, BuildConfig, EmbedConfig, ModelConfig
+from gallery_core.config import NEW_TASK_FEATURES, BuildConfig, EmbedConfig
 from gallery_core.data.catalogue import Catalogue
-from gallery_core.data.photos import RowWriter, load_photo, paths_digest, read_progress, to_model_input
-from gallery_core.models.backbones import Backbone, create_backbone
+from gallery_core.data.photos import load_photo, paths_digest, read_progress, to_model_input
+from gallery_core.engine.cpu_runtime import Runner
+from gallery_core.engine.execution import Execution
+from gallery_core.engine.features import (
+    embed_runners,
+    encode_trunk_features,
+    pretrained_backbone,
+    pretrained_photo_features,
+    trunk_batch,
+)
 from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.models.device import pick_device
 from gallery_core.models.encoder import GalleryEncoder
-from gallery_core.pipeline.execution import Execution
 from gallery_core.search.whitening import Whitening, fit_sample, fit_whitening
-from gallery_core.training.data import prepare_data, trunk_batch
+from gallery_core.training.data import prepare_data
 from gallery_core.vectors import group_mean, group_sum, l2_normalise
 
 logger = logging.getLogger(__name__)
@@ -51,33 +57,6 @@ def mean_per_listing(photo_embeddings: np.ndarray, listing_index: np.ndarray, n_
     pooled = group_mean(torch.from_numpy(np.array(photo_embeddings, dtype=np.float32)),
                         torch.from_numpy(np.array(listing_index, dtype=np.int64)), n_listings)
     return pooled.numpy()
-
-
-def pretrained_backbone(config: ModelConfig, device: torch.device | None = None) -> Backbone:
-    """The run's backbone with its pretrained weights and statistics, in eval mode (its top stages turn
-    cached trunk features into the pretrained pooled features)."""
-    return create_backbone(config.backbone, config.trainable_stages, config.weights_path,
-                           pretrained=True).to(device or torch.device("cpu")).eval()
-
-
-@torch.no_grad()
-def pretrained_photo_features(config: ModelConfig, trunk_features: torch.Tensor | np.ndarray,
-                              device: torch.device | None = None, batch_size: int = 1024,
-                              progress: bool = False, backbone: Backbone | None = None) -> np.ndarray:
-    """The pretrained backbone's own pooled features (P, feature_dim) from frozen-trunk features (P, C, h, w)
-    (a tensor, an array or the cache file, ``NpyRows``).
-
-    The trunk is frozen ImageNet weights in every model, so its cached output serves here: only the top
-    stages run, with their pretrained weights and statistics (``backbone``: made here when not given).
-    """
-    device = device or torch.device("cpu")
-    backbone = backbone or pretrained_backbone(config, device)
-    chunks = []
-    for start in tqdm(range(0, len(trunk_features), batch_size), desc="pretrained features", leave=False,
-                      disable=not progress):
-        rows = np.arange(start, min(start + batch_size, len(trunk_features)))
-        chunks.append(backbone.forward_top(trunk_batch(trunk_features, rows, device)).float().cpu().numpy())
-    return np.concatenate(chunks) if chunks else np.zeros((0, backbone.feature_dim), np.float32)
 
 
 def new_task_embeddings(learned: np.ndarray, pretrained: np.ndarray | None, features: str) -> np.ndarray:
@@ -104,20 +83,6 @@ def embed_photo_files(encoder: GalleryEncoder, photos: list[str | Path | bytes],
     pixels = np.stack([load_photo(p, image_size) for p in photos])
     encoder.eval()
     return encoder.embed_photos(to_model_input(pixels, encoder.backbone).to(device)).float().cpu().numpy()
-
-
-@torch.no_grad()
-def encode_trunk_features(encoder: GalleryEncoder, trunk_features: torch.Tensor | np.ndarray, device: torch.device,
-                          batch_size: int = 1024, progress: bool = False) -> np.ndarray:
-    """Photo embeddings (P, D) float32 from frozen-trunk features (P, C, h, w): a tensor, an array or the
-    cache file (``NpyRows``)."""
-    encoder.eval()
-    chunks = []
-    for start in tqdm(range(0, len(trunk_features), batch_size), desc="embed photos", disable=not progress):
-        rows = np.arange(start, min(start + batch_size, len(trunk_features)))
-        features = trunk_batch(trunk_features, rows, device)
-        chunks.append(encoder.embed_photos(features, from_trunk=True).float().cpu().numpy())
-    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, encoder.embed_dim), np.float32)
 
 
 @dataclass
@@ -175,11 +140,16 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
         if backbone is not None:
             dims = (model.encoder.embed_dim, backbone.feature_dim)
 
+        runners: list[Runner | None] = []  # made at the first chunk: ONNX Runtime is checked on its rows
+
         def chunk(start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
             block = trunk[start:end]  # (n, C, h, w)
-            learned = encode_trunk_features(model.encoder, block, dev, batch_size)
+            if not runners:
+                example = trunk_batch(block, np.arange(min(len(block), batch_size)), dev)
+                runners.extend(embed_runners(model.encoder, backbone, example, dev, execution.cpu_runtime))
+            learned = encode_trunk_features(model.encoder, block, dev, batch_size, run=runners[0])
             pretrained = None if backbone is None else \
-                pretrained_photo_features(config.model, block, dev, batch_size, backbone=backbone)
+                pretrained_photo_features(config.model, block, dev, batch_size, backbone=backbone, run=runners[1])
             return learned, pretrained
         source = checkpoint["trunk_cache_key"]
 
@@ -194,16 +164,13 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
     learned_sums, pretrained_sums = stream_listing_sums(
         chunk, offsets, dims, work, identity, chunk_size,
         photo_out=None if execution.engine == "ray" else work / "photo-embeddings.npy", progress=progress)
-    counts = np.maximum(sizes, 1).astype(np.float32)[:, None]  # (L, 1): as group_mean divides
-    learned = learned_sums / counts  # (L, D): the gallery embedding the heads were trained on
-    pretrained = None if pretrained_sums is None else pretrained_sums / counts  # (L, F)
-    transfer = new_task_embeddings(learned, pretrained, config.embed.new_task_features)
     photo_file = embeddings_file if execution.engine == "ray" else work / "photo-embeddings.npy"
     val_ids = set(checkpoint["val_listing_ids"])
     is_train = ~catalogue.listings["listing_id"].isin(val_ids).to_numpy()
     whitening = fit_retrieval_whitening(photo_file, np.repeat(is_train, sizes), config.train.seed,
                                         config.embed.whitening_dim)
-    listing_embeddings = l2_normalise(whitening.transform(learned))  # (L, k): the retrieval space
+    write_listing_outputs(learned_sums, pretrained_sums, sizes, whitening, config.embed.new_task_features,
+                          paths.listing_embeddings, paths.new_task_embeddings)
 
     photo_table = catalogue.photos[["listing_id", "path"]].reset_index(drop=True)
     photo_table.insert(0, "photo_index", np.arange(len(photo_table)))
@@ -217,12 +184,41 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
     os.replace(embeddings_file if execution.engine == "ray" else work / "photo-embeddings.npy",
                paths.photo_embeddings)  # complete: renamed into place, as an atomic write would
     write_parquet(paths.listing_table, listing_table)
-    write_npy(paths.listing_embeddings, listing_embeddings)
-    write_npy(paths.new_task_embeddings, transfer)
     whitening.save(paths.whitening)
     shutil.rmtree(work, ignore_errors=True)
     return EmbedResult(photo_table, np.load(paths.photo_embeddings, mmap_mode="r"), listing_table,
-                       listing_embeddings, transfer)
+                       np.load(paths.listing_embeddings, mmap_mode="r"), np.load(paths.new_task_embeddings, mmap_mode="r"))
+
+
+# Listings per block of the listing outputs: 64k listings of 1280-d sums are 330 MB a part, whatever L is.
+LISTING_BLOCK_ROWS = 65_536
+
+
+def write_listing_outputs(learned_sums: Path, pretrained_sums: Path | None, sizes: np.ndarray, whitening: Whitening,
+                          features: str, listing_out: Path, new_task_out: Path,
+                          block_rows: int = LISTING_BLOCK_ROWS) -> None:
+    """The listing embeddings (L, k) and the embedding for new tasks (L, D') from the listing sums files (L, D)
+    and (L, F), a block of listings at a time (none of the (L, D) arrays is held whole: at 500k listings each is
+    2.6 GB): means (sums / gallery sizes, as ``group_mean`` divides), then the whitened, normalised retrieval
+    vectors and ``new_task_embeddings``; each output appears, by a rename, only when complete."""
+    learned_rows = NpyRows(learned_sums)
+    pretrained_rows = None if pretrained_sums is None else NpyRows(pretrained_sums)
+    counts = np.maximum(sizes, 1).astype(np.float32)[:, None]  # (L, 1)
+    listing_writer, new_task_writer = RowWriter(listing_out, len(sizes)), RowWriter(new_task_out, len(sizes))
+    try:
+        for start in range(0, len(sizes), block_rows):
+            stop = min(start + block_rows, len(sizes))
+            learned = learned_rows[start:stop] / counts[start:stop]  # (n, D): the gallery embedding of the heads
+            pretrained = None if pretrained_rows is None else pretrained_rows[start:stop] / counts[start:stop]
+            listing_writer.append(l2_normalise(whitening.transform(learned)))  # (n, k): the retrieval space
+            new_task_writer.append(new_task_embeddings(learned, pretrained, features))  # (n, D')
+        listing_writer.finish(empty_shape=(0, whitening.dim), dtype=np.float32)
+        none = new_task_embeddings(np.zeros((0, learned_rows.shape[1]), np.float32), None if pretrained_rows is None
+                                   else np.zeros((0, pretrained_rows.shape[1]), np.float32), features)
+        new_task_writer.finish(empty_shape=none.shape, dtype=np.float32)
+    finally:
+        listing_writer.close()
+        new_task_writer.close()
 
 
 def fit_retrieval_whitening(photo_file: Path, is_train_photo: np.ndarray, seed: int, dim: int) -> Whitening:
@@ -236,9 +232,10 @@ def fit_retrieval_whitening(photo_file: Path, is_train_photo: np.ndarray, seed: 
 
 def stream_listing_sums(chunk: ChunkFunction, offsets: np.ndarray, dims: tuple[int, int | None], work: Path,
                         identity: dict, chunk_size: int, photo_out: Path | None = None, progress: bool = True,
-                        ) -> tuple[np.ndarray, np.ndarray | None]:
+                        ) -> tuple[Path, Path | None]:
     """Run ``chunk`` over the photo rows a chunk at a time and sum each listing's photo embeddings (and
-    pretrained features) as they pass: -> sums (L, D) float32 and (L, F) float32 or None.
+    pretrained features) as they pass: -> the files of the sums (L, D) float32 and (L, F) float32 (or None), in
+    ``work``, read back a block at a time by ``write_listing_outputs``.
 
     Photos are grouped by listing (listing i is rows offsets[i]:offsets[i+1]), so after each chunk the
     listings before its end are complete: their sums are appended to files in ``work`` and only the one
@@ -303,7 +300,7 @@ def stream_listing_sums(chunk: ChunkFunction, offsets: np.ndarray, dims: tuple[i
                 continue
             for _ in range(writer.rows, n_listings):  # listings after the last photo (none when photos exist)
                 writer.append(np.zeros((1, dim), np.float32))
-            outputs.append(np.load(writer.finish(empty_shape=(n_listings, dim))))
+            outputs.append(writer.finish(empty_shape=(n_listings, dim)))
         if photos_out is not None:
             photos_out.finish(empty_shape=(0, dims[0]))
     finally:
@@ -328,7 +325,7 @@ def _ray_photo_files(catalogue: Catalogue, paths: RunPaths, image_size: int, wor
                      with_pretrained: bool, progress: bool) -> tuple[Catalogue, Path, Path | None]:
     """Photo embeddings (and pretrained features) by the Ray engine -> (catalogue without the photos it could
     not decode, embeddings file (P, D), pretrained file (P, F) or None)."""
-    from gallery_core.pipeline import ray_engine
+    from gallery_core.engine import ray_engine
 
     options = execution.ray_options()  # says how to install Ray where it is missing
     embeddings_file, pretrained_file, bad = ray_engine.ray_photo_embeddings(

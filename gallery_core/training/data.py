@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from gallery_core.artifacts.store import NpyRows
+from gallery_core.artifacts.npy_rows import NpyRows
 from gallery_core.config import ModelConfig
 from gallery_core.data.catalogue import Catalogue
 from gallery_core.data.photos import (
@@ -20,42 +20,19 @@ from gallery_core.data.photos import (
     to_model_input,
 )
 from gallery_core.data.tasks import encode_labels, observed_mask
+from gallery_core.engine.features import trunk_batch
 from gallery_core.errors import UsageError
 from gallery_core.models.backbones import BackboneEntry
 from gallery_core.models.encoder import GalleryModel
 
 if TYPE_CHECKING:
-    from gallery_core.pipeline.execution import Execution
-
-# The memory format in which trunk features enter the model's top stages. The trunk computes them
-# channels-last (``data.photos``) but a cache file holds them row-major, and the CPU's convolution kernels
-# for the two formats sum in different orders: without one fixed format, a run that computed its trunk
-# features trained and embedded with other numbers than one that loaded them (a warm cache, a resumed
-# build): listing embeddings differed by up to 3e-3 on the demo. Channels-last is the format the trunk
-# and the pixel path use, so a cold build's training is unchanged by fixing it.
-TRUNK_MEMORY_FORMAT = torch.channels_last
-
-
-def trunk_input(features: torch.Tensor) -> torch.Tensor:
-    """Trunk features (P, C, h, w) in ``TRUNK_MEMORY_FORMAT`` (a copy only when they are not already)."""
-    return features.contiguous(memory_format=TRUNK_MEMORY_FORMAT) if features.dim() == 4 else features
-
+    from gallery_core.engine.execution import Execution
 
 # Trunk caches up to this size are copied into memory (batches are then a tensor gather); larger ones stay
 # on disk and each batch reads its rows from the file (``NpyRows``: plain reads, so the file's pages never
 # count in the process's resident set). The numbers are the same either way: the same
 # float16 values become the same float32 channels-last batch.
 TRUNK_IN_MEMORY_MAX_BYTES = 2 * 1024**3
-
-
-def trunk_batch(features: torch.Tensor | np.ndarray | NpyRows, rows: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Rows of the trunk features (in-memory tensor, array or the cache file) as a float32 batch (B, C, h, w)
-    in ``TRUNK_MEMORY_FORMAT`` on ``device``."""
-    if isinstance(features, torch.Tensor):
-        selected = features[torch.from_numpy(rows)]
-    else:
-        selected = torch.from_numpy(np.ascontiguousarray(features[rows]))  # reads only these rows of the file
-    return trunk_input(selected.to(device).float())
 
 
 def trunk_tensor(features: np.ndarray | NpyRows) -> torch.Tensor:
@@ -122,7 +99,7 @@ def prepare_data(catalogue: Catalogue, model: GalleryModel, config: ModelConfig,
     if use_cache:
         engine = None
         if execution is not None and execution.engine == "ray":
-            from gallery_core.pipeline.ray_engine import ray_trunk_features
+            from gallery_core.engine.ray_engine import ray_trunk_features
 
             options = execution.ray_options()
 
@@ -132,7 +109,7 @@ def prepare_data(catalogue: Catalogue, model: GalleryModel, config: ModelConfig,
         features, bad = cached_trunk_features(cache_dir, cache_key, model.encoder.backbone,
                                               catalogue.photos["path"].tolist(), config.image_size, device, progress,
                                               chunk_size=execution.chunk_size if execution else TRUNK_CHUNK_SIZE,
-                                              engine=engine)
+                                              engine=engine, runtime=execution.cpu_runtime if execution else None)
         catalogue = catalogue.without_photos(bad)
         if in_memory is None:
             in_memory = features.nbytes <= TRUNK_IN_MEMORY_MAX_BYTES

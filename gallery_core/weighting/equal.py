@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from gallery_core.weighting import register_weighting
 from gallery_core.weighting.base import LossWeighting
+from gallery_core.weighting.registry import register_weighting
 
 
 @register_weighting

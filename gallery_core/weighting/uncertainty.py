@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from gallery_core.data.tasks import TaskSpec
-from gallery_core.weighting import register_weighting
 from gallery_core.weighting.base import LossWeighting
+from gallery_core.weighting.registry import register_weighting
 
 
 @register_weighting

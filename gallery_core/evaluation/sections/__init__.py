@@ -1,5 +1,5 @@
 """The report's sections, in report order. A new section is one module exposing ``SECTION`` (a
-``base.Section``) and one line here.
+``base.Section``) and one line in ``REGISTRY`` (``gallery_core.evaluation.registry``).
 
 The registry maps names to module paths, imported on first use: the CLI validates ``--skip`` from
 the names without loading torch. A ``Section`` object may stand in place of a path (a test registers
@@ -10,25 +10,10 @@ from __future__ import annotations
 
 import importlib
 
+from gallery_core.evaluation.registry import REGISTRY, section_names
 from gallery_core.evaluation.sections.base import Section
 
-REGISTRY: dict[str, str | Section] = {
-    "holdout": "gallery_core.evaluation.sections.holdout",
-    "transfer": "gallery_core.evaluation.sections.transfer",
-    "task_folds": "gallery_core.evaluation.sections.task_folds",
-    "quality": "gallery_core.evaluation.sections.quality",
-    "retrieval": "gallery_core.evaluation.sections.retrieval",
-    "robustness": "gallery_core.evaluation.sections.robustness",
-    "ablation": "gallery_core.evaluation.sections.ablation",
-    "audit": "gallery_core.evaluation.sections.audit",
-}
-
 __all__ = ["REGISTRY", "Section", "load_section", "section_names"]
-
-
-def section_names() -> tuple[str, ...]:
-    """The sections' names in report order (read when asked, so a registration made later counts)."""
-    return tuple(REGISTRY)
 
 
 def load_section(name: str) -> Section:

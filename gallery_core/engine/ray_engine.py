@@ -4,7 +4,10 @@ The same numbers as the single-process path (``gallery_core.data.photos.compute_
 ``gallery_core.pipeline.embed``), computed by a pipeline of three parts:
 
 1. the photo table (position in ``paths``, path) is split into blocks; Ray *tasks* decode them with the
-   project's decoder (``decode_batch``), one CPU each; an undecodable photo becomes a row with its reason;
+   project's decoder (``decode_batch``), one CPU each; an undecodable photo becomes a row with its reason.
+   When the actors have a GPU, the tasks only read the files' bytes, which are what crosses the object store
+   (~100 KB a JPEG instead of its decoded pixels), and the actors decode them on their GPU
+   (``engine.device_decode``: nvJPEG, the CPU decoder for what it cannot take);
 2. an *actor pool* (``map_batches`` with a callable class: each actor loads the backbone or checkpoint
    once) runs the model on the decoded batches, on a GPU each where the cluster has them;
 3. the driver streams the results back (``iter_batches``) and places each row by its position into a
@@ -34,13 +37,15 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gallery_core.artifacts.store import NpyRows, atomic_path
+from gallery_core.artifacts.atomic import atomic_path
+from gallery_core.artifacts.npy_rows import NpyRows
 from gallery_core.config import BuildConfig
-from gallery_core.data.photos import decode_batch, to_model_input
+from gallery_core.data.photos import decode_batch
+from gallery_core.engine.device_decode import decode_bytes_on_device, normalise_pixels, read_photo_bytes
+from gallery_core.engine.features import encode_trunk_features, pretrained_backbone, pretrained_photo_features
 from gallery_core.errors import UsageError
 from gallery_core.models.backbones import create_backbone
 from gallery_core.models.checkpoint import load_checkpoint
-from gallery_core.pipeline.embed import encode_trunk_features, pretrained_backbone, pretrained_photo_features
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +82,7 @@ class RayOptions:
     actors: int | None = None       # size of the actor pool (None: one per GPU when the cluster has GPUs, else 1-2 CPU actors)
     gpus_per_actor: float | None = None   # None: 1 when the cluster has GPUs, else 0
     num_cpus: int | None = None     # only for a local instance started here (tests pass 2)
+    bytes_to_actors: bool | None = None  # tasks read bytes, actors decode (None: when the actors have a GPU)
 
 
 # --- the stages that run on the cluster (module level: Ray pickles them by reference) ---
@@ -94,43 +100,59 @@ def _decode_rows(batch: dict[str, np.ndarray], image_size: int) -> dict[str, np.
     return {"index": np.asarray(batch["index"], dtype=np.int64), "reason": reasons, "pixels": pixels}
 
 
+def _read_rows(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A Ray task when the actors decode: read a block of photo files (None where one cannot be read)."""
+    paths = [str(p) for p in batch["path"]]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # reading waits on storage, not on the CPU
+        data = np.array(list(pool.map(read_photo_bytes, paths)), dtype=object)
+    return {"index": np.asarray(batch["index"], dtype=np.int64), "path": np.array(paths, dtype=object), "data": data}
+
+
 def _model_input(pixels: np.ndarray, backbone: Any, device: torch.device) -> torch.Tensor:
     """``to_model_input`` on ``device``: on a GPU the uint8 photos cross the bus (a quarter of the bytes of
     floats) and the GPU normalises them, not the actor's one CPU thread. The same float32 arithmetic."""
-    if device.type == "cpu":
-        return to_model_input(pixels, backbone)
-    x = torch.tensor(pixels, device=device).permute(0, 3, 1, 2).float().div_(255.0)  # (B, 3, S, S)
-    mean = torch.tensor(backbone.mean, device=device).view(1, 3, 1, 1)
-    std = torch.tensor(backbone.std, device=device).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous(memory_format=torch.channels_last)
+    return normalise_pixels(torch.tensor(pixels, device=device).permute(0, 3, 1, 2), backbone.mean, backbone.std)
 
 
 @torch.no_grad()
-def _trunk_batch(backbone: Any, pixels: np.ndarray, device: torch.device) -> np.ndarray:
-    """Frozen-trunk features float16 (B, C, h, w) of decoded photos (B, S, S, 3), computed as
+def _trunk_batch(backbone: Any, x: torch.Tensor, device: torch.device) -> np.ndarray:
+    """Frozen-trunk features float16 (B, C, h, w) of model input (B, 3, S, S) on ``device``, computed as
     ``compute_trunk_features`` computes them (bf16 autocast on a GPU, float16 storage)."""
-    x = _model_input(pixels, backbone, device)
     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         return backbone.trunk(x).float().cpu().numpy().astype(np.float16)
 
 
 class _ModelStage:
-    """What every actor does with a decoded batch: the model on its good rows; the bad rows get zeros."""
+    """What every actor does with a batch, decoded (pixels) or read (bytes, decoded here on the actor's device):
+    the model on its good rows; the bad rows get zeros."""
 
     outputs: dict[str, tuple[tuple[int, ...], np.dtype]]  # column -> (row shape, dtype), set by subclasses
+    normalisation: Any  # what has the model input's mean/std (the backbone), set by subclasses
 
-    def __init__(self, gpus: float) -> None:
+    def __init__(self, gpus: float, image_size: int) -> None:
         # A CPU actor on a GPU node must not take the GPU; a GPU actor sees only the GPU Ray gave it.
         self.device = torch.device("cuda" if gpus > 0 and torch.cuda.is_available() else "cpu")
+        self.image_size = image_size
+        self.pool = ThreadPoolExecutor(max_workers=2)  # the CPU decoder, for photos the device cannot take
 
-    def compute(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+    def compute(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def model_input(self, batch: dict[str, np.ndarray]) -> tuple[torch.Tensor, np.ndarray]:
+        """(model input of the good photos (G, 3, S, S) on the device, the reason of each row: "" when good)."""
+        if "data" in batch:
+            x, bad = decode_bytes_on_device(list(batch["data"]), [str(p) for p in batch["path"]], self.image_size,
+                                            self.pool, self.device, self.normalisation.mean, self.normalisation.std)
+            return x, np.array([bad.get(i, "") for i in range(len(batch["data"]))], dtype=object)
         is_good = np.array([r == "" for r in batch["reason"]], dtype=bool)  # (B,)
-        out: dict[str, np.ndarray] = {"index": batch["index"], "reason": batch["reason"]}
         pixels = batch["pixels"] if is_good.all() else batch["pixels"][is_good]  # (G, S, S, 3)
-        computed = self.compute(pixels) if len(pixels) else {}
+        return _model_input(pixels, self.normalisation, self.device), batch["reason"]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x, reasons = self.model_input(batch)
+        is_good = np.array([r == "" for r in reasons], dtype=bool)  # (B,)
+        out: dict[str, np.ndarray] = {"index": batch["index"], "reason": reasons}
+        computed = self.compute(x) if len(x) else {}
         for name, (shape, dtype) in self.outputs.items():
             column = np.zeros((len(is_good), *shape), dtype)
             if name in computed:
@@ -142,22 +164,25 @@ class _ModelStage:
 class _TrunkFeatures(_ModelStage):
     def __init__(self, backbone_name: str, trainable_stages: int, weights_path: str | None, image_size: int,
                  gpus: float) -> None:
-        super().__init__(gpus)
+        super().__init__(gpus, image_size)
         backbone = create_backbone(backbone_name, trainable_stages, weights_path, pretrained=True)
-        self.backbone = backbone.to(self.device).eval()
+        self.backbone = self.normalisation = backbone.to(self.device).eval()
         self.backbone.trunk.to(memory_format=torch.channels_last)
-        probe = _trunk_batch(self.backbone, np.zeros((1, image_size, image_size, 3), np.uint8), self.device)
+        probe = _trunk_batch(self.backbone, torch.zeros((1, 3, image_size, image_size), device=self.device),
+                             self.device)
         self.outputs = {"features": (probe.shape[1:], np.dtype(np.float16))}
 
-    def compute(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
-        return {"features": _trunk_batch(self.backbone, pixels, self.device)}
+    def compute(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        return {"features": _trunk_batch(self.backbone, x, self.device)}
 
 
 class _PhotoEmbedder(_ModelStage):
-    def __init__(self, checkpoint_path: str, with_pretrained: bool, batch_size: int, gpus: float) -> None:
-        super().__init__(gpus)
+    def __init__(self, checkpoint_path: str, with_pretrained: bool, batch_size: int, image_size: int,
+                 gpus: float) -> None:
+        super().__init__(gpus, image_size)
         model, checkpoint = load_checkpoint(checkpoint_path, device=str(self.device))
         self.encoder = model.encoder.eval()
+        self.normalisation = self.encoder.backbone
         self.encoder.backbone.trunk.to(memory_format=torch.channels_last)
         self.config = BuildConfig.from_dict(checkpoint["config"]).model
         self.batch_size = batch_size
@@ -167,10 +192,10 @@ class _PhotoEmbedder(_ModelStage):
             self.pretrained = pretrained_backbone(self.config, self.device)
             self.outputs["pretrained"] = ((self.pretrained.feature_dim,), np.dtype(np.float32))
 
-    def compute(self, pixels: np.ndarray) -> dict[str, np.ndarray]:
+    def compute(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         # Through float16, as the trunk cache stores the features; the top stages read them as float32
         # channels-last (trunk_input), as on the local path.
-        trunk = _trunk_batch(self.encoder.backbone, pixels, self.device)  # (B, C, h, w) float16
+        trunk = _trunk_batch(self.encoder.backbone, x, self.device)  # (B, C, h, w) float16
         out = {"embedding": encode_trunk_features(self.encoder, trunk, self.device, self.batch_size)}
         if self.pretrained is not None:
             out["pretrained"] = pretrained_photo_features(self.config, trunk, self.device, self.batch_size,
@@ -271,15 +296,19 @@ def _run(stage: type, stage_kwargs: dict[str, Any], paths: list[str], image_size
         actors, gpus = _pool_size(ray, options)
         block_rows = options.batch_size * BATCHES_PER_BLOCK
         table = pa.table({"index": pa.array(np.arange(len(paths), dtype=np.int64)), "path": pa.array(paths)})
-        dataset = (
-            ray.data.from_arrow([table.slice(s, block_rows) for s in range(0, len(paths), block_rows)])
+        blocks = ray.data.from_arrow([table.slice(s, block_rows) for s in range(0, len(paths), block_rows)])
+        bytes_to_actors = options.bytes_to_actors if options.bytes_to_actors is not None else gpus > 0
+        if bytes_to_actors:  # the actors decode on their device: the tasks only read the files
+            read = blocks.map_batches(_read_rows, batch_size=options.batch_size, num_cpus=1, memory=DECODE_TASK_MEMORY)
+        else:
             # The memory a decoding task needs (decoded photos and their copy) is declared: Ray schedules by it,
             # and, as it differs from the actors' resources, does not fuse decoding into the actors.
-            .map_batches(_decode_rows, batch_size=options.batch_size, fn_kwargs={"image_size": image_size},
-                         num_cpus=1, memory=DECODE_TASK_MEMORY + DECODE_MEMORY_PER_PHOTO * options.batch_size)
-            .map_batches(stage, batch_size=options.batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
-                         num_gpus=gpus if gpus > 0 else None, fn_constructor_kwargs=stage_kwargs | {"gpus": gpus})
-        )
+            read = blocks.map_batches(_decode_rows, batch_size=options.batch_size, fn_kwargs={"image_size": image_size},
+                                      num_cpus=1, memory=DECODE_TASK_MEMORY + DECODE_MEMORY_PER_PHOTO * options.batch_size)
+        logger.info("Ray: the %s decode the photos", "actors" if bytes_to_actors else "tasks")
+        dataset = read.map_batches(stage, batch_size=options.batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
+                                   num_gpus=gpus if gpus > 0 else None,
+                                   fn_constructor_kwargs=stage_kwargs | {"gpus": gpus})
         seen = np.zeros(len(paths), dtype=bool)  # (N,)
         bad: dict[int, str] = {}
         with ExitStack() as stack:
@@ -325,8 +354,8 @@ def ray_photo_embeddings(checkpoint_path: Path, paths: list[str], image_size: in
                          options: RayOptions, with_pretrained: bool, progress: bool = True,
                          ) -> tuple[Path, Path | None, dict[int, str]]:
     """Decode -> frozen trunk -> round to float16 (as the trunk cache stores it) -> back to float32, channels-last
-    (gallery_core.training.data.trunk_input) -> the trained encoder's photo embedding (and, if with_pretrained, the
-    pretrained backbone's pooled features, as gallery_core.pipeline.embed.pretrained_photo_features computes them),
+    (gallery_core.engine.features.trunk_input) -> the trained encoder's photo embedding (and, if with_pretrained, the
+    pretrained backbone's pooled features, as gallery_core.engine.features.pretrained_photo_features computes them),
     run in a Ray Data actor pool. Writes ``out_dir/photo_embeddings.npy`` float32 (N_good, D) and, if asked,
     ``out_dir/photo_pretrained.npy`` float32 (N_good, F), rows in ``paths`` order without the bad photos, each
     written chunk by chunk (``NpyRows``: rows placed by index as batches arrive, with plain writes: never all in
@@ -339,7 +368,7 @@ def ray_photo_embeddings(checkpoint_path: Path, paths: list[str], image_size: in
     if with_pretrained:
         outputs["pretrained"] = out_dir / PHOTO_PRETRAINED_FILE
     kwargs = {"checkpoint_path": str(checkpoint_path), "with_pretrained": with_pretrained,
-              "batch_size": options.batch_size}
+              "batch_size": options.batch_size, "image_size": image_size}
     bad = _run(_PhotoEmbedder, kwargs, list(paths), image_size, outputs, options, progress)
     return outputs["embedding"], outputs.get("pretrained"), bad
 
