@@ -74,7 +74,8 @@ from gallery_core.training.wise import mix_encoder, pooled_embeddings
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = REPO / "docs" / "representation_study_folds.json"
-DESIGNS_OUT = REPO / "docs" / "representation_study_designs.json"  # the retraining designs' runs (--out)
+DESIGNS_OUT = REPO / "docs" / "representation_study_designs.json"  # the retraining designs' screening (--out)
+CONFIRM_OUT = REPO / "docs" / "representation_study_designs_seeds.json"  # the chosen designs' other seeds (--out)
 
 # Designs that retrain each fold's model: config changes on top of the run's (evaluation budget, fold seed).
 # The extra objectives' weights are set beforehand so each weighs about a tenth of the attribute objective
@@ -323,8 +324,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--epochs", type=int, default=None, help="epoch budget (default: the evaluation's)")
     parser.add_argument("--report", action="store_true", help="print the tables from --out and stop")
-    parser.add_argument("--with", dest="merge", type=Path, nargs="*", default=[DESIGNS_OUT],
-                        help=f"--report merges these results files' runs in (default {DESIGNS_OUT.name})")
+    parser.add_argument("--with", dest="merge", type=Path, nargs="*", default=[DESIGNS_OUT, CONFIRM_OUT],
+                        help=f"--report merges these results files' runs in (default {DESIGNS_OUT.name}, "
+                             f"{CONFIRM_OUT.name})")
     parser.add_argument("--heads", type=Path, nargs="+", default=None, metavar="CHECKPOINT",
                         help="print the validation metrics of these checkpoints' own heads on --run's split, and stop")
     parser.add_argument("--quick", action="store_true",
