@@ -5,8 +5,8 @@ photos/s (128 / 224 px, batch 64), ONNX Runtime's CPU provider at 611 / 218, out
 (DESIGN.md, 2026-12-07). The trunk pass and embed's encoder run on the CPU whenever there is no GPU.
 
 How: a module (eval mode, one float32 input with a free batch dimension) is exported once with PyTorch's
-TorchScript exporter (``dynamo=False``: it needs no package beyond ONNX Runtime, and exports in a fraction of
-the dynamo exporter's time) and the graph cached (``onnx_cache_dir``) under a key of its weights, input
+TorchScript exporter (``dynamo=False``: it needs the ``onnx`` package, not ``onnxscript`` as well, and exports in
+a fraction of the dynamo exporter's time) and the graph cached (``onnx_cache_dir``) under a key of its weights, input
 shape and the versions of torch and ONNX Runtime. Before use it is checked against PyTorch on the first
 inputs it is given (``VERIFY_ROWS`` rows, each within cosine ``MIN_COSINE``); when ONNX Runtime is missing
 (the ``onnx`` extra), the export fails or the check does, the module runs in PyTorch and the log says why.
@@ -130,6 +130,7 @@ def onnx_runner(module: nn.Module, example: torch.Tensor, name: str) -> OnnxRunn
     """``module`` exported (or found in the cache) and checked against PyTorch on ``example``'s first rows;
     None, with a log line saying why, when ONNX Runtime is missing, the export fails or the check does."""
     try:
+        import onnx  # noqa: F401  (what the exporter writes the graph with)
         import onnxruntime  # noqa: F401
     except ImportError:
         logger.info("%s: runs in PyTorch on the CPU (ONNX Runtime runs it ~3x faster: %s)", name, INSTALL_HINT)
@@ -166,6 +167,7 @@ def cpu_runner(module: nn.Module, example: torch.Tensor, name: str, device: torc
         return module
     if runtime == "onnx":
         try:
+            import onnx  # noqa: F401
             import onnxruntime  # noqa: F401
         except ImportError as err:
             raise UsageError(f"--cpu-runtime onnx needs ONNX Runtime: {INSTALL_HINT}") from err
