@@ -8,11 +8,13 @@ gets it, the figure every browser got before):
 * payload: the bytes the page sends for the map on a first view, and on a colour change (the scatter sends
   only the new colour column; plotly the whole figure again);
 * server: the page's script run through AppTest (first: Streamlit's caches cleared; cached: a rerun, median;
-  colour: the rerun after a colour change);
+  colour: the rerun after a colour change; for the scatter, selection: the rerun after a box selection over the
+  middle half of the coordinates' extent, as the browser reports it, in wall and CPU seconds, and its bytes);
 * browser: headless Chromium (Debian's, through Playwright; ``--disable-webgl2`` for plotly) against
   ``streamlit run``: from navigation until the map holds every point and has drawn, on a fresh server and in
   a second tab on the warm server; then in that tab a colour change (option clicked -> new colours drawn)
-  and a box selection round trip (mouse released -> Python's selection listed and highlighted on the map).
+  and a box selection round trip (mouse released -> Python's selection listed and highlighted on the map; for
+  the scatter also the browser's own highlight, drawn before Python answers).
 
 Every point is drawn in both variants: nothing is sampled or aggregated. Each row records the machine's
 1-minute load average while it was measured: on a machine shared with other work every time grows with it.
@@ -94,8 +96,16 @@ def _map_bytes(at, variant: str) -> tuple[int, int]:
     return len(element.proto.bytes), header["n"]
 
 
-def time_server(run_name: str, variant: str, repeats: int) -> dict[str, float]:
-    """The Map page through AppTest: first and cached render, the map's bytes, and the colour change."""
+def selection_box(run_dir: Path) -> list[float]:
+    """The box selection the server is timed with: the middle half of the coordinates' extent in x and y."""
+    xy = Run(run_dir, verify=False).coordinates[["x", "y"]].to_numpy(np.float64)
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    return [*(lo + (hi - lo) / 4).tolist(), *(hi - (hi - lo) / 4).tolist()]
+
+
+def time_server(run_name: str, variant: str, repeats: int, box: list[float]) -> dict[str, float]:
+    """The Map page through AppTest: first and cached render, the map's bytes, the colour change and (scatter)
+    the selection of ``box``."""
     from ui.testing import app_test
 
     _clear_caches()
@@ -122,8 +132,16 @@ def time_server(run_name: str, variant: str, repeats: int) -> dict[str, float]:
     at.run()
     colour = time.perf_counter() - started
     colour_bytes, _ = _map_bytes(at, variant)
-    return {"first": first, "cached": statistics.median(cached), "colour_server": colour, "bytes": first_bytes,
-            "colour_bytes": colour_bytes, "points": points}
+    row = {"first": first, "cached": statistics.median(cached), "colour_server": colour, "bytes": first_bytes,
+           "colour_bytes": colour_bytes, "points": points}
+    if variant == "scatter":  # what the scatter reports for a box (scatter_map.take_events turns it into ids)
+        at.session_state["map_chart"] = {**at.session_state.get("map_chart", {}),
+                                         "selection": {"mode": "box", "box": box, "nonce": 1}}
+        started, cpu = time.perf_counter(), time.process_time()
+        at.run()
+        row |= {"selection_server": time.perf_counter() - started, "selection_cpu": time.process_time() - cpu,
+                "selection_bytes": _map_bytes(at, variant)[0], "server_selected": len(at.session_state["map_selection"])}
+    return row
 
 
 def _drawn(page, variant: str, n_points: int) -> float:
@@ -147,8 +165,9 @@ def _colour_change(page, variant: str) -> float:
     return (page.evaluate(PAINTED_AT_JS) - started) / 1e3
 
 
-def _selection_round_trip(page, variant: str) -> tuple[float, int]:
-    """A box over the middle of the map (a quarter of its area): mouse released -> selection listed and drawn."""
+def _selection_round_trip(page, variant: str) -> tuple[float, int, float | None]:
+    """A box over the middle of the map (a quarter of its area): mouse released -> selection listed and drawn;
+    with the seconds to the scatter's own highlight (None for plotly)."""
     area = page.locator(".nsewdrag" if variant == "plotly" else ".plot").first
     area.scroll_into_view_if_needed()
     box = area.bounding_box()
@@ -160,7 +179,9 @@ def _selection_round_trip(page, variant: str) -> tuple[float, int]:
     page.wait_for_function(SELECTED_JS[variant], timeout=STEP_TIMEOUT_MS, polling=50)
     seconds = (page.evaluate(PAINTED_AT_JS) - started) / 1e3
     heading = page.get_by_role("heading", name="Selected listings", exact=False).first.inner_text()
-    return seconds, int(heading.split(": ")[1].replace(",", ""))
+    highlighted = (page.evaluate("() => window.galleryCoreScatter.highlightedAt") - started) / 1e3 \
+        if variant == "scatter" else None
+    return seconds, int(heading.split(": ")[1].replace(",", "")), highlighted
 
 
 def _capped(step, pair: bool = False):
@@ -170,7 +191,7 @@ def _capped(step, pair: bool = False):
     try:
         return step()
     except PlaywrightTimeout:
-        return (float("inf"), 0) if pair else float("inf")
+        return (float("inf"), 0, None) if pair else float("inf")
 
 
 def time_browser(artifacts_root: Path, n_points: int, variant: str) -> dict[str, float]:
@@ -196,13 +217,14 @@ def time_browser(artifacts_root: Path, n_points: int, variant: str) -> dict[str,
                     page.close()
             colour = _capped(lambda: _colour_change(page, variant))
             loads.append(load())
-            selection, n_selected = (_capped(lambda: _selection_round_trip(page, variant), pair=True)
-                                     if colour != float("inf") else (float("inf"), 0))
+            selection, n_selected, highlight = (_capped(lambda: _selection_round_trip(page, variant), pair=True)
+                                                if colour != float("inf") else (float("inf"), 0, None))
             loads.append(load())
         finally:
             browser.close()
     return {"browser_cold": drawn[0], "browser_warm": drawn[1], "colour_browser": colour,
-            "selection_browser": selection, "selected": n_selected, "load": max(loads)}
+            "selection_browser": selection, "selected": n_selected, "load": max(loads)} \
+        | ({} if highlight is None else {"highlight_browser": highlight})
 
 
 def measure_map(source_dir: Path, large_dir: Path, n_listings: int, repeats: int, browser: bool) -> dict:
@@ -217,8 +239,9 @@ def measure_map(source_dir: Path, large_dir: Path, n_listings: int, repeats: int
     os.environ["GALLERY_CORE_ARTIFACTS"] = str(root)
     n = len(Run(run_dir, verify=False).listings)
     result: dict = {"name": name, "listings": n}
+    box = selection_box(run_dir)
     for variant in VARIANTS:
-        row = {"server_load": load(), **time_server(name, variant, repeats)}
+        row = {"server_load": load(), **time_server(name, variant, repeats, box)}
         if row["points"] != n:
             raise RuntimeError(f"the {variant} map of {name} draws {row['points']:,} of {n:,} listings")
         if browser:
@@ -236,6 +259,22 @@ def _s(row: dict, key: str) -> str:
     if key not in row:
         return "-"
     return f"> {STEP_TIMEOUT_MS / 1e3:.0f}" if row[key] == float("inf") else f"{row[key]:.2f}"
+
+
+def selection_section(maps: list[dict]) -> list[str]:
+    """The scatter's selection round trip split: the server's rerun and its bytes, the browser's own highlight."""
+    lines = ["", "The scatter's box selection in parts. Server (AppTest): the rerun after the browser reports a box "
+             "over the middle half of the coordinates' extent (wall and CPU seconds; the map's bytes in that "
+             "rerun: the selection as a bit per listing, nothing else); browser: from mouse release to its own "
+             "highlight (drawn while Python works), and to Python's selection listed and drawn.", "",
+             "| listings | server selection (s) | server selection CPU (s) | map payload (kB) | selected (server) | "
+             "browser highlight (s) | round trip (s) |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for m in maps:
+        r = m["scatter"]
+        lines.append(f"| {m['listings']:,} | {r['selection_server']:.2f} | {r['selection_cpu']:.2f} | "
+                     f"{r['selection_bytes'] / 1e3:.1f} | {r['server_selected']:,} | {_s(r, 'highlight_browser')} | "
+                     f"{_s(r, 'selection_browser')} |")
+    return lines
 
 
 def map_section(maps: list[dict]) -> list[str]:
@@ -265,6 +304,7 @@ def map_section(maps: list[dict]) -> list[str]:
                          f"{r['colour_server']:.2f} | {_s(r, 'browser_cold')} | {_s(r, 'browser_warm')} | "
                          f"{_s(r, 'colour_browser')} | {_s(r, 'selection_browser')} | "
                          f"{r.get('selected', 0):,} | {r.get('load', r['server_load']):.1f} |")
+    lines += selection_section(maps)
     largest = max(maps, key=lambda m: m["listings"], default=None)
     if largest is not None and "browser_warm" in largest["scatter"]:
         row = largest["scatter"]

@@ -47,6 +47,9 @@ def drag(page, points: list[tuple[float, float]]) -> int:
     for x, y in at[1:]:
         page.mouse.move(x, y, steps=6)
     page.mouse.up()
+    # the scatter tells Python first and draws its own highlight in the next task
+    page.wait_for_function("() => { const s = window.galleryCoreScatter; return s.highlightedAt >= s.reportedAt; }",
+                           timeout=PAGE_TIMEOUT_MS)
     return page.evaluate("() => window.galleryCoreScatter.selected")
 
 

@@ -125,6 +125,48 @@ def test_a_box_drawn_on_the_map_selects_its_listings_and_highlights_them(open_pa
     assert scatter(at)[0]["selected"] == 1  # a selection set elsewhere is highlighted by its ids
 
 
+def test_a_selection_rerun_sends_only_its_bits_and_later_reruns_nothing(open_page):
+    at = open_page("ui/pages/map.py")
+    at.selectbox(key="map_colour").set_value("Attribute: price").run()
+    report(at, selection={"mode": "box", "box": [-1e9, -1e9, 1e9, 1e9], "nonce": 1})
+    header, blobs = scatter(at)
+    # neither coordinates nor a colour column again: one bit per listing, the selection
+    assert set(blobs) == {header["selection"]} and blobs[header["selection"]].nbytes == 5  # 40 listings
+    at.run()  # a rerun for anything else while the selection is held
+    assert scatter(at) == (header | {"blobs": []}, {})
+
+
+def test_the_page_never_looks_a_selected_id_up_in_the_runs_table(open_page, monkeypatch):
+    """At a million listings the run's id -> row dict takes seconds to build: the map reads what it shows
+    (the clicked listing, the galleries, the hover strip) by the rows its selection and hover come with."""
+    from gallery_core.artifacts.run import Run
+
+    def refused(run, *args):
+        raise AssertionError("the Map page looked an id up in Run.row_of_listing")
+
+    monkeypatch.setattr(Run, "row_of_listing", property(refused))
+    monkeypatch.setattr(Run, "listing_photos", refused)
+    at = open_page("ui/pages/map.py")
+    report(at, selection={"mode": "box", "box": [-1e9, -1e9, 1e9, 1e9], "nonce": 1})
+    assert at.subheader[0].value == "Selected listings: 40" and len(at.get("page_link")) == 13
+    report(at, selection={"mode": "point", "row": 7, "nonce": 2})
+    at.session_state[HOVER_KEY] = {"row": 9}
+    at.run()
+    assert not at.exception and hover_bridge(at)["row"] == 9
+
+
+def test_a_selection_set_elsewhere_keeps_the_runs_ids_in_their_order(open_page, app_artifacts):
+    ids = listings_of(app_artifacts)["listing_id"]
+    at = open_page("ui/pages/map.py")
+    at.session_state["map_selection"] = [ids[7], "not-a-listing", ids[2]]  # e.g. the plotly map's callback
+    at.run()
+    assert not at.exception
+    assert at.subheader[0].value == "Selected listings: 2"
+    assert [link.value for link in at.get("page_link")] == [f"Listing {ids[2]}", f"Listing {ids[7]}", f"Listing {ids[2]}"]
+    header, blobs = scatter(at)
+    assert np.flatnonzero(np.unpackbits(blobs[header["selection"]])[:40]).tolist() == [2, 7]
+
+
 def test_a_lasso_and_a_clicked_point_select_and_clear_empties(open_page, app_artifacts):
     umap = pd.read_parquet(app_artifacts / "demo" / "umap.parquet")
     at = open_page("ui/pages/map.py")

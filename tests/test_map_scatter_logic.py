@@ -97,6 +97,15 @@ def test_a_lasso_selects_what_the_browsers_loop_selects():
     assert 0 < inside.sum() < len(xy)
 
 
+def test_a_lasso_through_points_on_its_vertices_rows_selects_what_the_browser_does():
+    """Points on the y of a vertex, and horizontal edges: where the bands of points an edge crosses begin and end."""
+    xy = np.stack(np.meshgrid(np.arange(12.0), np.arange(12.0)), axis=-1).reshape(-1, 2).astype(np.float32)
+    polygon = np.array([[1, 1], [9, 1], [9, 4], [5, 4], [5, 7], [10, 7], [10, 10], [1, 10], [3, 5.5]], dtype=float)
+    inside = map_selection.points_in_polygon(xy, polygon)
+    np.testing.assert_array_equal(inside, reference_inside(xy, polygon))
+    assert 0 < inside.sum() < len(xy)
+
+
 def test_selected_rows_for_each_kind_of_event():
     xy = np.array([[0, 0], [1, 1], [2, 2], [3, 3]], dtype=np.float32)
     visible = np.array([True, True, False, True])

@@ -15,6 +15,7 @@ from conftest import tiny_config
 from gallery_core.app.selection import (
     selection_photo_paths,
     selection_table,
+    unique_ids,
     write_catalogue_subset,
 )
 from gallery_core.artifacts.run import Run
@@ -59,6 +60,12 @@ def test_selection_table_has_attributes_then_predictions_then_extra_in_the_given
     assert table[pred_column(task.name)].iloc[0] == pytest.approx(run.predictions[pred_column(task.name)].iloc[row])
     with pytest.raises(UsageError, match="'nope'"):
         selection_table(run, ["nope"])
+
+
+def test_unique_ids_are_text_in_their_first_order():
+    assert unique_ids(["b", "a", "b", "c", "a"]) == ["b", "a", "c"]
+    assert unique_ids([7, "7", "007", 2.5]) == ["7", "007", "2.5"]  # as str() writes each
+    assert unique_ids([]) == []
 
 
 def test_seed_photos_span_the_selection(run):

@@ -138,16 +138,32 @@ def thumbnail_uri(photo_path: str, size: int, run_root: str) -> str:
     return thumbnails.data_uri(thumbnail(photo_path, size, run_root))
 
 
+def listing_photo_paths(key: RunKey, listing_id: str, row: int | None = None) -> list[str]:
+    """A listing's photo files, in gallery order. ``row``: the listing's row in the run's tables where the caller
+    has it (the Map page, which knows the rows of what it draws), so that the id is not looked up: the run's
+    id -> row table takes over a second to build at a million listings, and the map needs it for nothing else."""
+    run = load_run(key)
+    if row is None:
+        return run.listing_photos(listing_id)["path"].tolist()
+    listings = run.listings
+    if listings["listing_id"].iat[row] != listing_id:
+        raise ValueError(f"row {row} of run {run.name} is not listing {listing_id!r}")
+    # a listing's photos are consecutive rows of the photo table: a slice (a take from the million-row Arrow
+    # column would copy it, 40 ms a listing)
+    first = int(listings["first_photo"].iat[row])
+    return run.photos["path"].iloc[first:first + int(listings["n_photos"].iat[row])].tolist()
+
+
 @st.cache_data(max_entries=2_000, show_spinner=False)
-def gallery_strip(key: RunKey, listing_id: str, n_photos: int, size: int) -> bytes:
-    """The first ``n_photos`` of a listing side by side in one JPEG."""
-    paths = load_run(key).listing_photos(listing_id)["path"].head(n_photos)
+def gallery_strip(key: RunKey, listing_id: str, n_photos: int, size: int, row: int | None = None) -> bytes:
+    """The first ``n_photos`` of a listing side by side in one JPEG (``row``: as ``listing_photo_paths``)."""
+    paths = listing_photo_paths(key, listing_id, row)[:n_photos]
     return thumbnails.gallery_strip([thumbnail(p, size, key[0]) for p in paths], size)
 
 
-def gallery_strip_uri(key: RunKey, listing_id: str, n_photos: int, size: int) -> str:
+def gallery_strip_uri(key: RunKey, listing_id: str, n_photos: int, size: int, row: int | None = None) -> str:
     """``gallery_strip`` as a data URI, for a dataframe's image column and ``st.image``."""
-    return thumbnails.data_uri(gallery_strip(key, listing_id, n_photos, size))
+    return thumbnails.data_uri(gallery_strip(key, listing_id, n_photos, size, row))
 
 
 # Figures are held with st.cache_resource, read-only: building a Plotly figure (validating every
@@ -194,6 +210,13 @@ def map_visibility(key: RunKey, filters: explore.Filters) -> tuple[np.ndarray | 
     if mask.all():
         return None, None, len(mask)
     return mask, scatter_payload.bits_blob(mask), int(mask.sum())
+
+
+@st.cache_resource(max_entries=3, show_spinner=False)
+def listing_ids(key: RunKey) -> np.ndarray:
+    """Every listing id in row order as Python strings (an object array): the run's column is Arrow-backed and
+    converts all of them on every ``to_numpy``, where a selection needs only its rows' ids."""
+    return load_run(key).listings["listing_id"].to_numpy(dtype=object)
 
 
 @st.cache_resource(max_entries=3, show_spinner=False)

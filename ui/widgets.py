@@ -10,7 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from gallery_core.app.explore import Filters, format_value
-from gallery_core.app.selection import selection_photo_paths, selection_table, write_catalogue_subset
+from gallery_core.app.selection import (
+    selection_photo_paths,
+    selection_table,
+    unique_ids,
+    write_catalogue_subset,
+)
 from gallery_core.app.thumbnails import SMALL_THUMBNAIL
 from gallery_core.artifacts.run import Run
 from gallery_core.artifacts.store import ArtifactError
@@ -132,7 +137,7 @@ def selection_actions(run: Run, listing_ids: Sequence[str], key: str, extra: pd.
     which reads them as its seed gallery).
 
     ``key``: a prefix for the widgets' keys, one per call site ("map", "retrieve", "audit")."""
-    ids = list(dict.fromkeys(str(i) for i in listing_ids))
+    ids = unique_ids(listing_ids)
     if not ids:
         return
     csv_column, seeds_column = st.columns(2)

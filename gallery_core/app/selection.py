@@ -32,11 +32,20 @@ RUN_ONLY_COLUMNS = ("n_photos", "first_photo", "split")
 TASK_FILE = "tasks.yaml"
 
 
+def unique_ids(listing_ids: Sequence[object]) -> list[str]:
+    """Listing ids as text (1 and "1" are the same id), duplicates dropped, in their first order. Through a
+    pandas index rather than a Python loop: a map selection holds hundreds of thousands of ids (0.14 s a loop)."""
+    index = pd.Index(listing_ids, dtype=object)
+    if index.inferred_type != "string":  # numbers, or a mix: made text as str() makes it
+        index = index.astype(str)
+    return index.unique().tolist()
+
+
 def selection_rows(run: Run, listing_ids: Sequence[str]) -> np.ndarray:
     """Row positions of the listings in the run's tables, in the given order (duplicates dropped).
 
     An id the run does not hold raises ``UsageError`` naming it: a selection always comes from the run."""
-    ids = list(dict.fromkeys(str(i) for i in listing_ids))
+    ids = unique_ids(listing_ids)
     unknown = [i for i in ids if i not in run.row_of_listing]
     if unknown:
         shown = ", ".join(repr(i) for i in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")

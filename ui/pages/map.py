@@ -9,7 +9,7 @@ from gallery_core.app import explore
 from gallery_core.app.figures import MAP_HEIGHT
 from ui import loaders
 from ui.hover_photos import hover_photos
-from ui.scatter_map import no_webgl, scatter_hover, scatter_map, take_events
+from ui.scatter_map import current_selection, no_webgl, scatter_hover, scatter_map, take_events
 from ui.widgets import (
     attribute_filters,
     key_attributes_text,
@@ -65,11 +65,12 @@ st.caption(f"Drawing all {n_drawn:,} matching listings, one point each ({len(lis
 if not webgl:
     st.info("This browser has no WebGL2, so the map is drawn with plotly, which is slower with many listings.")
 
-selected = [i for i in st.session_state.get(SELECTION_KEY, []) if i in run.row_of_listing]
+# the selected ids the run holds and their rows: the page reads listings by row, never looks an id up
+selected, selected_rows = current_selection(key, CHART_KEY, SELECTION_KEY)
 chart, side = st.columns([3, 1])
 with chart:
     if webgl:
-        scatter_map(key, option, filters, CHART_KEY, SELECTION_KEY, MAP_HEIGHT)
+        scatter_map(key, option, filters, CHART_KEY, selected_rows, MAP_HEIGHT)
     else:
         st.plotly_chart(figure, key=CHART_KEY, on_select=remember_selection, selection_mode=("box", "lasso", "points"),
                         config={"scrollZoom": True, "displaylogo": False})
@@ -77,11 +78,10 @@ with side:
     if not selected:
         st.caption("Select points to keep a listing's photos here: a box or lasso, or a click on a point.")
     else:
-        focus = selected[-1]  # the clicked point, or the last of a box/lasso selection
+        focus, focus_row = selected[-1], int(selected_rows[-1])  # the clicked point, or the last of a box/lasso
         listing_link(focus)
-        st.caption(key_attributes_text(listings.iloc[run.row_of_listing[focus]],
-                                       explore.key_attribute_columns(run.tasks, listings)))
-        st.image(loaders.gallery_strip_uri(key, focus, STRIP_PHOTOS, STRIP_SIZE))
+        st.caption(key_attributes_text(listings.iloc[focus_row], explore.key_attribute_columns(run.tasks, listings)))
+        st.image(loaders.gallery_strip_uri(key, focus, STRIP_PHOTOS, STRIP_SIZE, focus_row))
     # last in the column: the bridges draw nothing in the layout
     if webgl:
         scatter_hover(key, CHART_KEY, filters)
@@ -97,11 +97,11 @@ else:
     hover_columns = explore.key_attribute_columns(run.tasks, listings)
     if len(selected) > GALLERIES_SHOWN:
         st.caption(f"Showing the galleries of the first {GALLERIES_SHOWN} of {len(selected):,} selected listings.")
-    for listing_id in selected[:GALLERIES_SHOWN]:
-        listing = listings.iloc[run.row_of_listing[listing_id]]
+    for listing_id, row in zip(selected[:GALLERIES_SHOWN], selected_rows[:GALLERIES_SHOWN].tolist(), strict=True):
+        listing = listings.iloc[row]
         info, gallery = st.columns([1, 3])
         with info:
             listing_link(listing_id)
             st.caption(key_attributes_text(listing, hover_columns))
         with gallery:
-            thumbnail_grid(run.root, run.listing_photos(listing_id)["path"].tolist())
+            thumbnail_grid(run.root, loaders.listing_photo_paths(key, listing_id, row))

@@ -1,53 +1,23 @@
 // The Map page's WebGL scatter (ui/scatter_map.py mounts it with st.components.v2): every listing drawn by
-// deck.gl's ScatterplotLayer from binary attributes, box and lasso selection reported to Python as
-// geometry (Python selects the ids), a legend, pan/zoom and a keyboard-reachable reset.
+// deck.gl's ScatterplotLayer from binary attributes, or into a canvas where the view holds too many for
+// software WebGL (view.js), box and lasso selection reported to Python as geometry (interaction.js), a
+// legend, pan/zoom and a keyboard-reachable reset.
 //
-// Streamlit imports this module once per page load and calls its default export again whenever the
-// component's data changes; the Deck and everything received (coordinates, colour columns, masks) live at
-// module level so that a rerun, or leaving the page and coming back, does not rebuild or resend them.
-
-import { Deck, OrthographicView } from "@deck.gl/core";
-import { ScatterplotLayer } from "@deck.gl/layers";
+// Each call of the default export (a rerun that changed the component's data) redoes only what its payload
+// changed: colours for a new colour column, the visibility for a new mask, the selection for a new one, and
+// draws only if one of them (or the coordinates, or the height) did. Python's answer to a selection drawn
+// here holds the same rows, so it draws nothing.
 
 import { gradientCss, pointColours } from "./colours.js";
-import { buildGrid, nearest, rowsInView, selectionMask, unpackBits } from "./geometry.js";
+import { buildGrid, countOnes, nearest, sameMask, unpackBits } from "./geometry.js";
+import { clearHover, listen, setMode } from "./interaction.js";
 import { decodePayload } from "./payload.js";
-
-const HOVER_RADIUS_PX = 6; // a point counts as hovered within this many pixels of the cursor
-const CLICK_PX = 4; // a drag shorter than this is a click
-const LASSO_STEP_PX = 3; // lasso vertices at least this far apart
-const FADED_ALPHA = 64; // points outside a selection stay drawn at a quarter opacity (as plotly's map did)
-const HOVER_EVENT = "gallery-core-scatter-hover"; // ui/components/scatter/hover.js listens to it
-
-const map = {
-  blobs: new Map(), // content key -> typed array, for the current coordinates
-  coordsKey: null,
-  grid: null, // geometry.buildGrid of the coordinates
-  header: null, // the latest payload's header
-  visible: null, // 0/1 per row (null: every row visible)
-  colours: null, // RGBA of every row (colour column and selection applied)
-  raster: null, // the 2D canvas the dense views are drawn into
-  pending: false, // a redraw for a view change is scheduled
-  selected: null, // 0/1 per row, or null: no selection
-  report: null, // the current mount's setStateValue
-  deck: null,
-  plot: null, // the element the deck draws into
-  viewState: null,
-  fitted: null, // the coordinates key the view was last fitted to
-  mode: "box",
-  drag: null, // a box or lasso being drawn
-  hovered: -1,
-  nonce: 0,
-  // what tests and benchmarks read (window.galleryCoreScatter): what is drawn, and when
-  stats: { points: 0, colourKey: null, maskKey: null, selectionKey: null, selected: 0, version: 0,
-    renderedVersion: -1, renders: 0, lod: "points", webgl2: null, error: null,
-    // milliseconds (performance.now()) of the last data received, prepared and drawn: where a wait goes
-    receivedAt: 0, preparedAt: 0, renderedAt: 0 },
-};
-window.galleryCoreScatter = map.stats;
+import { map, report } from "./state.js";
+import { dropDeck, ensureDeck, fitView, renderView } from "./view.js";
 
 // For profiling: frames per second of the page while idle, then while the deck redraws every frame.
 map.stats.frameRates = (ms) => new Promise((done) => {
+  ensureDeck();
   const count = (redraw, then) => {
     let frames = 0;
     const start = performance.now();
@@ -80,174 +50,8 @@ function hasWebgl2() {
   }
 }
 
-function radiusPx(n) {
-  // the diameters plotly's map used: 7 px up to 2k points, 5 to 20k, 3 to 200k, then 2
-  return (n <= 2000 ? 7 : n <= 20000 ? 5 : n <= 200000 ? 3 : 2) / 2;
-}
-
-function fitView() {
-  const g = map.grid;
-  const width = map.plot.clientWidth || 600, height = map.plot.clientHeight || 400;
-  const scale = 0.92 * Math.min(width / (g.x1 - g.x0 || 1), height / (g.y1 - g.y0 || 1));
-  map.viewState = { target: [(g.x0 + g.x1) / 2, (g.y0 + g.y1) / 2, 0], zoom: Math.log2(scale), minZoom: -20, maxZoom: 40 };
-  map.deck.setProps({ viewState: map.viewState });
-  scheduleRender();
-  map.stats.fit = { width, height, view: map.viewState, bounds: [g.x0, g.x1, g.y0, g.y1] };
-}
-
-// Data coordinates of a point given in pixels from the plot's top-left corner.
-function unproject(px, py) {
-  const { target, zoom } = map.viewState;
-  const scale = 2 ** zoom;
-  return [target[0] + (px - map.plot.clientWidth / 2) / scale, target[1] - (py - map.plot.clientHeight / 2) / scale];
-}
-
-function controller() {
-  const pan = map.mode === "pan";
-  return { dragPan: pan, dragRotate: false, scrollZoom: true, doubleClickZoom: pan, touchRotate: false, keyboard: true };
-}
-
-function createDeck() {
-  map.deck = new Deck({
-    parent: map.plot,
-    width: "100%",
-    height: "100%",
-    views: new OrthographicView({ id: "map", flipY: false }),
-    viewState: map.viewState || { target: [0, 0, 0], zoom: 0 },
-    controller: controller(),
-    onViewStateChange: ({ viewState }) => {
-      map.viewState = viewState;
-      map.deck.setProps({ viewState });
-      scheduleRender(); // what is drawn depends on what is in view
-    },
-    onAfterRender: () => {
-      map.stats.renders++;
-      map.stats.renderedVersion = map.stats.version;
-      map.stats.renderedAt = performance.now();
-    },
-    onError: (error) => {
-      map.stats.error = String(error && error.message ? error.message : error);
-    },
-    getCursor: () => (map.mode === "pan" ? "grab" : "crosshair"),
-  });
-}
-
-// Level of detail. WebGL points cost software rendering (SwiftShader, as in headless Chromium) about the same
-// per point whether they are on screen or not, ~17 us each per frame measured here (2,000 points: 11 frames/s,
-// 100,000: 0.6/s, on 2 shared cores): 1M points would take seconds per frame. So the map draws the points in
-// view, and where more than POINT_BUDGET are in view (zoomed out on a large run) it draws every one of them as
-// a pixel block of its colour into a 2D canvas, a CPU pass over the points in view each time the view
-// changes; zoomed in to at most POINT_BUDGET points in view, deck.gl's ScatterplotLayer draws them. Either way
-// every visible listing in view is drawn (none sampled), hover and selection work the same (on the CPU).
-const POINT_BUDGET = 30000;
-
-function viewBounds() {
-  const { target, zoom } = map.viewState;
-  const scale = 2 ** zoom;
-  const w = map.plot.clientWidth / 2 / scale, h = map.plot.clientHeight / 2 / scale;
-  return [target[0] - w, target[1] - h, target[0] + w, target[1] + h];
-}
-
-// Colours of every row for the current colour column and selection (RGBA), computed once per change of either.
-function draw() {
-  const h = map.header;
-  map.colours = pointColours(h.colour, map.blobs.get(h.colour.key), null, map.selected, FADED_ALPHA);
-  map.stats.colourKey = h.colour.key;
-  map.stats.maskKey = h.mask;
-  renderView();
-}
-
-function scheduleRender() {
-  if (map.pending) return;
-  map.pending = true;
-  requestAnimationFrame(() => {
-    map.pending = false;
-    if (map.colours) renderView();
-  });
-}
-
-function renderView() {
-  const bounds = viewBounds();
-  const rows = rowsInView(map.grid, map.visible, bounds);
-  map.stats.version++;
-  map.stats.points = rows.length;
-  if (rows.length <= POINT_BUDGET) {
-    map.stats.lod = "points";
-    map.raster.hidden = true;
-    drawPoints(rows);
-  } else {
-    map.stats.lod = "raster";
-    map.deck.setProps({ layers: [] });
-    rasterise(rows, bounds);
-    map.raster.hidden = false;
-    map.stats.renders++;
-    map.stats.renderedVersion = map.stats.version; // drawn synchronously: on screen at the next frame
-    map.stats.renderedAt = performance.now();
-  }
-}
-
-function drawPoints(rows) {
-  const positions = new Float32Array(2 * rows.length);
-  const colours = new Uint8Array(4 * rows.length);
-  const xy = map.grid.xy, all = new Uint32Array(map.colours.buffer), some = new Uint32Array(colours.buffer);
-  for (let k = 0; k < rows.length; k++) {
-    positions[2 * k] = xy[2 * rows[k]];
-    positions[2 * k + 1] = xy[2 * rows[k] + 1];
-    some[k] = all[rows[k]];
-  }
-  const layer = new ScatterplotLayer({
-    id: "points",
-    data: { length: rows.length, attributes: {
-      getPosition: { value: positions, size: 2 },
-      getFillColor: { value: colours, size: 4, normalized: true },
-    } },
-    radiusUnits: "pixels",
-    getRadius: radiusPx(map.header.n),
-    stroked: false,
-    pickable: false, // the point under the cursor is found on the CPU (geometry.nearest)
-  });
-  map.deck.setProps({ layers: [layer] });
-}
-
-// Every row in view as a square of its colour, the size of its WebGL point; a selection's points last, on top.
-function rasterise(rows, [left, , , top]) {
-  const dpr = window.devicePixelRatio || 1;
-  const width = Math.max(1, Math.round(map.plot.clientWidth * dpr));
-  const height = Math.max(1, Math.round(map.plot.clientHeight * dpr));
-  const canvas = map.raster;
-  if (canvas.width !== width || canvas.height !== height) {
-    canvas.width = width;
-    canvas.height = height;
-  }
-  const context = canvas.getContext("2d");
-  const image = context.createImageData(width, height);
-  const pixels = new Uint32Array(image.data.buffer); // RGBA bytes, as map.colours holds them
-  const colours = new Uint32Array(map.colours.buffer);
-  const scale = 2 ** map.viewState.zoom * dpr;
-  const size = Math.max(1, Math.round(2 * radiusPx(map.header.n) * dpr));
-  const half = size / 2, xy = map.grid.xy, selected = map.selected;
-  for (const pass of selected ? [0, 1] : [null]) {
-    for (let k = 0; k < rows.length; k++) {
-      const row = rows[k];
-      if (pass !== null && selected[row] !== pass) continue;
-      const px = Math.floor((xy[2 * row] - left) * scale - half + 0.5);
-      const py = Math.floor((top - xy[2 * row + 1]) * scale - half + 0.5);
-      const colour = colours[row];
-      for (let dy = 0; dy < size; dy++) {
-        const y = py + dy;
-        if (y < 0 || y >= height) continue;
-        for (let dx = 0; dx < size; dx++) {
-          const x = px + dx;
-          if (x >= 0 && x < width) pixels[y * width + x] = colour;
-        }
-      }
-    }
-  }
-  context.putImageData(image, 0, 0);
-}
-
 function legend(root) {
-  const h = map.header, spec = h.colour;
+  const spec = map.header.colour;
   const box = root.querySelector(".legend");
   box.replaceChildren();
   const title = document.createElement("div");
@@ -279,142 +83,34 @@ function legend(root) {
 }
 
 function status(root) {
-  const h = map.header;
-  const n = map.visible ? map.visible.reduce((a, b) => a + b, 0) : map.grid.n;
   const selected = map.stats.selected;
-  root.querySelector(".status").textContent =
-    `${n.toLocaleString()} points` + (selected ? ` · ${selected.toLocaleString()} selected` : "") + (h.note ? ` · ${h.note}` : "");
+  root.querySelector(".status").textContent = `${map.visibleCount.toLocaleString()} points`
+    + (selected ? ` · ${selected.toLocaleString()} selected` : "") + (map.header.note ? ` · ${map.header.note}` : "");
 }
 
-function report(name, value) {
-  if (map.report) map.report(name, value);
-}
+// A bits blob as 0/1 per row, unpacked once per key; only the last few are kept (a byte per row each, where
+// the blob holds a bit), enough for the visibility and the selection in use.
+const MASKS_KEPT = 4;
 
-// --- selection and hover ---
-
-function localPoint(event) {
-  const rect = map.plot.getBoundingClientRect();
-  return [event.clientX - rect.left, event.clientY - rect.top];
-}
-
-function outline(root) {
-  const svg = root.querySelector(".outline");
-  const path = svg.querySelector("path");
-  const d = map.drag;
-  if (!d) {
-    path.setAttribute("d", "");
-    return;
+function maskOf(key, n) {
+  let mask = map.masks.get(key);
+  if (mask === undefined) {
+    mask = unpackBits(map.blobs.get(key), n);
+    if (map.masks.size >= MASKS_KEPT) map.masks.delete(map.masks.keys().next().value); // the oldest
   }
-  const pts = d.mode === "box"
-    ? [d.start, [d.end[0], d.start[1]], d.end, [d.start[0], d.end[1]]]
-    : d.points;
-  path.setAttribute("d", "M" + pts.map((p) => `${p[0]},${p[1]}`).join("L") + "Z");
+  map.masks.delete(key);
+  map.masks.set(key, mask); // the most recent last
+  return mask;
 }
 
-function finishDrag(root, event) {
-  const d = map.drag;
-  map.drag = null;
-  outline(root);
-  const [x, y] = localPoint(event);
-  const moved = Math.hypot(x - d.start[0], y - d.start[1]);
-  let selection;
-  if (moved < CLICK_PX && d.mode === "box") {
-    const row = hoveredRow(x, y);
-    if (row < 0) return;
-    selection = { mode: "point", row };
-    map.selected = new Uint8Array(map.grid.n);
-    map.selected[row] = 1;
-  } else if (d.mode === "box") {
-    const [ax, ay] = unproject(...d.start), [bx, by] = unproject(x, y);
-    selection = { mode: "box", box: [Math.min(ax, bx), Math.min(ay, by), Math.max(ax, bx), Math.max(ay, by)] };
-  } else {
-    if (d.points.length < 3) return;
-    selection = { mode: "lasso", polygon: d.points.map((p) => unproject(p[0], p[1])) };
-  }
-  if (selection.mode !== "point") {
-    map.selected = selectionMask(map.grid, map.visible, selection); // drawn at once; Python's answer replaces it
-  }
-  map.stats.selected = map.selected.reduce((a, b) => a + b, 0);
-  map.stats.selectionKey = null; // until Python's answer arrives
-  draw();
-  status(root);
-  report("selection", { ...selection, nonce: ++map.nonce });
-}
-
-function hoveredRow(px, py) {
-  const [x, y] = unproject(px, py);
-  return nearest(map.grid, map.visible, x, y, HOVER_RADIUS_PX / 2 ** map.viewState.zoom);
-}
-
-function hover(row, event) {
-  if (row === map.hovered) return;
-  map.hovered = row;
-  map.stats.hovered = row;
-  window.dispatchEvent(new CustomEvent(HOVER_EVENT, {
-    detail: { row: row < 0 ? null : row, clientX: event ? event.clientX : 0, clientY: event ? event.clientY : 0 },
-  }));
-}
-
-function listen(root) {
-  const plot = map.plot;
-  plot.addEventListener("pointerdown", (event) => {
-    if (map.mode === "pan" || event.button !== 0 || !map.grid) return;
-    const p = localPoint(event);
-    map.drag = { mode: map.mode, start: p, end: p, points: [p] };
-    plot.setPointerCapture(event.pointerId);
-    hover(-1);
-  });
-  plot.addEventListener("pointermove", (event) => {
-    const p = localPoint(event);
-    if (map.drag) {
-      const d = map.drag;
-      d.end = p;
-      const last = d.points[d.points.length - 1];
-      if (Math.hypot(p[0] - last[0], p[1] - last[1]) >= LASSO_STEP_PX) d.points.push(p);
-      outline(root);
-      return;
-    }
-    if (map.grid) hover(hoveredRow(...p), event);
-  });
-  plot.addEventListener("pointerup", (event) => {
-    if (map.drag) finishDrag(root, event);
-  });
-  plot.addEventListener("pointerleave", () => {
-    if (!map.drag) hover(-1);
-  });
-  plot.addEventListener("keydown", (event) => {
-    if (event.key === "r" || event.key === "R" || event.key === "0") {
-      fitView();
-    } else if (event.key === "Escape" && map.drag) {
-      map.drag = null;
-      outline(root);
-    }
-  });
-  root.querySelectorAll("button[data-mode]").forEach((button) => {
-    button.addEventListener("click", () => setMode(root, button.dataset.mode));
-  });
-  root.querySelector("button[data-action=reset]").addEventListener("click", fitView);
-  root.querySelector("button[data-action=clear]").addEventListener("click", () => {
-    map.selected = null;
-    map.stats.selected = 0;
-    draw();
-    status(root);
-    report("selection", { mode: "clear", nonce: ++map.nonce });
-  });
-}
-
-function setMode(root, mode) {
-  map.mode = mode;
-  root.querySelectorAll("button[data-mode]").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.mode === mode)));
-  if (map.deck) map.deck.setProps({ controller: controller() });
-}
-
-// --- receiving data ---
-
+// Take a payload in; returns what it changed ({grid, colour, visible, selection, height}), or null when it
+// names blobs this browser does not hold (then they are asked for again).
 function receive(bytes) {
   const { header, blobs } = decodePayload(bytes);
+  const before = map.header;
   if (header.coords !== map.coordsKey) {
     map.blobs.clear(); // a new run (or its coordinates): nothing held belongs to it
+    map.masks.clear();
   }
   for (const [key, array] of blobs) map.blobs.set(key, array);
   const needed = [header.coords, header.colour.key, header.mask, header.selection].filter((k) => k !== null);
@@ -422,23 +118,39 @@ function receive(bytes) {
   if (missing.length) {
     // Python believed this browser holds them (the module was reloaded, or a message was lost): ask again
     report("missing", { keys: missing, nonce: ++map.nonce });
-    return false;
+    return null;
   }
+  const changed = { grid: false, colour: false, visible: false, selection: false, height: false };
   if (header.coords !== map.coordsKey) {
     map.coordsKey = header.coords;
     map.grid = buildGrid(map.blobs.get(header.coords), header.n);
+    map.inView = null;
+    changed.grid = true;
   }
-  if (!map.header || header.mask !== map.header.mask || header.coords !== map.header.coords) {
-    map.visible = header.mask === null ? null : unpackBits(map.blobs.get(header.mask), header.n);
+  const spec = JSON.stringify(header.colour);
+  if (spec !== map.colourSpec) {
+    map.colourSpec = spec;
+    map.colours = pointColours(header.colour, map.blobs.get(header.colour.key));
+    changed.colour = true;
   }
-  if (!map.header || header.selection !== map.header.selection || header.coords !== map.header.coords
-      || map.stats.selectionKey !== header.selection) {
-    map.selected = header.selection === null ? null : unpackBits(map.blobs.get(header.selection), header.n);
+  if (changed.grid || header.mask !== before.mask) {
+    map.visible = header.mask === null ? null : maskOf(header.mask, header.n);
+    map.visibleCount = map.visible ? countOnes(map.visible) : header.n;
+    changed.visible = true;
+  }
+  if (header.selection !== map.stats.selectionKey || changed.grid) {
+    const selected = header.selection === null ? null : maskOf(header.selection, header.n);
+    // Python's answer to the selection drawn here is the same rows: kept as drawn, nothing redrawn
+    changed.selection = !sameMask(selected, map.selected);
+    map.selected = selected;
     map.stats.selected = header.selected;
     map.stats.selectionKey = header.selection;
   }
+  changed.height = !before || header.height !== before.height;
   map.header = header;
-  return true;
+  map.stats.colourKey = header.colour.key;
+  map.stats.maskKey = header.mask;
+  return changed;
 }
 
 export default function (component) {
@@ -453,32 +165,33 @@ export default function (component) {
     report("webgl", "none"); // Python draws the plotly map instead
     return () => {};
   }
+  let mounted = false;
   if (plot !== map.plot) {
     // a new mount (first, or back on the page): a new deck in the new element, and our listeners on it
-    if (map.deck) map.deck.finalize();
+    dropDeck();
     map.plot = plot;
     map.raster = plot.querySelector(".raster");
-    map.deck = null;
     map.fitted = null;
-    createDeck();
-    listen(root);
+    listen(root, () => status(root));
     setMode(root, map.mode);
+    mounted = true;
   }
-  if (!(data instanceof Uint8Array) || !receive(data)) {
+  const changed = data instanceof Uint8Array ? receive(data) : null;
+  if (changed === null) {
     return () => {};
   }
   plot.style.height = `${map.header.height}px`;
-  if (map.fitted !== map.coordsKey) {
-    fitView();
-    map.fitted = map.coordsKey;
-  }
-  draw();
-  legend(root);
+  if (mounted || changed.colour) legend(root);
   status(root);
+  if (map.fitted !== map.coordsKey) {
+    map.fitted = map.coordsKey;
+    fitView(); // schedules a draw for the next frame, which the one below makes unneeded
+  }
+  if (mounted || Object.values(changed).some(Boolean)) renderView();
   map.stats.preparedAt = performance.now();
   return () => {
     if (map.report !== setStateValue) return; // the cleanup of an earlier call
-    hover(-1);
+    clearHover();
     map.report = null;
   };
 }
