@@ -121,9 +121,11 @@ class OnnxRunner:
 
 
 def row_cosines(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of each row of ``a`` with the same row of ``b``, both flattened past the batch: (B,)."""
+    """Cosine similarity of each row of ``a`` with the same row of ``b``, both flattened past the batch: (B,).
+    Two zero rows count as the same (1): a pooled ReLU output can be all zeros, in both runtimes alike."""
     a, b = a.reshape(len(a), -1).double(), b.reshape(len(b), -1).double()
-    return torch.nn.functional.cosine_similarity(a, b, dim=1, eps=1e-12)
+    both_zero = (a.abs().amax(dim=1) == 0) & (b.abs().amax(dim=1) == 0)
+    return torch.where(both_zero, 1.0, torch.nn.functional.cosine_similarity(a, b, dim=1, eps=1e-12))
 
 
 def onnx_runner(module: nn.Module, example: torch.Tensor, name: str) -> OnnxRunner | None:
