@@ -308,7 +308,7 @@ def _run(stage: type, stage_kwargs: dict[str, Any], paths: list[str], image_size
         logger.info("Ray: the %s decode the photos", "actors" if bytes_to_actors else "tasks")
         dataset = read.map_batches(stage, batch_size=options.batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
                                    num_gpus=gpus if gpus > 0 else None,
-                                   fn_constructor_kwargs=stage_kwargs | {"gpus": gpus})
+                                   fn_constructor_kwargs=stage_kwargs | {"gpus": gpus, "image_size": image_size})
         seen = np.zeros(len(paths), dtype=bool)  # (N,)
         bad: dict[int, str] = {}
         with ExitStack() as stack:
@@ -345,8 +345,7 @@ def ray_trunk_features(backbone_name: str, trainable_stages: int, weights_path: 
     """The frozen trunk's features of every photo, written to ``out_npy`` (atomically) as float16 (N_good, C, h, w),
     rows in ``paths`` order with the undecodable photos left out -- the same values as
     gallery_core.data.photos.compute_trunk_features. Returns {position in paths: reason} of the bad photos."""
-    kwargs = {"backbone_name": backbone_name, "trainable_stages": trainable_stages, "weights_path": weights_path,
-              "image_size": image_size}
+    kwargs = {"backbone_name": backbone_name, "trainable_stages": trainable_stages, "weights_path": weights_path}
     return _run(_TrunkFeatures, kwargs, list(paths), image_size, {"features": Path(out_npy)}, options, progress)
 
 
@@ -368,7 +367,7 @@ def ray_photo_embeddings(checkpoint_path: Path, paths: list[str], image_size: in
     if with_pretrained:
         outputs["pretrained"] = out_dir / PHOTO_PRETRAINED_FILE
     kwargs = {"checkpoint_path": str(checkpoint_path), "with_pretrained": with_pretrained,
-              "batch_size": options.batch_size, "image_size": image_size}
+              "batch_size": options.batch_size}
     bad = _run(_PhotoEmbedder, kwargs, list(paths), image_size, outputs, options, progress)
     return outputs["embedding"], outputs.get("pretrained"), bad
 
