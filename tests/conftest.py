@@ -30,8 +30,10 @@ os.environ["GALLERY_CORE_CPU_RUNTIME"] = "torch"
 def tiny_config(**train_overrides) -> BuildConfig:
     """Small and fast: 32 px photos, 16-d embeddings, a couple of epochs."""
     # min_listings_to_finetune 0: the tiny catalogue's 40 listings still fine-tune, so tests see training.
+    # completion_weight 0: the attribute heads alone, so the tests that compare runs (DDP against one process, resumed
+    # against uninterrupted) compare them on the paper's objective; test_self_supervised trains with the objective on.
     train = {"max_epochs": 2, "batch_size": 8, "lr": 1e-3, "patience": 5, "seed": 0,
-             "min_listings_to_finetune": 0} | train_overrides
+             "min_listings_to_finetune": 0, "completion_weight": 0.0} | train_overrides
     return BuildConfig(
         model=ModelConfig(image_size=32, embed_dim=16, head_hidden=16),
         train=TrainConfig(**train),

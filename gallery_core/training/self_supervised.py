@@ -4,7 +4,9 @@ Gallery completion is the product's own retrieval question asked as a training s
 of one listing's photos should find each other among the batch's listings. Each gallery of the batch with at
 least two photos is dealt at random into two halves; each half is mean-pooled like a gallery (so a half is a
 gallery in the same space, as a set of seed photos is); InfoNCE (van den Oord et al. 2018) pulls the two
-halves of a listing together and pushes them from the batch's other listings, both ways round.
+halves of a listing together and pushes them from the batch's other listings, both ways round. Under torchrun
+each rank contrasts the galleries of its own share of the batch (as each rank samples its own triplets), so a DDP
+run with this objective on is not the one-process run to rounding, as it is with the attribute heads alone.
 
 Distillation (Learning without Forgetting, Li & Hoiem 2016; Li, Liu & Bilen 2021's universal representations)
 pulls each photo's fine-tuned backbone features toward the frozen pretrained backbone's features of the same
