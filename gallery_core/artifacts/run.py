@@ -119,7 +119,9 @@ class Run:
 
     @cached_property
     def row_of_listing(self) -> dict[str, int]:
-        return {lid: i for i, lid in enumerate(self.listings["listing_id"])}
+        # From one list of Python strings, not an iteration over the column (a million Arrow scalars: ~4x slower).
+        ids = self.listings["listing_id"].to_numpy().tolist()
+        return dict(zip(ids, range(len(ids)), strict=True))
 
     def listing_photos(self, listing_id: str) -> pd.DataFrame:
         row = self.listings.iloc[self._row(listing_id)]
