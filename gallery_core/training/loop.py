@@ -43,10 +43,10 @@ from gallery_core.artifacts.store import RunPaths, atomic_path, write_json
 from gallery_core.config import SCHEMA_VERSION, BuildConfig
 from gallery_core.data.catalogue import Catalogue
 from gallery_core.data.photos import trunk_cache_key
+from gallery_core.engine.execution import Execution
 from gallery_core.models.checkpoint import CHECKPOINT_FORMAT, build_model, save_checkpoint, vae_image_size
 from gallery_core.models.device import autocast_enabled, make_reproducible, pick_device
 from gallery_core.models.encoder import GalleryModel, task_loss
-from gallery_core.engine.execution import Execution
 from gallery_core.training import distributed
 from gallery_core.training.data import (
     GalleryData,
