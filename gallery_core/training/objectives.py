@@ -17,7 +17,8 @@ import torch
 
 from gallery_core.config import BuildConfig, TrainConfig
 from gallery_core.data.photos import to_model_input
-from gallery_core.models.backbones import Backbone, create_backbone
+from gallery_core.engine.features import pretrained_backbone
+from gallery_core.models.backbones import Backbone
 from gallery_core.models.encoder import GalleryModel
 from gallery_core.models.vae import cached_thumbnails, thumbnails_to_tensor, vae_loss
 from gallery_core.training.augment import Augmenter
@@ -88,9 +89,7 @@ def prepare_objectives(config: BuildConfig, data: GalleryData, train_idx: np.nda
     if t.completion_weight > 0:
         objectives.completion_temperature = t.completion_temperature
     if t.distill_weight > 0:  # always ImageNet's weights, also when training resumes from fine-tuned ones
-        m = config.model
-        objectives.teacher = create_backbone(m.backbone, m.trainable_stages, m.weights_path, pretrained=True).eval()
-        objectives.teacher.requires_grad_(False)
+        objectives.teacher = pretrained_backbone(config.model).requires_grad_(False)
     if t.augment:
         objectives.augmenter = Augmenter(config.model.image_size, seed=t.seed)
     return objectives
