@@ -87,6 +87,7 @@ DESIGNS: dict[str, dict[str, dict[str, object]]] = {
     "distill": {"train": {"distill_weight": 10.0}},
     "projector": {"model": {"head_projector": 512}},
     "completion": {"train": {"completion_weight": 1.0}},
+    "spread": {"train": {"completion_weight": 1.0, "spread_weight": 1.0}},  # on top of completion (the default)
 }
 
 

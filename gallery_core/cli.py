@@ -49,6 +49,7 @@ CONFIG_FLAGS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "lp_epochs": ("train", "lp_epochs", int),
     "distill_weight": ("train", "distill_weight", float),
     "completion_weight": ("train", "completion_weight", float),
+    "spread_weight": ("train", "spread_weight", float),
     "min_listings_to_finetune": ("train", "min_listings_to_finetune", int),
     "batch_size": ("train", "batch_size", int),
     "epochs": ("train", "max_epochs", int),

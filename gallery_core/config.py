@@ -158,6 +158,10 @@ class TrainConfig:
     # starts near ln 8 = 2.1, a tenth of the attribute objective), not tuned.
     completion_weight: float = 1.0
     completion_temperature: float = 0.1
+    # Spread (training/self_supervised.py): log(largest / actual participation ratio) of each batch's listing
+    # embeddings scored with the epoch's last spread_memory ones, a further named task "spread"; 0 = off.
+    spread_weight: float = 0.0
+    spread_memory: int = 504
 
     def validate(self) -> None:
         # The weighting registry is the one list of names (a new strategy registers itself there);
@@ -182,6 +186,8 @@ class TrainConfig:
         _check(self.completion_weight >= 0, f"completion_weight must be >= 0, got {self.completion_weight}")
         _check(self.completion_temperature > 0,
                f"completion_temperature must be > 0, got {self.completion_temperature}")
+        _check(self.spread_weight >= 0, f"spread_weight must be >= 0, got {self.spread_weight}")
+        _check(self.spread_memory >= 2, f"spread_memory must be >= 2, got {self.spread_memory}")
         _check(self.triplet_weight >= 0, f"triplet_weight must be >= 0, got {self.triplet_weight}")
         _check(self.triplet_margin > 0, f"triplet_margin must be > 0, got {self.triplet_margin}")
         _check(self.vae_weight >= 0, f"vae_weight must be >= 0, got {self.vae_weight}")

@@ -1,4 +1,5 @@
-"""The designs that keep the embedding general: gallery completion, distillation, LP-FT and the head projector."""
+"""The designs that keep the embedding general: gallery completion, distillation, spread, LP-FT and the head
+projector."""
 
 from __future__ import annotations
 
@@ -12,12 +13,20 @@ from gallery_core.config import ModelConfig
 from gallery_core.data.catalogue import load_catalogue
 from gallery_core.data.tasks import TaskSpec
 from gallery_core.errors import ConfigError
+from gallery_core.evaluation.metrics import participation_ratio
 from gallery_core.models.checkpoint import build_model, load_checkpoint
 from gallery_core.models.encoder import MultiTaskHeads
 from gallery_core.training.data import label_tensors, prepare_data
 from gallery_core.training.finetune import set_probe_phase
 from gallery_core.training.loop import run_epoch, train
-from gallery_core.training.self_supervised import completion_loss, distillation_loss, info_nce, split_halves
+from gallery_core.training.self_supervised import (
+    EmbeddingMemory,
+    completion_loss,
+    distillation_loss,
+    info_nce,
+    participation_loss,
+    split_halves,
+)
 from gallery_core.weighting import PseudoUniformWeighting
 from tests.conftest import tiny_config
 
@@ -65,6 +74,50 @@ def _task(name: str, kind: str = "binary") -> TaskSpec:
     return TaskSpec(name=name, column=name, kind=kind)
 
 
+def test_participation_loss_is_the_log_of_the_ratio_the_rows_could_have_over_the_one_they_have():
+    rng = np.random.default_rng(0)
+    rows = rng.normal(size=(6, 32)) * np.linspace(3, 0.1, 32)  # variance on a few directions
+    memory = rng.normal(size=(40, 32)) * np.linspace(3, 0.1, 32)
+    loss, n = participation_loss(torch.tensor(rows), torch.tensor(memory))
+    both = np.concatenate([rows, memory])
+    assert n == 6
+    assert loss.item() == pytest.approx(np.log((len(both) - 1) / participation_ratio(both)), rel=1e-5)
+    simplex = torch.eye(8)  # centred: 7 directions of equal variance, the most 8 rows allow
+    assert participation_loss(simplex)[0].item() == pytest.approx(0.0, abs=1e-5)
+    line = torch.arange(8.0)[:, None] * torch.ones(1, 4)  # all variance on one direction
+    assert participation_loss(line)[0].item() == pytest.approx(np.log(7.0), rel=1e-5)
+    assert participation_loss(torch.ones(2, 4))[1] == 0  # too few rows to have a spectrum
+
+
+def test_participation_loss_moves_the_batch_into_the_directions_the_memory_leaves_empty():
+    rng = np.random.default_rng(1)
+    memory = torch.tensor(rng.normal(size=(60, 16)) * np.r_[np.ones(4), np.full(12, 0.01)], dtype=torch.float32)
+    rows = torch.tensor(rng.normal(size=(8, 16)) * np.r_[np.ones(4), np.full(12, 0.01)], dtype=torch.float32,
+                        requires_grad=True)
+    before = participation_loss(rows, memory)[0]
+    before.backward()
+    with torch.no_grad():
+        moved = rows - 0.5 * rows.grad
+    assert participation_loss(moved, memory)[0] < before
+    # the step puts variance on the 12 directions the memory barely uses
+    assert moved[:, 4:].var(dim=0).sum() > rows[:, 4:].detach().var(dim=0).sum()
+    assert memory.grad is None
+
+
+def test_embedding_memory_keeps_the_latest_rows_of_the_epoch():
+    memory = EmbeddingMemory(5)
+    assert memory.rows() is None
+    for i in range(4):
+        memory.push(torch.full((2, 3), float(i), requires_grad=True))
+    kept = memory.rows()
+    assert len(kept) <= 5 and kept[-1, 0] == 3 and not kept.requires_grad
+    assert set(kept[:, 0].tolist()) == {2.0, 3.0}  # the oldest batches go first
+    memory.reset(epoch=1)
+    assert memory.rows() is None and memory.epoch == 1
+    with pytest.raises(ValueError, match="size"):
+        EmbeddingMemory(0)
+
+
 def test_projector_sits_between_the_embedding_and_every_head():
     torch.manual_seed(0)
     heads = MultiTaskHeads((_task("a"), _task("b")), embed_dim=12, hidden=8, projector=5).eval()
@@ -83,6 +136,8 @@ def test_config_refuses_bad_design_settings():
         tiny_config(max_epochs=2, lp_epochs=2)
     with pytest.raises(ConfigError, match="completion_temperature"):
         tiny_config(completion_weight=1.0, completion_temperature=0.0)
+    with pytest.raises(ConfigError, match="spread_weight"):
+        tiny_config(spread_weight=-1.0)
     with pytest.raises(ConfigError, match="head_projector"):
         ModelConfig(head_projector=-1).validate()
 
@@ -111,14 +166,15 @@ def test_probe_phase_trains_the_heads_alone_and_keeps_the_top_statistics(tiny_ca
 
 
 def test_training_with_every_design_logs_its_objectives_and_reloads(tiny_catalogue, tmp_path):
-    config = tiny_config(max_epochs=2, lp_epochs=1, completion_weight=1.0, distill_weight=5.0)
+    config = tiny_config(max_epochs=2, lp_epochs=1, completion_weight=1.0, distill_weight=5.0, spread_weight=1.0)
     config.model.head_projector = 8
     result = train(load_catalogue(tiny_catalogue), config, tmp_path / "run", progress=False)
     log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
     for entry in log:
-        for name in ("completion", "distill"):
+        for name in ("completion", "distill", "spread"):
             assert np.isfinite(entry["train_task_losses"][name]) and np.isfinite(entry["val_task_losses"][name])
     assert log[0]["task_weights"]["completion"] == 1.0 and log[0]["task_weights"]["distill"] == 5.0
+    assert log[0]["task_weights"]["spread"] == 1.0 and log[0]["train_task_losses"]["spread"] > 0
     # The probe epoch leaves the top as the teacher (validation: no dropout), fine-tuning then moves it away.
     assert log[0]["val_task_losses"]["distill"] < 1e-4
     assert log[1]["val_task_losses"]["distill"] > 1e-4

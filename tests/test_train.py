@@ -71,20 +71,21 @@ def _interrupt_after_epoch(catalogue_dir, run_dir, monkeypatch, epoch, **overrid
     assert saved == list(range(1, epoch + 1)) and (run_dir / "last.pt").exists()
 
 
-# The attribute heads alone, and with the gallery-completion objective that the product trains by default (its
-# halves are drawn from a generator seeded by the epoch, so a resumed epoch deals them as the uninterrupted one).
-@pytest.mark.parametrize("completion_weight", [0.0, 1.0])
+# The attribute heads alone, with the gallery-completion objective that the product trains by default (its halves
+# are drawn from a generator seeded by the epoch, so a resumed epoch deals them as the uninterrupted one), and with
+# the spread objective too (its memory of listing embeddings starts empty every epoch).
+@pytest.mark.parametrize("objectives", [{"completion_weight": 0.0}, {"completion_weight": 1.0},
+                                        {"completion_weight": 1.0, "spread_weight": 1.0}])
 def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_catalogue, tmp_path, monkeypatch, caplog,
-                                                                completion_weight):
-    full = _train(tiny_catalogue, tmp_path / "full", max_epochs=3, completion_weight=completion_weight)
-    _interrupt_after_epoch(tiny_catalogue, tmp_path / "resumed", monkeypatch, epoch=2, max_epochs=3,
-                           completion_weight=completion_weight)
+                                                                objectives):
+    full = _train(tiny_catalogue, tmp_path / "full", max_epochs=3, **objectives)
+    _interrupt_after_epoch(tiny_catalogue, tmp_path / "resumed", monkeypatch, epoch=2, max_epochs=3, **objectives)
     saved = torch.load(tmp_path / "resumed" / "last.pt", weights_only=True)
     assert set(saved["rng"]) >= {"torch", "numpy", "python", "batch_order"}
 
     caplog.set_level(logging.INFO, logger="gallery_core")
     caplog.clear()
-    resumed = _train(tiny_catalogue, tmp_path / "resumed", max_epochs=3, completion_weight=completion_weight)
+    resumed = _train(tiny_catalogue, tmp_path / "resumed", max_epochs=3, **objectives)
     lines = caplog.messages
     assert any("resuming after epoch 2" in line for line in lines)
     assert sum(line.startswith("epoch") for line in lines) == 1  # only epoch 3 ran again

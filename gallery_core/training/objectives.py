@@ -23,7 +23,12 @@ from gallery_core.models.encoder import GalleryModel
 from gallery_core.models.vae import cached_thumbnails, thumbnails_to_tensor, vae_loss
 from gallery_core.training.augment import Augmenter
 from gallery_core.training.data import GalleryData
-from gallery_core.training.self_supervised import completion_loss, distillation_loss
+from gallery_core.training.self_supervised import (
+    EmbeddingMemory,
+    completion_loss,
+    distillation_loss,
+    participation_loss,
+)
 from gallery_core.training.triplets import (
     LevelTable,
     MiningConfig,
@@ -45,6 +50,7 @@ class Objectives:
     augmenter: Augmenter | None = None
     completion_temperature: float | None = None  # the completion objective's, None when it is off
     teacher: Backbone | None = None  # the pretrained backbone that distillation pulls toward (eval, frozen)
+    memory: EmbeddingMemory | None = None  # the spread objective's earlier listing embeddings of the epoch
     seed: int = 0
 
     @property
@@ -52,7 +58,8 @@ class Objectives:
         return (["triplet"] if self.train_levels is not None else []) + \
             (["vae"] if self.thumbnails is not None else []) + \
             (["completion"] if self.completion_temperature is not None else []) + \
-            (["distill"] if self.teacher is not None else [])
+            (["distill"] if self.teacher is not None else []) + \
+            (["spread"] if self.memory is not None else [])
 
 
 def objective_weights(config: TrainConfig) -> dict[str, float]:
@@ -66,6 +73,8 @@ def objective_weights(config: TrainConfig) -> dict[str, float]:
         weights["completion"] = config.completion_weight
     if config.distill_weight > 0:
         weights["distill"] = config.distill_weight
+    if config.spread_weight > 0:
+        weights["spread"] = config.spread_weight
     return weights
 
 
@@ -90,6 +99,8 @@ def prepare_objectives(config: BuildConfig, data: GalleryData, train_idx: np.nda
         objectives.completion_temperature = t.completion_temperature
     if t.distill_weight > 0:  # always ImageNet's weights, also when training resumes from fine-tuned ones
         objectives.teacher = pretrained_backbone(config.model).requires_grad_(False)
+    if t.spread_weight > 0:
+        objectives.memory = EmbeddingMemory(t.spread_memory)
     if t.augment:
         objectives.augmenter = Augmenter(config.model.image_size, seed=t.seed)
     return objectives
@@ -135,6 +146,12 @@ def objectives_batch(model: GalleryModel, data: GalleryData, idx: np.ndarray, ob
         with torch.no_grad(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             target = teacher.forward_top(inputs) if from_trunk else teacher(inputs)  # (P, F)
         extra["distill"] = distillation_loss(features, target)
+    if objectives.memory is not None:
+        if objectives.memory.epoch != epoch:
+            objectives.memory.reset(epoch)
+        extra["spread"] = participation_loss(embedding[:len(idx)], objectives.memory.rows())
+        if training:
+            objectives.memory.push(embedding[:len(idx)])
     if triplet is not None:
         position = {int(r): i for i, r in enumerate(galleries)}
         a, p, n = (torch.tensor([position[int(r)] for r in rows_], dtype=torch.long, device=device)

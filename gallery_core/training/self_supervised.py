@@ -1,4 +1,4 @@
-"""Label-free objectives that keep the gallery embedding general: gallery completion and distillation.
+"""Label-free objectives that keep the gallery embedding general: gallery completion, distillation, spread.
 
 Gallery completion is the product's own retrieval question asked as a training signal: two disjoint halves
 of one listing's photos should find each other among the batch's listings. Each gallery of the batch with at
@@ -11,6 +11,15 @@ run with this objective on is not the one-process run to rounding, as it is with
 Distillation (Learning without Forgetting, Li & Hoiem 2016; Li, Liu & Bilen 2021's universal representations)
 pulls each photo's fine-tuned backbone features toward the frozen pretrained backbone's features of the same
 input, by 1 - cosine, so fine-tuning on the trained tasks does not wipe what ImageNet taught the top.
+
+Spread keeps the listing embedding's variance over many directions (a high effective rank, RankMe, Garrido et al.
+2023): fine-tuning on a few attributes concentrates it on the directions those attributes need (participation ratio
+~20 against ImageNet's 30), and a task added later may need the others. The loss is the log of the largest
+participation ratio the rows allow over the one they have, computed from their Gram matrix (no eigenvalues). A batch
+holds a handful of listings, too few to see a spectrum, so the batch's listing embeddings are scored together with
+those of the epoch's earlier batches (detached, a first-in first-out memory as MoCo's; He et al. 2020): the gradient
+moves this batch's listings into the directions the memory leaves empty. The memory starts empty every epoch, so a run
+resumed at an epoch's checkpoint is the uninterrupted run.
 """
 
 from __future__ import annotations
@@ -74,3 +83,41 @@ def distillation_loss(features: torch.Tensor, target: torch.Tensor) -> tuple[tor
     if n == 0:
         return features.sum() * 0.0, 0
     return (1.0 - F.cosine_similarity(features[keep].float(), target[keep], dim=-1)).mean(), n
+
+
+def participation_loss(rows: torch.Tensor, memory: torch.Tensor | None = None) -> tuple[torch.Tensor, int]:
+    """log(largest possible / actual participation ratio) of ``rows`` (N, D) scored together with ``memory``
+    (M, D, no gradient): >= 0, 0 when the centred rows' variance is spread evenly over N + M - 1 directions.
+
+    The participation ratio (sum of covariance eigenvalues)^2 / sum of their squares is tr(G)^2 / ||G||_F^2 for
+    the centred rows' Gram matrix G ((N + M)^2, cheap for a batch and a memory of a few hundred rows)."""
+    x = rows.float() if memory is None else torch.cat([rows.float(), memory.float()])
+    n = len(x)
+    if n < 3:
+        return rows.sum() * 0.0, 0
+    centred = x - x.mean(dim=0)
+    gram = centred @ centred.T  # (n, n): its eigenvalues are the covariance's times (n - 1)
+    ratio = gram.diagonal().sum() ** 2 / (gram.square().sum() + 1e-12)
+    return torch.log((n - 1) / (ratio + 1e-12)).clamp_min(0.0), len(rows)
+
+
+class EmbeddingMemory:
+    """The last ``size`` listing embeddings seen in training (detached), first in first out; ``reset`` per epoch."""
+
+    def __init__(self, size: int):
+        if size < 1:
+            raise ValueError(f"memory size must be >= 1, got {size}")
+        self.size = size
+        self._rows: list[torch.Tensor] = []
+        self.epoch: int | None = None
+
+    def reset(self, epoch: int) -> None:
+        self._rows, self.epoch = [], epoch
+
+    def rows(self) -> torch.Tensor | None:
+        return torch.cat(self._rows) if self._rows else None
+
+    def push(self, rows: torch.Tensor) -> None:
+        self._rows.append(rows.detach().float())
+        while sum(len(r) for r in self._rows) > self.size:
+            self._rows.pop(0)  # oldest batch first
