@@ -80,6 +80,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmark's own 
 from scale_measure import child_main, complete_run, measure  # noqa: E402
 from scale_report import COMMAND, markdown_report, merge_rows, plot, read_previous  # noqa: E402
 from scale_synthetic import (  # noqa: E402
+    AFTER_EMBED,
     PHOTO_STEPS,
     STEPS,
     VARIANTS,
@@ -158,7 +159,9 @@ def main() -> None:
             continue
         run_dir = args.work / f"run-{n}"
         started = time.perf_counter()
-        facts = make_scale_run(args.source, run_dir, n, args.photos_per_listing, config, chunk_size)
+        # the run's own embedding files only where a step after embed reads them (18 GB of disk at 500k)
+        facts = make_scale_run(args.source, run_dir, n, args.photos_per_listing, config, chunk_size,
+                               embeddings=any(step in AFTER_EMBED for step in steps))
         if "train" in steps or "embed" in steps:
             make_trunk_cache(run_dir)
         print(f"{n:,} listings: synthetic run made in {time.perf_counter() - started:.0f} s "

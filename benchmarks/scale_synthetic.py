@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -31,9 +32,11 @@ TRUNK_JITTER = 0.05  # noise added to the synthetic trunk features, as a fractio
 
 
 def make_scale_run(source_dir: Path, out: Path, n_listings: int, photos_per_listing: int,
-                   config: BuildConfig, chunk_size: int, seed: int = 0) -> dict[str, int]:
+                   config: BuildConfig, chunk_size: int, seed: int = 0, embeddings: bool = True) -> dict[str, int]:
     """A run folder with the train and embed steps' files of ``n_listings`` listings (see bench_scale.py's
-    docstring), recorded in its manifest; the later steps are left to the benchmark.
+    docstring), recorded in its manifest; the later steps are left to the benchmark. ``embeddings`` False:
+    without the embed step's embedding files (not recorded as built), which only the steps after embed read:
+    the photo steps write their own, and at 500k listings these are 18 GB of disk.
 
     Its ``model.pt`` is the source's, with the synthetic catalogue's fingerprint and trunk cache key, so
     that embed reads the synthetic trunk cache (``make_trunk_cache``) as it would a real one."""
@@ -60,6 +63,36 @@ def make_scale_run(source_dir: Path, out: Path, n_listings: int, photos_per_list
         "photo_index": np.arange(n_photos), "listing_id": np.repeat(listings["listing_id"].to_numpy(), sizes),
         "path": source.photos["path"].to_numpy()[src_photo_rows], "listing_index": np.repeat(np.arange(n_listings), sizes)}))
 
+    dim = source.photo_embeddings.shape[1]
+    if embeddings:
+        write_embeddings(source, paths, src_rows, src_photo_rows, sizes, first_photo, rng)
+
+    fingerprint = hash_key("bench_scale catalogue", str(source_dir), n_listings, photos_per_listing, seed)
+    checkpoint = torch.load(source.paths.checkpoint, map_location="cpu", weights_only=True)
+    source_key = checkpoint["trunk_cache_key"]  # the source's trunk cache, which make_trunk_cache repeats
+    checkpoint |= {"catalogue_fingerprint": fingerprint, "trunk_cache_key": trunk_key(config, source.tasks, fingerprint),
+                   "val_listing_ids": listings.loc[listings["split"] == "val", "listing_id"].tolist()}
+    save_checkpoint(paths.checkpoint, checkpoint)
+    for name in ("train_log", "catalogue_report", "whitening"):  # whitening: the source's fits these embeddings too
+        shutil.copyfile(getattr(source.paths, name), getattr(paths, name))
+    base = {key: source.manifest[key] for key in ("tasks", "holdout", "backbone") if key in source.manifest}
+    base |= {"config": config.to_dict(),
+             "synthetic": {"source": str(source_dir), "n_listings": n_listings, "chunk_size": chunk_size,
+                           "source_trunk_cache_key": source_key,
+                           "trunk_cache_key": checkpoint["trunk_cache_key"]},
+             "catalogue": {"root": f"synthetic, from {source_dir}", "fingerprint": fingerprint,
+                           "n_listings": n_listings, "n_photos": n_photos}}
+    for step in ("train", "embed") if embeddings else ("train",):
+        record_step(out, step, hash_key("bench_scale", step, n_listings), 0.0, {"synthetic": True},
+                    base=base if step == "train" else None)
+    return {"listings": n_listings, "photos": n_photos, "dim": int(dim)}
+
+
+def write_embeddings(source: Any, paths: RunPaths, src_rows: np.ndarray, src_photo_rows: np.ndarray,
+                     sizes: np.ndarray, first_photo: np.ndarray, rng: np.random.Generator) -> None:
+    """The synthetic run's photo embeddings (the source's, jittered), listing embeddings (their normalised
+    means) and new-task embeddings (the source's, jittered), written a chunk of listings at a time."""
+    n_listings, n_photos = len(sizes), len(src_photo_rows)
     dim, new_dim = source.photo_embeddings.shape[1], source.new_task_embeddings.shape[1]
     noise = 0.05 * float(np.asarray(source.photo_embeddings[:10_000]).std())
     with atomic_path(paths.photo_embeddings) as photo_tmp, atomic_path(paths.listing_embeddings) as listing_tmp, \
@@ -81,26 +114,6 @@ def make_scale_run(source_dir: Path, out: Path, n_listings: int, photos_per_list
         for array in (photo_out, listing_out, new_out):
             array.flush()
         del photo_out, listing_out, new_out
-
-    fingerprint = hash_key("bench_scale catalogue", str(source_dir), n_listings, photos_per_listing, seed)
-    checkpoint = torch.load(source.paths.checkpoint, map_location="cpu", weights_only=True)
-    source_key = checkpoint["trunk_cache_key"]  # the source's trunk cache, which make_trunk_cache repeats
-    checkpoint |= {"catalogue_fingerprint": fingerprint, "trunk_cache_key": trunk_key(config, source.tasks, fingerprint),
-                   "val_listing_ids": listings.loc[listings["split"] == "val", "listing_id"].tolist()}
-    save_checkpoint(paths.checkpoint, checkpoint)
-    for name in ("train_log", "catalogue_report", "whitening"):  # whitening: the source's fits these embeddings too
-        shutil.copyfile(getattr(source.paths, name), getattr(paths, name))
-    base = {key: source.manifest[key] for key in ("tasks", "holdout", "backbone") if key in source.manifest}
-    base |= {"config": config.to_dict(),
-             "synthetic": {"source": str(source_dir), "n_listings": n_listings, "chunk_size": chunk_size,
-                           "source_trunk_cache_key": source_key,
-                           "trunk_cache_key": checkpoint["trunk_cache_key"]},
-             "catalogue": {"root": f"synthetic, from {source_dir}", "fingerprint": fingerprint,
-                           "n_listings": n_listings, "n_photos": n_photos}}
-    for step in ("train", "embed"):
-        record_step(out, step, hash_key("bench_scale", step, n_listings), 0.0, {"synthetic": True},
-                    base=base if step == "train" else None)
-    return {"listings": n_listings, "photos": n_photos, "dim": int(dim)}
 
 
 def trunk_key(config: BuildConfig, tasks: tuple[TaskSpec, ...], fingerprint: str) -> str:
