@@ -46,7 +46,7 @@ from gallery_core.search.seed_gallery import SeedGallery  # noqa: E402
 from ui import navigation  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the benchmarks' own modules
-from bench_app_map import MAP_LISTINGS, map_section, measure_map  # noqa: E402
+from bench_app_map import MAP_LISTINGS, VARIANTS, map_section, measure_map  # noqa: E402
 from synthetic_run import make_synthetic_run  # noqa: E402
 
 PAGES = tuple(Path(p.script).stem for p in navigation.PAGES)  # the app's pages, in sidebar order
@@ -234,6 +234,8 @@ def main() -> None:
     parser.add_argument("--map-listings", type=int, nargs="*", default=list(MAP_LISTINGS),
                         help="listings of the synthetic map runs (none: no map runs)")
     parser.add_argument("--map-only", action="store_true", help="only the map runs (no page table, no thumbnails)")
+    parser.add_argument("--map-variants", nargs="+", default=list(VARIANTS), choices=VARIANTS,
+                        help="which maps to measure (default both: the WebGL scatter beside the plotly map)")
     parser.add_argument("--no-browser", action="store_true", help="no headless Chromium (payload and server only)")
     parser.add_argument("--out", type=Path, default=None,
                         help="default docs/benchmarks/app.md; with --map-only docs/benchmarks/app-map.md")
@@ -248,9 +250,12 @@ def main() -> None:
     if args.map_only:
         import streamlit  # noqa: F401  (imported before timing: the first import takes seconds)
 
-        maps = [measure_map(source_dir, args.large_dir, n, args.repeats, browser) for n in args.map_listings]
+        maps = [measure_map(source_dir, args.large_dir, n, args.repeats, browser, tuple(args.map_variants))
+                for n in args.map_listings]
         args.out.parent.mkdir(parents=True, exist_ok=True)
         command = "python benchmarks/bench_app.py --map-only --map-listings " + " ".join(map(str, args.map_listings))
+        if tuple(args.map_variants) != VARIANTS:
+            command += " --map-variants " + " ".join(args.map_variants)
         args.out.write_text(f"# App benchmark: the map at scale\n\nMade by `{command}` on "
                             f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU cores, headless Chromium drawing WebGL "
                             "in software (SwiftShader): browser times are an upper bound for a desktop with a GPU."

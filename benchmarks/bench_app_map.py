@@ -227,8 +227,10 @@ def time_browser(artifacts_root: Path, n_points: int, variant: str) -> dict[str,
         | ({} if highlight is None else {"highlight_browser": highlight})
 
 
-def measure_map(source_dir: Path, large_dir: Path, n_listings: int, repeats: int, browser: bool) -> dict:
-    """One synthetic run of ``n_listings`` (made once, reused): both variants, server side and in the browser."""
+def measure_map(source_dir: Path, large_dir: Path, n_listings: int, repeats: int, browser: bool,
+                variants: tuple[str, ...] = VARIANTS) -> dict:
+    """One synthetic run of ``n_listings`` (made once, reused): each of ``variants`` (default both), server side
+    and in the browser."""
     name = f"synthetic-map-{n_listings // 1000}k" if n_listings >= 1000 else f"synthetic-map-{n_listings}"
     run_dir = make_synthetic_run(source_dir, large_dir / "runs" / name, n_listings, max_photos=1, max_dim=16)
     root = large_dir / f"artifacts-{name}"  # this run alone, so the app opens it by default
@@ -240,7 +242,7 @@ def measure_map(source_dir: Path, large_dir: Path, n_listings: int, repeats: int
     n = len(Run(run_dir, verify=False).listings)
     result: dict = {"name": name, "listings": n}
     box = selection_box(run_dir)
-    for variant in VARIANTS:
+    for variant in variants:
         row = {"server_load": load(), **time_server(name, variant, repeats, box)}
         if row["points"] != n:
             raise RuntimeError(f"the {variant} map of {name} draws {row['points']:,} of {n:,} listings")
@@ -251,7 +253,8 @@ def measure_map(source_dir: Path, large_dir: Path, n_listings: int, repeats: int
                                                         for k, v in row.items()), flush=True)
         if browser:  # the browser's share of the load average: measured one variant after the other, never both
             time.sleep(5)
-    result["bytes"] = result["scatter"]["bytes"]
+    if "scatter" in result:
+        result["bytes"] = result["scatter"]["bytes"]
     return result
 
 
@@ -269,7 +272,7 @@ def selection_section(maps: list[dict]) -> list[str]:
              "highlight (drawn while Python works), and to Python's selection listed and drawn.", "",
              "| listings | server selection (s) | server selection CPU (s) | map payload (kB) | selected (server) | "
              "browser highlight (s) | round trip (s) |", "|---:|---:|---:|---:|---:|---:|---:|"]
-    for m in maps:
+    for m in (m for m in maps if "scatter" in m):
         r = m["scatter"]
         lines.append(f"| {m['listings']:,} | {r['selection_server']:.2f} | {r['selection_cpu']:.2f} | "
                      f"{r['selection_bytes'] / 1e3:.1f} | {r['server_selected']:,} | {_s(r, 'highlight_browser')} | "
@@ -297,7 +300,7 @@ def map_section(maps: list[dict]) -> list[str]:
              "selection round trip (s) | selected | load |",
              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for m in maps:
-        for variant in VARIANTS:
+        for variant in (v for v in VARIANTS if v in m):
             r = m[variant]
             lines.append(f"| {m['listings']:,} | {variant} | {r['points']:,} | {r['bytes'] / 1e6:.2f} | "
                          f"{r['colour_bytes'] / 1e6:.2f} | {r['first']:.2f} | {r['cached']:.2f} | "
@@ -306,7 +309,7 @@ def map_section(maps: list[dict]) -> list[str]:
                          f"{r.get('selected', 0):,} | {r.get('load', r['server_load']):.1f} |")
     lines += selection_section(maps)
     largest = max(maps, key=lambda m: m["listings"], default=None)
-    if largest is not None and "browser_warm" in largest["scatter"]:
+    if largest is not None and "browser_warm" in largest.get("scatter", {}):
         row = largest["scatter"]
         verdicts = [f"{key.replace('_', ' ')} {row[key]:.2f} s ({'within' if row[key] <= target else 'over'} "
                     f"the {target:.0f} s target)" for key, target in TARGETS.items()]
