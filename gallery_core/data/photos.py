@@ -14,7 +14,7 @@ import logging
 import os
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -28,7 +28,17 @@ from gallery_core.artifacts.npy_rows import NpyRows, RowWriter
 from gallery_core.artifacts.store import hash_key, write_json
 from gallery_core.data.decode import PhotoError, load_photo
 from gallery_core.engine.cpu_runtime import cpu_runner
-from gallery_core.engine.device_decode import decode_batch_on_device, log_decode_counts, normalise_pixels
+from gallery_core.engine.device_decode import (
+    ReadBatch,
+    decode_read_batch,
+    host_pixels,
+    log_decode_counts,
+    normalise_pixels,
+    pin_host,
+    read_batch,
+    to_device,
+)
+from gallery_core.engine.prefetch import PREFETCH_BATCHES, prefetch
 from gallery_core.models.backbones import IMAGENET_MEAN, IMAGENET_STD, Backbone, BackboneEntry
 
 logger = logging.getLogger(__name__)
@@ -68,6 +78,22 @@ def find_undecodable(paths: Sequence[str], size: int, batch_size: int = 256) -> 
             _, bad_in_batch = decode_batch(paths[start:start + batch_size], size, pool)
             bad.update({start + i: reason for i, reason in bad_in_batch.items()})
     return bad
+
+
+def decode_threads(device: torch.device) -> int:
+    """Threads that read and decode photos for the trunk pass: 2 on the CPU device, where the model needs the
+    cores too; on a GPU every core up to 16, since they alone feed it."""
+    return 2 if device.type != "cuda" else max(2, min(os.cpu_count() or 2, 16))
+
+
+def batch_spans(n_photos: int, first_chunk: int, chunk_size: int, batch_size: int) -> Iterator[tuple[int, int, bool]]:
+    """(start, end, whether it ends its chunk) of each batch from chunk ``first_chunk`` on: batches of
+    ``batch_size`` that never cross a chunk's end (so a resumed pass has the batches of an uninterrupted one)."""
+    for chunk_start in range(first_chunk * chunk_size, n_photos, chunk_size):
+        chunk_end = min(chunk_start + chunk_size, n_photos)
+        for start in range(chunk_start, chunk_end, batch_size):
+            end = min(start + batch_size, chunk_end)
+            yield start, end, end == chunk_end
 
 
 TRUNK_CHUNK_SIZE = 8192  # photos per chunk of the trunk pass: the unit of progress, and what a resume redoes at most
@@ -114,29 +140,42 @@ def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: i
     run_trunk = None  # made at the first batch: ONNX Runtime is checked against PyTorch on it
     decode_device = device if (device.type == "cuda" if decode_on_device is None else decode_on_device) else None
     decode_counts: Counter = Counter()
+    pin = pin_host(device)
+
+    def read(span: tuple[int, int, bool]) -> tuple[tuple[int, int, bool], ReadBatch | tuple[torch.Tensor, dict]]:
+        """A batch's CPU work, ahead of the model (``engine.prefetch``): on a GPU, into pinned host buffers."""
+        batch = paths[span[0]:span[1]]
+        if decode_device is not None:
+            return span, read_batch(batch, image_size, pool, pin_host(decode_device))
+        pixels, bad_in_batch = decode_batch(batch, image_size, pool)
+        return span, (host_pixels(pixels, pin), bad_in_batch)
+
+    # Read ahead when decoding on the device, or when the model runs on a GPU: the CPU threads are otherwise
+    # idle while it works. Not for PIL decoding on the CPU device: it shares the cores with the model there.
+    depth = PREFETCH_BATCHES if decode_device is not None or device.type == "cuda" else 0
     try:
-        with ThreadPoolExecutor(max_workers=2) as pool, \
+        with ThreadPoolExecutor(max_workers=decode_threads(device)) as pool, \
                 tqdm(total=len(paths), initial=min(done_chunks * chunk_size, len(paths)), desc="trunk features",
                      unit="photo", disable=not progress) as bar:
-            for chunk_start in range(done_chunks * chunk_size, len(paths), chunk_size):
-                for start in range(chunk_start, min(chunk_start + chunk_size, len(paths)), batch_size):
-                    batch = paths[start:min(start + batch_size, chunk_start + chunk_size)]
-                    if decode_device is not None:
-                        x, bad_in_batch = decode_batch_on_device(batch, image_size, pool, decode_device, backbone.mean,
-                                                                 backbone.std, decode_counts)
-                        x = x.to(device)
-                    else:
-                        pixels, bad_in_batch = decode_batch(batch, image_size, pool)
-                        x = to_model_input(pixels, backbone).to(device)
-                    bad.update({start + i: reason for i, reason in bad_in_batch.items()})
-                    if len(x):
-                        run_trunk = run_trunk or cpu_runner(trunk, x, f"trunk-{backbone.name}-{image_size}px", device,
-                                                            runtime)
-                        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-                            writer.append(run_trunk(x).float().cpu().numpy().astype(np.float16))  # (B, C, h, w)
-                    bar.update(len(batch))
-                done_chunks += 1
-                write_json(progress_path, identity | {"chunks": done_chunks, "rows": writer.sync(), "bad": bad})
+            for (start, end, ends_chunk), batch in prefetch(batch_spans(len(paths), done_chunks, chunk_size,
+                                                                        batch_size), read, depth):
+                if isinstance(batch, ReadBatch):
+                    x, bad_in_batch = decode_read_batch(batch, image_size, decode_device, backbone.mean,
+                                                        backbone.std, decode_counts)
+                    x = x.to(device)
+                else:
+                    pixels, bad_in_batch = batch  # (B, S, S, 3) uint8 on the host
+                    x = normalise_pixels(to_device(pixels, device).permute(0, 3, 1, 2), backbone.mean, backbone.std)
+                bad.update({start + i: reason for i, reason in bad_in_batch.items()})
+                if len(x):
+                    run_trunk = run_trunk or cpu_runner(trunk, x, f"trunk-{backbone.name}-{image_size}px", device,
+                                                        runtime)
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                        writer.append(run_trunk(x).float().cpu().numpy().astype(np.float16))  # (B, C, h, w)
+                bar.update(end - start)
+                if ends_chunk:
+                    done_chunks += 1
+                    write_json(progress_path, identity | {"chunks": done_chunks, "rows": writer.sync(), "bad": bad})
         if decode_device is not None:
             log_decode_counts(decode_counts, decode_device)
         if index_path is not None:

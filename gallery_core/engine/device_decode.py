@@ -12,7 +12,11 @@ it reduced (its DCT scaling: the device would decode every pixel), one that does
 (cut short, or with data after the image), a file that cannot be read, and a JPEG the device's decoder fails on
 (an unsupported coding). The count of each kind goes to the log.
 
-On the CPU device (``decode_jpeg``'s CPU decoder) the same code runs: the tests compare it with the CPU decoder.
+Two stages, so that the CPU's share can run ahead of the device's (``engine.prefetch``): ``read_batch`` (CPU
+threads: the files' bytes, their headers, the CPU decoder's photos, all in host buffers that are pinned for a GPU)
+and ``decode_read_batch`` (the device: nvJPEG, orientation, resize, normalisation; pinned buffers are copied
+asynchronously). On the CPU device (``decode_jpeg``'s CPU decoder) the same code runs, without pinning: the tests
+compare it with the CPU decoder.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import logging
 from collections import Counter
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -54,33 +59,36 @@ def normalise_pixels(pixels: torch.Tensor, mean: Sequence[float], std: Sequence[
 def device_problem(data: bytes, size: int) -> str | None:
     """Why the device path cannot take a photo (its bytes), or None when it can: a JPEG in RGB or grey,
     within the pixel limit and small enough that the CPU decoder would not reduce it (read from its header)."""
-    if sniff_format(data[:32]) != "JPEG":
-        return "not a JPEG"
-    if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":  # libjpeg decodes a cut-short file with a warning: PIL refuses it
-        return "no end marker"
-    try:
-        with Image.open(io.BytesIO(data), formats=["JPEG"]) as img:  # the header only: no pixel is decoded
-            width, height, mode = img.width, img.height, img.mode
-    except Exception:  # the CPU decoder names what is wrong
-        return "unreadable header"
-    if mode not in DEVICE_MODES:
-        return f"{mode} JPEG"
-    if width * height > MAX_PHOTO_PIXELS:
-        return "over the pixel limit"
-    if reduction_factor(width, height, size) > 1:
-        return "large: decoded reduced on the CPU"
-    return None
+    return _inspect(data, size)[0]
 
 
-def exif_orientation(data: bytes) -> int:
-    """The EXIF orientation tag of a JPEG's bytes (1: upright; 1 also when it has none or it is unreadable,
-    as the CPU decoder ignores an unreadable EXIF block)."""
+def _inspect(data: bytes, size: int | None) -> tuple[str | None, int]:
+    """(``device_problem``, ``exif_orientation``) from one read of the header (no pixel is decoded); ``size``
+    None: the orientation only."""
+    if size is not None:
+        if sniff_format(data[:32]) != "JPEG":
+            return "not a JPEG", 1
+        if data.rstrip(b"\x00")[-2:] != b"\xff\xd9":  # libjpeg decodes a cut-short file with a warning: PIL refuses it
+            return "no end marker", 1
     try:
         with Image.open(io.BytesIO(data), formats=["JPEG"]) as img:
-            value = img.getexif().get(EXIF_ORIENTATION, 1)
-    except Exception:
-        return 1
-    return int(value) if value in range(1, 9) else 1
+            width, height, mode = img.width, img.height, img.mode
+            try:
+                value = img.getexif().get(EXIF_ORIENTATION, 1)
+            except Exception:  # as the CPU decoder, which ignores an unreadable EXIF block
+                value = 1
+    except Exception:  # the CPU decoder names what is wrong
+        return "unreadable header", 1
+    orientation = int(value) if value in range(1, 9) else 1
+    if size is None:
+        return None, orientation
+    if mode not in DEVICE_MODES:
+        return f"{mode} JPEG", orientation
+    if width * height > MAX_PHOTO_PIXELS:
+        return "over the pixel limit", orientation
+    if reduction_factor(width, height, size) > 1:
+        return "large: decoded reduced on the CPU", orientation
+    return None, orientation
 
 
 def upright(image: torch.Tensor, orientation: int) -> torch.Tensor:
@@ -107,7 +115,7 @@ def resize_on_device(image: torch.Tensor, size: int) -> torch.Tensor:
     return x[0].round_().clamp_(0, 255)
 
 
-def read_photo_bytes(path: str) -> bytes | None:
+def read_photo_bytes(path: str | Path) -> bytes | None:
     """A photo file's bytes, or None when it cannot be read (the CPU decoder says why)."""
     try:
         return Path(path).read_bytes()
@@ -115,11 +123,95 @@ def read_photo_bytes(path: str) -> bytes | None:
         return None  # the CPU decoder says why
 
 
-def _decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor | None]:
+def pin_host(device: torch.device) -> bool:
+    """Whether host buffers bound for ``device`` are pinned: on CUDA, where a pinned buffer is copied by DMA
+    without a staging copy and asynchronously (``non_blocking``); elsewhere pinning means nothing."""
+    return device.type == "cuda"
+
+
+def host_tensor(shape: tuple[int, ...], pin: bool) -> torch.Tensor:
+    """An uninitialised uint8 host buffer, page-locked when ``pin`` (``pin_host``)."""
+    return torch.empty(shape, dtype=torch.uint8, pin_memory=pin)
+
+
+def host_pixels(pixels: np.ndarray, pin: bool) -> torch.Tensor:
+    """Decoded photos (P, S, S, 3) uint8 as a host tensor, pinned when ``pin``: what crosses to the device (a
+    quarter of the bytes of the normalised floats, which the device then computes: ``normalise_pixels``)."""
+    tensor = host_tensor(pixels.shape, pin)
+    tensor.numpy()[...] = pixels
+    return tensor
+
+
+def to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device``: copied asynchronously when it is pinned (later work on the device's stream
+    waits for the copy; torch keeps a pinned block until the copies using it are done), else as ``.to``."""
+    return tensor.to(device, non_blocking=tensor.is_pinned())
+
+
+@dataclass
+class ReadBatch:
+    """A batch of photos made ready on CPU threads for ``decode_read_batch`` on the device: the JPEGs the device
+    decodes, as views of one host buffer (pinned for a GPU), and what the CPU decoder made of the others."""
+
+    names: list[str | None]  # each photo's name in messages (None: "uploaded photo")
+    jpegs: list[torch.Tensor]  # 1-D uint8 views of one host buffer, the files' bytes
+    on_device: list[int]  # the positions of those JPEGs in the batch
+    orientations: list[int]  # their EXIF orientations
+    cpu_pixels: torch.Tensor  # (C, S, S, 3) uint8 host buffer: the photos the CPU decoder took
+    on_cpu: list[int]  # their positions
+    problems: dict[int, str]  # position -> why it went to the CPU decoder (those in on_cpu and the bad ones)
+    errors: dict[int, PhotoError]  # position -> why it cannot be decoded at all
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def read_batch(photos: Sequence[str | Path | bytes], size: int, pool: ThreadPoolExecutor, pin: bool = False,
+               datas: Sequence[bytes | None] | None = None) -> ReadBatch:
+    """The CPU's share of decoding a batch on a device, in ``pool``'s threads: read the files' bytes (``datas``
+    when already read: None where a file could not be), sort out what the device cannot take, decode that with
+    the CPU decoder (``data.decode.load_photo``) and put the device's JPEGs in one host buffer (``pin``: pinned)."""
+    names = [None if isinstance(p, bytes) else str(p) for p in photos]
+    if datas is None:
+        datas = list(pool.map(lambda p: p if isinstance(p, bytes) else read_photo_bytes(p), photos))
+    inspected = list(pool.map(lambda d: _inspect(d, size) if d is not None else ("unreadable file", 1), datas))
+    on_device = [i for i, (problem, _) in enumerate(inspected) if problem is None]
+    problems = {i: problem for i, (problem, _) in enumerate(inspected) if problem is not None}
+
+    def cpu_decode(i: int) -> np.ndarray | PhotoError:
+        data = datas[i]
+        try:
+            return load_photo(data if data is not None else photos[i], size, name=names[i])
+        except PhotoError as err:
+            return err
+
+    decoded = dict(zip(problems, pool.map(cpu_decode, problems), strict=True))
+    errors = {i: r for i, r in decoded.items() if isinstance(r, PhotoError)}
+    on_cpu = [i for i in problems if i not in errors]
+    cpu_pixels = host_tensor((len(on_cpu), size, size, 3), pin)  # (C, S, S, 3)
+    rows = cpu_pixels.numpy()
+    for row, i in enumerate(on_cpu):
+        rows[row] = decoded[i]
+    return ReadBatch(names, _host_views([datas[i] for i in on_device], pin), on_device,
+                     [inspected[i][1] for i in on_device], cpu_pixels, on_cpu, problems, errors)
+
+
+def _host_views(datas: list[bytes], pin: bool) -> list[torch.Tensor]:
+    """The files' bytes as 1-D uint8 views of one host buffer: one (pinned) allocation a batch, not one a photo."""
+    ends = np.cumsum([len(d) for d in datas]).tolist()
+    buffer = host_tensor((ends[-1] if ends else 0,), pin)
+    array = buffer.numpy()
+    views = []
+    for data, start, end in zip(datas, [0, *ends][:-1], ends, strict=True):
+        array[start:end] = np.frombuffer(data, dtype=np.uint8)
+        views.append(buffer[start:end])
+    return views
+
+
+def _decode_jpegs(encoded: list[torch.Tensor], device: torch.device) -> list[torch.Tensor | None]:
     """(3, H, W) uint8 of each JPEG, decoded on ``device`` as one batch; None for one the decoder fails on."""
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    encoded = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
     if not encoded:
         return []
     try:
@@ -134,14 +226,42 @@ def _decode_jpegs(datas: list[bytes], device: torch.device) -> list[torch.Tensor
         return decoded
 
 
+def decode_read_batch(batch: ReadBatch, size: int, device: torch.device, mean: Sequence[float],
+                      std: Sequence[float], counts: Counter | None = None) -> tuple[torch.Tensor, dict[int, str]]:
+    """The device's share: (model input (G, 3, size, size) float32 normalised, channels-last, on ``device``, for
+    the good photos in order; {position: reason} of the bad ones). ``counts`` gathers how many went which way,
+    and why (``log_decode_counts``)."""
+    counts = counts if counts is not None else Counter()
+    problems, errors = dict(batch.problems), dict(batch.errors)
+    images: dict[int, torch.Tensor] = {}
+    for i, jpeg, orientation, image in zip(batch.on_device, batch.jpegs, batch.orientations,
+                                           _decode_jpegs(batch.jpegs, device), strict=True):
+        if image is not None:
+            images[i] = resize_on_device(upright(image, orientation), size)
+            continue
+        problems[i] = "the device's decoder failed"  # an unsupported coding: the CPU decoder takes it
+        try:
+            pixels = load_photo(jpeg.numpy().tobytes(), size, name=batch.names[i])
+            images[i] = to_device(torch.from_numpy(pixels.copy()).permute(2, 0, 1), device).float()
+        except PhotoError as err:
+            errors[i] = err
+    cpu = to_device(batch.cpu_pixels, device).permute(0, 3, 1, 2).float()  # (C, 3, S, S)
+    images.update(zip(batch.on_cpu, cpu, strict=True))
+    for reason in problems.values():
+        counts[f"cpu: {reason}"] += 1
+    counts["device"] += len(batch.on_device) - sum(i in problems for i in batch.on_device)
+    good = [images[i] for i in range(len(batch)) if i in images]
+    pixels = torch.stack(good) if good else torch.zeros((0, 3, size, size), device=device)
+    return normalise_pixels(pixels, mean, std), {i: err.reason for i, err in sorted(errors.items())}
+
+
 def decode_batch_on_device(paths: Sequence[str], size: int, pool: ThreadPoolExecutor, device: torch.device,
                            mean: Sequence[float], std: Sequence[float], counts: Counter | None = None,
                            ) -> tuple[torch.Tensor, dict[int, str]]:
     """Photos -> (model input (G, 3, size, size) float32 normalised, channels-last, on ``device``, for the good
     ones in order; {position: reason} of the bad ones): JPEGs decoded on ``device``, the rest by the CPU decoder
     in ``pool``'s threads (see the module docstring). ``counts`` gathers how many went which way, and why."""
-    return decode_bytes_on_device(list(pool.map(read_photo_bytes, paths)), paths, size, pool, device, mean, std,
-                                  counts)  # CPU threads only read bytes
+    return decode_read_batch(read_batch(paths, size, pool, pin_host(device)), size, device, mean, std, counts)
 
 
 def decode_bytes_on_device(datas: Sequence[bytes | None], paths: Sequence[str], size: int, pool: ThreadPoolExecutor,
@@ -149,35 +269,8 @@ def decode_bytes_on_device(datas: Sequence[bytes | None], paths: Sequence[str], 
                            counts: Counter | None = None) -> tuple[torch.Tensor, dict[int, str]]:
     """``decode_batch_on_device`` of photos already read (``datas``, None where a file could not be read: the
     CPU decoder then names the problem from ``paths``)."""
-    counts = counts if counts is not None else Counter()
-    problems = [device_problem(d, size) if d is not None else "unreadable file" for d in datas]
-    on_device = [i for i, p in enumerate(problems) if p is None]
-    decoded = _decode_jpegs([datas[i] for i in on_device], device)
-    images: dict[int, torch.Tensor] = {}
-    for i, image in zip(on_device, decoded, strict=True):
-        if image is None:
-            problems[i] = "the device's decoder failed"
-        else:
-            images[i] = resize_on_device(upright(image, exif_orientation(datas[i])), size)
-    on_cpu = [i for i, p in enumerate(problems) if p is not None]
-
-    def cpu_decode(i: int) -> np.ndarray | str:
-        try:
-            return load_photo(datas[i] if datas[i] is not None else paths[i], size, name=str(paths[i]))
-        except PhotoError as err:
-            return err.reason
-
-    bad: dict[int, str] = {}
-    for i, result in zip(on_cpu, pool.map(cpu_decode, on_cpu), strict=True):
-        counts[f"cpu: {problems[i]}"] += 1
-        if isinstance(result, str):
-            bad[i] = result
-        else:
-            images[i] = torch.tensor(result).permute(2, 0, 1).to(device).float()  # (3, S, S); PIL arrays are read-only
-    counts["device"] += len(on_device) - sum(problems[i] is not None for i in on_device)
-    good = [images[i] for i in range(len(paths)) if i in images]
-    pixels = torch.stack(good) if good else torch.zeros((0, 3, size, size), device=device)
-    return normalise_pixels(pixels, mean, std), bad
+    return decode_read_batch(read_batch(paths, size, pool, pin_host(device), datas=datas), size, device, mean, std,
+                             counts)
 
 
 def log_decode_counts(counts: Counter, device: torch.device) -> None:
