@@ -201,7 +201,7 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     from gallery_core.artifacts.run import open_run
     from gallery_core.search.explain import explain_results, explanation_text, seed_photos
 
-    run = open_run(args.artifacts)
+    run = open_run(args.artifacts, device=args.device)
     uploaded = run.embed_uploads(args.photos)
     seed = run.seed_vector(uploaded=uploaded)
     results = run.retrieve(seed, k=args.k)
@@ -233,7 +233,7 @@ def cmd_search_photo(args: argparse.Namespace) -> int:
 
     if args.k < 1:
         raise UsageError(f"-k must be >= 1, got {args.k}")
-    run = open_run(args.artifacts)
+    run = open_run(args.artifacts, device=args.device)
     result = search_photo(run, args.photo, k=args.k)
     columns = ["listing_id", *[c for c in args.show if c in run.listings.columns and c != "listing_id"]]
     listings = result.listings.merge(run.listings[columns], on="listing_id", how="left")
@@ -319,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-k", type=int, default=10, help=k_help)
         p.add_argument("--show", nargs="*", default=["property_type", "city"], help="listing columns to print")
         p.add_argument("--json", action="store_true", help="print JSON")
+        p.add_argument("--device", default="auto", help="where the photos are embedded: auto (CUDA when available; "
+                       "JPEGs are then decoded on the GPU too), cpu or cuda")
         if name == "retrieve":
             from gallery_core.search.explain import N_PAIRS
 

@@ -37,10 +37,16 @@ def list_runs(root: str | Path | None = None) -> list[Path]:
 
 
 class Run:
-    def __init__(self, root: str | Path, verify: bool | str = True, steps: tuple[str, ...] = STEPS):
+    """``device``: where new photos (uploads, ``retrieve``'s and ``search-photo``'s) are embedded: None or "auto"
+    the GPU when there is one (its photos then decoded there too: ``engine.photo_files``), else as torch spells
+    it. Everything else a run computes with its model (``model``) stays on the CPU."""
+
+    def __init__(self, root: str | Path, verify: bool | str = True, steps: tuple[str, ...] = STEPS,
+                 device: str | None = None):
         self.root = Path(root)
         self.paths = RunPaths(self.root)
         self.manifest: dict[str, Any] = load_manifest(self.root, verify=verify, steps=steps)
+        self.device = device
 
     @property
     def name(self) -> str:
@@ -144,13 +150,26 @@ class Run:
     def index(self):  # -> AnnoyIndex
         return load_index(self.paths.index, int(self.listing_embeddings.shape[1]))
 
+    @cached_property
+    def upload_encoder(self):  # -> GalleryEncoder on ``device``; the CPU's is ``model``'s own
+        from gallery_core.models.checkpoint import load_checkpoint
+        from gallery_core.models.device import pick_device
+
+        device = pick_device(self.device)
+        if device.type == "cpu":
+            return self.model.encoder
+        # A copy of its own: ``model`` is the CPU's, for the app's evidence and the evaluation (the trunk pass
+        # they call moves a backbone's trunk to its own device, in place)
+        return load_checkpoint(self.paths.checkpoint, device=str(device))[0].encoder
+
     def embed_uploads(self, photos: Sequence[str | Path | bytes]) -> np.ndarray:
-        """Embed new photos with the trained encoder -> (P, D). Raises PhotoError on an undecodable one."""
-        from gallery_core.pipeline.embed import (
+        """Embed new photos with the trained encoder on ``device`` -> (P, D). Raises PhotoError on an
+        undecodable one."""
+        from gallery_core.engine.photo_files import (
             embed_photo_files,  # torch: imported only when photos are embedded
         )
 
-        return embed_photo_files(self.model.encoder, list(photos), self.config.model.image_size)
+        return embed_photo_files(self.upload_encoder, list(photos), self.config.model.image_size)
 
     def seed_vector(self, photo_indices: Sequence[int] = (), uploaded: np.ndarray | None = None) -> np.ndarray:
         """One seed gallery from catalogue photos (by photo_index) and/or uploaded (raw) photo embeddings: the
@@ -192,9 +211,9 @@ class Run:
                              "score": scores.astype(float), "rank": np.arange(1, len(rows) + 1)})
 
 
-def open_run(root: str | Path, verify: bool | str = True) -> Run:
+def open_run(root: str | Path, verify: bool | str = True, device: str | None = None) -> Run:
     """``Run`` with a friendlier error when the folder does not exist."""
     root = Path(root)
     if not root.exists():
         raise ArtifactError(f"{root}: no such run folder; build one with `{build_command(root)}`")
-    return Run(root, verify=verify)
+    return Run(root, verify=verify, device=device)

@@ -160,9 +160,9 @@ def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: i
             for (start, end, ends_chunk), batch in prefetch(batch_spans(len(paths), done_chunks, chunk_size,
                                                                         batch_size), read, depth):
                 if isinstance(batch, ReadBatch):
-                    x, bad_in_batch = decode_read_batch(batch, image_size, decode_device, backbone.mean,
-                                                        backbone.std, decode_counts)
-                    x = x.to(device)
+                    x, errors = decode_read_batch(batch, image_size, decode_device, backbone.mean, backbone.std,
+                                                  decode_counts)
+                    x, bad_in_batch = x.to(device), {i: err.reason for i, err in errors.items()}
                 else:
                     pixels, bad_in_batch = batch  # (B, S, S, 3) uint8 on the host
                     x = normalise_pixels(to_device(pixels, device).permute(0, 3, 1, 2), backbone.mean, backbone.std)

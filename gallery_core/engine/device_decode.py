@@ -227,10 +227,11 @@ def _decode_jpegs(encoded: list[torch.Tensor], device: torch.device) -> list[tor
 
 
 def decode_read_batch(batch: ReadBatch, size: int, device: torch.device, mean: Sequence[float],
-                      std: Sequence[float], counts: Counter | None = None) -> tuple[torch.Tensor, dict[int, str]]:
+                      std: Sequence[float], counts: Counter | None = None,
+                      ) -> tuple[torch.Tensor, dict[int, PhotoError]]:
     """The device's share: (model input (G, 3, size, size) float32 normalised, channels-last, on ``device``, for
-    the good photos in order; {position: reason} of the bad ones). ``counts`` gathers how many went which way,
-    and why (``log_decode_counts``)."""
+    the good photos in order; {position: the CPU decoder's error} of the bad ones). ``counts`` gathers how many
+    went which way, and why (``log_decode_counts``)."""
     counts = counts if counts is not None else Counter()
     problems, errors = dict(batch.problems), dict(batch.errors)
     images: dict[int, torch.Tensor] = {}
@@ -252,7 +253,7 @@ def decode_read_batch(batch: ReadBatch, size: int, device: torch.device, mean: S
     counts["device"] += len(batch.on_device) - sum(i in problems for i in batch.on_device)
     good = [images[i] for i in range(len(batch)) if i in images]
     pixels = torch.stack(good) if good else torch.zeros((0, 3, size, size), device=device)
-    return normalise_pixels(pixels, mean, std), {i: err.reason for i, err in sorted(errors.items())}
+    return normalise_pixels(pixels, mean, std), dict(sorted(errors.items()))
 
 
 def decode_batch_on_device(paths: Sequence[str], size: int, pool: ThreadPoolExecutor, device: torch.device,
@@ -261,16 +262,17 @@ def decode_batch_on_device(paths: Sequence[str], size: int, pool: ThreadPoolExec
     """Photos -> (model input (G, 3, size, size) float32 normalised, channels-last, on ``device``, for the good
     ones in order; {position: reason} of the bad ones): JPEGs decoded on ``device``, the rest by the CPU decoder
     in ``pool``'s threads (see the module docstring). ``counts`` gathers how many went which way, and why."""
-    return decode_read_batch(read_batch(paths, size, pool, pin_host(device)), size, device, mean, std, counts)
+    return decode_bytes_on_device(None, paths, size, pool, device, mean, std, counts)
 
 
-def decode_bytes_on_device(datas: Sequence[bytes | None], paths: Sequence[str], size: int, pool: ThreadPoolExecutor,
+def decode_bytes_on_device(datas: Sequence[bytes | None] | None, paths: Sequence[str], size: int, pool: ThreadPoolExecutor,
                            device: torch.device, mean: Sequence[float], std: Sequence[float],
                            counts: Counter | None = None) -> tuple[torch.Tensor, dict[int, str]]:
     """``decode_batch_on_device`` of photos already read (``datas``, None where a file could not be read: the
-    CPU decoder then names the problem from ``paths``)."""
-    return decode_read_batch(read_batch(paths, size, pool, pin_host(device), datas=datas), size, device, mean, std,
-                             counts)
+    CPU decoder then names the problem from ``paths``; ``datas`` None: read here)."""
+    x, errors = decode_read_batch(read_batch(paths, size, pool, pin_host(device), datas=datas), size, device, mean,
+                                  std, counts)
+    return x, {i: err.reason for i, err in errors.items()}
 
 
 def log_decode_counts(counts: Counter, device: torch.device) -> None:

@@ -32,7 +32,7 @@ from gallery_core.artifacts.store import (
 )
 from gallery_core.config import NEW_TASK_FEATURES, BuildConfig, EmbedConfig
 from gallery_core.data.catalogue import Catalogue
-from gallery_core.data.photos import load_photo, paths_digest, read_progress, to_model_input
+from gallery_core.data.photos import paths_digest, read_progress
 from gallery_core.engine.cpu_runtime import Runner
 from gallery_core.engine.execution import Execution
 from gallery_core.engine.features import (
@@ -44,7 +44,6 @@ from gallery_core.engine.features import (
 )
 from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.models.device import pick_device
-from gallery_core.models.encoder import GalleryEncoder
 from gallery_core.search.whitening import Whitening, fit_sample, fit_whitening
 from gallery_core.training.data import prepare_data
 from gallery_core.vectors import group_mean, group_sum, l2_normalise
@@ -73,16 +72,6 @@ def new_task_embeddings(learned: np.ndarray, pretrained: np.ndarray | None, feat
         raise ValueError(f"new_task_features {features!r} needs the pretrained features")
     blocks = [l2_normalise(np.asarray(p, dtype=np.float32)) for p in parts]
     return (np.concatenate(blocks, axis=1) / np.sqrt(len(blocks))).astype(np.float32)
-
-
-@torch.no_grad()
-def embed_photo_files(encoder: GalleryEncoder, photos: list[str | Path | bytes], image_size: int,
-                      device: torch.device | None = None) -> np.ndarray:
-    """Embed photos given as files or bytes (e.g. uploads) -> (P, D). Raises PhotoError on a bad one."""
-    device = device or next(encoder.parameters()).device
-    pixels = np.stack([load_photo(p, image_size) for p in photos])
-    encoder.eval()
-    return encoder.embed_photos(to_model_input(pixels, encoder.backbone).to(device)).float().cpu().numpy()
 
 
 @dataclass
