@@ -341,7 +341,8 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short timings (seconds on a CPU)")
     parser.add_argument("--device", default="auto", help="auto (CUDA when available), cuda or cpu")
     parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
-    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile arm")
+    parser.add_argument("--no-compile", action="store_true", help="leave out the torch.compile arms (the encoder "
+                        "part's, and the product part's --compile arms with their warm-up on a GPU)")
     parser.add_argument("--ray-checkpoint", type=Path, help="a trained run's model.pt for the Ray part")
     parser.add_argument("--out", type=Path, help="write the Markdown report here (and the figures as JSON beside it)")
     parser.add_argument("--product", action="store_true", help="only the product part (same as --parts product)")
@@ -376,7 +377,8 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     if "product" in args.parts:
         tables["product"] = bench_product(device, args.product_photos or (48 if quick else 50_000),
                                           args.product_sizes or ([32] if quick else [IMAGE_SIZE]), 16 if quick else 256,
-                                          ray=device.type == "cuda" and not quick)
+                                          ray=device.type == "cuda" and not quick,
+                                          compile_model=not args.no_compile and not quick)
     env = environment(device)
     for part, table in tables.items():
         print(f"\n== {part} ==\n{table.to_string(index=False)}")

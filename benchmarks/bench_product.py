@@ -8,6 +8,8 @@ run: ``python benchmarks/bench_gpu.py --parts product`` (this module is its ``pr
   extra is installed). The two arms' features are compared (cosine per photo) beside their speed.
 - **embed**: the embed step (``pipeline.embed.embed``) of a run trained one epoch on that catalogue (from the
   trunk cache the adopted arm wrote), with its encoder in PyTorch vs the default runtime.
+- **+ torch.compile** (a GPU, unless ``--no-compile``): the adopted arm of each part again with ``--compile``
+  (``engine.compiled``); its rows give the warm-up, the first batch's seconds with compiling, as the product logs it.
 - **ray** (a GPU and the ``distributed`` extra): ``ray_photo_embeddings`` with one GPU actor, decode tasks sending
   pixels (today) vs read tasks sending the files' bytes to the actor, which decodes them on its GPU.
 """
@@ -15,9 +17,12 @@ run: ``python benchmarks/bench_gpu.py --parts product`` (this module is its ``pr
 from __future__ import annotations
 
 import io
+import logging
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +78,43 @@ def _row(part: str, arm: str, size: int, n: int, seconds: float, **extra: object
             "photos/s": round(n / seconds, 1), **extra}
 
 
+class CompileWarmups(logging.Handler):
+    """The torch.compile warm-ups the product logs (``engine.compiled``) while it is attached: seconds by runner."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.seconds: dict[str, float] = {}
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from gallery_core.engine.compiled import WARMUP_FIELD
+
+        if hasattr(record, WARMUP_FIELD):
+            self.seconds[record.runner] = round(getattr(record, WARMUP_FIELD), 2)
+
+    @contextmanager
+    def attached(self) -> Iterator[CompileWarmups]:
+        product = logging.getLogger("gallery_core")
+        level = product.level
+        product.addHandler(self)
+        product.setLevel(min(level or logging.INFO, logging.INFO))
+        try:
+            yield self
+        finally:
+            product.removeHandler(self)
+            product.setLevel(level)
+
+
+def _warmup_columns(warmups: CompileWarmups) -> dict[str, object]:
+    """The row's torch.compile warm-up column, when the arm compiled: its runners' first-batch seconds."""
+    if not warmups.seconds:
+        return {}
+    return {"compile warm-up s": "; ".join(f"{name} {s}" for name, s in sorted(warmups.seconds.items()))}
+
+
 def bench_product(device: torch.device, n_photos: int, image_sizes: list[int], batch: int, epochs: int = 1,
-                  ray: bool = False) -> pd.DataFrame:
-    """The rows of the trunk, embed (and ray) parts at each image size (see the module docstring)."""
+                  ray: bool = False, compile_model: bool = False) -> pd.DataFrame:
+    """The rows of the trunk, embed (and ray) parts at each image size (see the module docstring);
+    ``compile_model``: the torch.compile arms too, on a GPU."""
     from gallery_core.config import BuildConfig, ModelConfig, TrainConfig
     from gallery_core.data.catalogue import load_catalogue
     from gallery_core.data.photos import trunk_cache_key, write_trunk_features
@@ -85,6 +124,7 @@ def bench_product(device: torch.device, n_photos: int, image_sizes: list[int], b
     from gallery_core.pipeline.embed import embed
 
     rows: list[dict[str, object]] = []
+    compiled = compile_model and device.type == "cuda"  # on the CPU the product ignores --compile
     with tempfile.TemporaryDirectory(prefix="bench-product-") as tmp:
         catalogue_dir = write_catalogue(Path(tmp) / "catalogue", n_photos)
         catalogue = load_catalogue(catalogue_dir)
@@ -96,30 +136,41 @@ def bench_product(device: torch.device, n_photos: int, image_sizes: list[int], b
             run = Path(tmp) / f"run-{size}"
             key = trunk_cache_key(catalogue.fingerprint, backbone, size)
             features = {}
-            for arm, runtime, on_device, out in (
-                    ("today: PIL + PyTorch", "torch", False, Path(tmp) / f"today-{size}.npy"),
-                    # written where the build looks for its trunk cache, so training below reuses it
-                    ("adopted: default", None, None, run / "cache" / f"trunk-{key}.npy")):
+            trunk_arms = [("today: PIL + PyTorch", "torch", False, False, Path(tmp) / f"today-{size}.npy"),
+                          # written where the build looks for its trunk cache, so training below reuses it
+                          ("adopted: default", None, None, False, run / "cache" / f"trunk-{key}.npy")]
+            if compiled:
+                trunk_arms.append(("adopted + torch.compile", None, None, True, Path(tmp) / f"compiled-{size}.npy"))
+            for arm, runtime, on_device, compile_arm, out in trunk_arms:
                 started = time.perf_counter()
-                bad = write_trunk_features(backbone, paths, size, out, batch_size=batch, device=device, progress=False,
-                                           index_path=out.with_suffix(".json"), runtime=runtime,
-                                           decode_on_device=on_device)
-                seconds = time.perf_counter() - started  # an ONNX export, when one is needed, included
+                with CompileWarmups().attached() as warmups:
+                    bad = write_trunk_features(backbone, paths, size, out, batch_size=batch, device=device,
+                                               progress=False, index_path=out.with_suffix(".json"), runtime=runtime,
+                                               decode_on_device=on_device, compile_model=compile_arm)
+                seconds = time.perf_counter() - started  # an ONNX export or a compile, when one is needed, included
                 assert not bad, bad
                 features[arm] = np.load(out, mmap_mode="r")
-                rows.append(_row("trunk", arm, size, len(paths), seconds))
-            cosine = _cosines(*(f.reshape(len(f), -1)[:2048] for f in features.values()))
-            rows[-1] |= {"cosine to today (min)": round(float(cosine.min()), 5)}
+                rows.append(_row("trunk", arm, size, len(paths), seconds, **_warmup_columns(warmups)))
+                if arm != trunk_arms[0][0]:
+                    cosine = _cosines(*(f.reshape(len(f), -1)[:2048] for f in (features[trunk_arms[0][0]],
+                                                                                features[arm])))
+                    rows[-1] |= {"cosine to today (min)": round(float(cosine.min()), 5)}
             run_steps(run, ["train"], catalogue_dir, config=config, device=str(device), progress=False)
             embedded = {}
-            for arm, runtime in (("today: PyTorch", "torch"), ("adopted: default", None)):
+            embed_arms = [("today: PyTorch", Execution(cpu_runtime="torch")), ("adopted: default", Execution())]
+            if compiled:
+                embed_arms.append(("adopted + torch.compile", Execution(compile_model=True)))
+            for arm, execution in embed_arms:
                 started = time.perf_counter()
-                result = embed(catalogue, run, device=str(device), progress=False,
-                               execution=Execution(cpu_runtime=runtime))
+                with CompileWarmups().attached() as warmups:
+                    result = embed(catalogue, run, device=str(device), progress=False, execution=execution)
                 seconds = time.perf_counter() - started
                 embedded[arm] = np.array(result.photo_embeddings[:2048])
-                rows.append(_row("embed", arm, size, len(result.photo_embeddings), seconds))
-            rows[-1] |= {"cosine to today (min)": round(float(_cosines(*embedded.values()).min()), 5)}
+                rows.append(_row("embed", arm, size, len(result.photo_embeddings), seconds,
+                                 **_warmup_columns(warmups)))
+                if arm != embed_arms[0][0]:
+                    cosine = _cosines(embedded[embed_arms[0][0]], embedded[arm])
+                    rows[-1] |= {"cosine to today (min)": round(float(cosine.min()), 5)}
             if ray:
                 rows += _bench_ray(run / "model.pt", paths, size, batch)
             shutil.rmtree(run, ignore_errors=True)

@@ -58,6 +58,7 @@ CONFIG_FLAGS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "triplet_weight": ("train", "triplet_weight", float),
     "vae_weight": ("train", "vae_weight", float),
     "new_task_features": ("embed", "new_task_features", str),
+    "whitening": ("embed", "whitening", str),
     "whitening_dim": ("embed", "whitening_dim", int),
     "n_trees": ("index", "n_trees", int),
     "umap_neighbors": ("projection", "n_neighbors", int),
@@ -111,6 +112,10 @@ def _add_execution_flags(parser: argparse.ArgumentParser) -> None:
                        help="what runs the frozen trunk and embed's encoder on the CPU: ONNX Runtime (onnx; the "
                             "'onnx' extra, ~3x faster), PyTorch (torch) or onnx when installed (auto, default; "
                             "$GALLERY_CORE_CPU_RUNTIME sets the default)")
+    group.add_argument("--compile", dest="compile_model", action="store_true",
+                       help="torch.compile the networks embed runs, on a CUDA device (off by default: the first "
+                            "batch compiles, and the log says how long that warm-up took); on a CPU device it is "
+                            "ignored with a warning, so one command runs on either (--cpu-runtime speeds the CPU)")
 
 
 def _config_from_args(args: argparse.Namespace, out: Path) -> BuildConfig:
@@ -186,7 +191,8 @@ def cmd_steps(args: argparse.Namespace) -> int:
         from gallery_core.engine.execution import Execution
 
         execution = Execution(args.engine, args.ray_address, args.ray_batch_size, args.ray_actors,
-                              args.ray_gpus_per_actor, args.chunk_size, args.cpu_runtime).validate()
+                              args.ray_gpus_per_actor, args.chunk_size, args.cpu_runtime,
+                              args.compile_model).validate()
     started = time.perf_counter()
     manifest = run_steps(args.out, steps, catalogue_dir=args.catalogue, config=config, force=args.force,
                          device=args.device, progress=not args.quiet, execution=execution, wait=args.wait)

@@ -27,7 +27,7 @@ from gallery_core.artifacts.lock import exclusive_lock
 from gallery_core.artifacts.npy_rows import NpyRows, RowWriter
 from gallery_core.artifacts.store import hash_key, write_json
 from gallery_core.data.decode import PhotoError, load_photo
-from gallery_core.engine.cpu_runtime import cpu_runner
+from gallery_core.engine.compiled import model_runner
 from gallery_core.engine.device_decode import (
     ReadBatch,
     decode_read_batch,
@@ -107,7 +107,7 @@ def _progress_path(out_npy: Path) -> Path:
 def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, out_npy: Path,
                          batch_size: int = 64, chunk_size: int = TRUNK_CHUNK_SIZE, device: torch.device | None = None,
                          progress: bool = True, index_path: Path | None = None, runtime: str | None = None,
-                         decode_on_device: bool | None = None) -> dict[int, str]:
+                         decode_on_device: bool | None = None, compile_model: bool = False) -> dict[int, str]:
     """Frozen-trunk features of every photo written to ``out_npy`` as float16 (N_good, C, h, w), rows in
     ``paths`` order with the undecodable photos left out; returns {position in paths: reason} of those.
 
@@ -117,7 +117,8 @@ def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: i
     the same paths, size and chunking). ``out_npy`` appears, by a rename, only when every photo is done;
     ``index_path`` (the cache's index of good paths and bad reasons), when given, is written just before.
 
-    On the CPU the trunk runs in ONNX Runtime where ``runtime`` allows (``engine.cpu_runtime``). JPEGs are
+    On the CPU the trunk runs in ONNX Runtime where ``runtime`` allows (``engine.cpu_runtime``), on a GPU compiled
+    when ``compile_model`` (``engine.compiled``; ignored with a warning on the CPU). JPEGs are
     decoded in batches on ``device`` when ``decode_on_device`` (None: when it is a GPU), the photos that path
     cannot take by the CPU decoder (``engine.device_decode``); else all by PIL on CPU threads.
     """
@@ -168,8 +169,8 @@ def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: i
                     x = normalise_pixels(to_device(pixels, device).permute(0, 3, 1, 2), backbone.mean, backbone.std)
                 bad.update({start + i: reason for i, reason in bad_in_batch.items()})
                 if len(x):
-                    run_trunk = run_trunk or cpu_runner(trunk, x, f"trunk-{backbone.name}-{image_size}px", device,
-                                                        runtime)
+                    run_trunk = run_trunk or model_runner(trunk, x, f"trunk-{backbone.name}-{image_size}px", device,
+                                                          runtime, compile_model)
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
                         writer.append(run_trunk(x).float().cpu().numpy().astype(np.float16))  # (B, C, h, w)
                 bar.update(end - start)
@@ -212,7 +213,8 @@ def write_trunk_index(index_path: Path, paths: Sequence[str], bad: dict[int, str
 
 def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, batch_size: int = 64,
                            device: torch.device | None = None, progress: bool = True, runtime: str | None = None,
-                           decode_on_device: bool | None = None) -> tuple[np.ndarray, dict[int, str]]:
+                           decode_on_device: bool | None = None, compile_model: bool = False,
+                           ) -> tuple[np.ndarray, dict[int, str]]:
     """Frozen-trunk features of every photo, float16 (N_good, C, h, w), in memory, and {row: reason} of the
     bad ones: ``write_trunk_features`` through a temporary file, for a few photos (use the cache otherwise).
 
@@ -221,7 +223,8 @@ def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size:
     with tempfile.TemporaryDirectory(prefix="trunk-") as folder:
         out = Path(folder) / "features.npy"
         bad = write_trunk_features(backbone, paths, image_size, out, batch_size=batch_size, device=device,
-                                   progress=progress, runtime=runtime, decode_on_device=decode_on_device)
+                                   progress=progress, runtime=runtime, decode_on_device=decode_on_device,
+                                   compile_model=compile_model)
         return np.load(out), bad
 
 
@@ -244,7 +247,8 @@ TrunkPass = Callable[[list[str], Path], dict[int, str]]
 def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: Sequence[str], image_size: int,
                           device: torch.device | None = None, progress: bool = True, batch_size: int = 64,
                           chunk_size: int = TRUNK_CHUNK_SIZE, engine: TrunkPass | None = None,
-                          runtime: str | None = None) -> tuple[np.ndarray | NpyRows, dict[int, str]]:
+                          runtime: str | None = None, compile_model: bool = False,
+                          ) -> tuple[np.ndarray | NpyRows, dict[int, str]]:
     """``write_trunk_features`` (or ``engine``: another engine's pass, e.g. the Ray engine's, that writes the
     features file itself) through a file cache keyed on catalogue, backbone split and size.
 
@@ -271,7 +275,7 @@ def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: 
         else:
             bad = write_trunk_features(backbone, paths, image_size, features_path, batch_size=batch_size,
                                        chunk_size=chunk_size, device=device, progress=progress, index_path=index_path,
-                                       runtime=runtime)
+                                       runtime=runtime, compile_model=compile_model)
     return _read_rows(features_path, np.arange(len(paths) - len(bad))), bad
 
 

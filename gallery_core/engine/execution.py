@@ -37,6 +37,10 @@ class Execution:
     # what runs the frozen trunk and embed's encoder on the CPU: "auto" (ONNX Runtime when installed), "onnx" or
     # "torch"; None: $GALLERY_CORE_CPU_RUNTIME, else "auto" (``engine.cpu_runtime``). The same features to ~1e-5.
     cpu_runtime: str | None = None
+    # torch.compile embed's networks on a GPU (``engine.compiled``: the first batch compiles, its time logged;
+    # ``data.photos.write_trunk_features`` takes the same flag for the trunk); ignored, with a warning, on the CPU
+    # device. The same features to float rounding.
+    compile_model: bool = False
 
     def validate(self) -> Execution:
         if self.engine not in ENGINES:

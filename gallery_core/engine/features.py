@@ -15,7 +15,8 @@ from tqdm.auto import tqdm
 
 from gallery_core.artifacts.npy_rows import NpyRows
 from gallery_core.config import ModelConfig
-from gallery_core.engine.cpu_runtime import MethodModule, Runner, cpu_runner
+from gallery_core.engine.compiled import model_runner
+from gallery_core.engine.cpu_runtime import MethodModule, Runner
 from gallery_core.models.backbones import Backbone, create_backbone
 from gallery_core.models.encoder import GalleryEncoder
 
@@ -91,13 +92,15 @@ def encode_trunk_features(encoder: GalleryEncoder, trunk_features: torch.Tensor 
 
 
 def embed_runners(encoder: GalleryEncoder, backbone: Backbone | None, example: torch.Tensor, device: torch.device,
-                  runtime: str | None = None) -> tuple[Runner, Runner | None]:
+                  runtime: str | None = None, compile_model: bool = False) -> tuple[Runner, Runner | None]:
     """What runs embed's two models on trunk features shaped like ``example`` (B, C, h, w): the trained
     encoder's photo embedding and (``backbone`` given) the pretrained top's pooled features; ONNX Runtime on the
-    CPU where ``runtime`` allows (``cpu_runner``), else the modules themselves."""
+    CPU where ``runtime`` allows, compiled on a GPU when ``compile_model`` (``engine.compiled.model_runner``),
+    else the modules themselves."""
     encoder.eval()
-    learned = cpu_runner(MethodModule(encoder, partial(encoder.embed_photos, from_trunk=True)), example,
-                         "embed-encoder", device, runtime)
+    learned = model_runner(MethodModule(encoder, partial(encoder.embed_photos, from_trunk=True)), example,
+                           "embed-encoder", device, runtime, compile_model)
     pretrained = None if backbone is None else \
-        cpu_runner(MethodModule(backbone, backbone.forward_top), example, "embed-pretrained-top", device, runtime)
+        model_runner(MethodModule(backbone, backbone.forward_top), example, "embed-pretrained-top", device, runtime,
+                     compile_model)
     return learned, pretrained

@@ -135,7 +135,8 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
             block = trunk[start:end]  # (n, C, h, w)
             if not runners:
                 example = trunk_batch(block, np.arange(min(len(block), batch_size)), dev)
-                runners.extend(embed_runners(model.encoder, backbone, example, dev, execution.cpu_runtime))
+                runners.extend(embed_runners(model.encoder, backbone, example, dev, execution.cpu_runtime,
+                                             execution.compile_model))
             learned = encode_trunk_features(model.encoder, block, dev, batch_size, run=runners[0])
             pretrained = None if backbone is None else \
                 pretrained_photo_features(config.model, block, dev, batch_size, backbone=backbone, run=runners[1])
