@@ -68,7 +68,7 @@ from gallery_core.evaluation.tasks import holdout_task
 from gallery_core.evaluation.transfer import held_out_tasks
 from gallery_core.models.device import pick_device
 from gallery_core.pipeline.embed import encode_trunk_features, new_task_embeddings
-from gallery_core.search.whitening import fit_sample, fit_whitening
+from gallery_core.search.whitening import fit_retrieval_whitening
 from gallery_core.training.data import prepare_data
 from gallery_core.training.wise import mix_encoder, pooled_embeddings
 
@@ -156,8 +156,7 @@ def fold_completion(ctx: Context, trained, data, order: np.ndarray, dev, seed: i
     n = len(run.listings)
     in_query = split_galleries(listing_index, n, seed=seed)
     eligible = np.flatnonzero(np.bincount(listing_index, minlength=n) >= 2)
-    train_photos = np.flatnonzero(~ctx.is_val[listing_index])
-    white = fit_whitening(photos[fit_sample(train_photos, seed)], run.config.embed.whitening_dim)
+    white = fit_retrieval_whitening(photos, ~ctx.is_val[listing_index], listing_index, seed, run.config.embed)
     return {name: hit_rate_at_k(gallery_completion_ranks(x, listing_index, n, in_query, eligible), 10)
             for name, x in (("raw", photos), ("whitened", white.transform(photos)))}
 

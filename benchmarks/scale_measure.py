@@ -161,12 +161,11 @@ def embed_in_memory(catalogue: Any, run_dir: Path, config: BuildConfig, batch_si
         pretrained = mean_per_listing(photo_pretrained, listing_index, len(sizes))
     write_npy(paths.photo_embeddings, photo_embeddings)
     # The retrieval space, fitted on the training listings' photos as the embed step fits it.
-    from gallery_core.search.whitening import fit_sample, fit_whitening
+    from gallery_core.search.whitening import fit_retrieval_whitening
 
     is_train = ~data.catalogue.listings["listing_id"].isin(set(checkpoint["val_listing_ids"])).to_numpy()
-    rows = np.flatnonzero(np.repeat(is_train, sizes))
-    rows = rows if len(rows) >= 3 else np.arange(len(photo_embeddings))
-    whitening = fit_whitening(photo_embeddings[fit_sample(rows, config.train.seed)], config.embed.whitening_dim)
+    whitening = fit_retrieval_whitening(photo_embeddings, np.repeat(is_train, sizes), listing_index,
+                                        config.train.seed, config.embed)
     write_npy(paths.listing_embeddings, l2_normalise(whitening.transform(learned)))
     whitening.save(paths.whitening)
     write_npy(paths.new_task_embeddings, new_task_embeddings(learned, pretrained, config.embed.new_task_features))

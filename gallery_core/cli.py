@@ -58,6 +58,7 @@ CONFIG_FLAGS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "triplet_weight": ("train", "triplet_weight", float),
     "vae_weight": ("train", "vae_weight", float),
     "new_task_features": ("embed", "new_task_features", str),
+    "whitening": ("embed", "whitening", str),
     "whitening_dim": ("embed", "whitening_dim", int),
     "n_trees": ("index", "n_trees", int),
     "umap_neighbors": ("projection", "n_neighbors", int),

@@ -35,6 +35,8 @@ SCHEMA_VERSION = 1
 # What a run exposes as its embedding for tasks it never trained on (``new_task_embeddings.npy``):
 # the learned gallery embedding alone, the pretrained backbone's features alone, or both side by side.
 NEW_TASK_FEATURES = ("learned", "pretrained", "pretrained+learned")
+# Ways to whiten the retrieval space -> the dimensions each keeps by default (gallery_core/search/whitening.py).
+WHITENING_METHODS = {"pca": 512, "listings": 128}
 
 
 # Below this many labelled validation listings a task's metric says little (one listing moves an accuracy
@@ -207,15 +209,29 @@ class EmbedConfig:
     # ImageNet transfer or better (learned alone: review_score -0.037, star_rating -0.017) at the same mean gain
     # (+0.039 at 100% of the labels; learned alone +0.040).
     new_task_features: str = "pretrained+learned"
-    # Dimensions of the whitened retrieval space (gallery_core/search/whitening.py; at most the embedding's).
-    # 512 by gallery completion recall@10 over the demo's *training* listings (full PCA whitening, 2026-12-07):
-    # 128: 0.420, 256: 0.458, 512: 0.483, 1280: 0.481 (raw embedding: 0.26 over all listings).
-    whitening_dim: int = 512
+    # How the retrieval space is whitened (gallery_core/search/whitening.py: "pca" or "listings"). "listings" by
+    # gallery completion recall@10 on the demo's *training* listings alone (5 folds of them: whitening fitted on
+    # four, completion among the fifth's 360 listings; docs/representation_study.md, "whitening learned from
+    # listings"): PCA 512: 0.801; listings 128 / 256 / 512 dims at shrinkage 0.3: 0.855 / 0.851 / 0.841, higher in
+    # each of the 5 folds.
+    whitening: str = "listings"
+    # Dimensions kept (at most the embedding's); None: the method's default, 512 for PCA (completion recall@10 on
+    # the training listings, 2026-12-07: 128: 0.420, 256: 0.458, 512: 0.483, 1280: 0.481) and 128 for listings
+    # (above).
+    whitening_dim: int | None = None
+    # The listings whitening's shrinkage of the within-listing covariance toward a multiple of the identity (0.3
+    # by the same folds: 0.03 / 0.1 / 0.3 at 128 dims: 0.831 / 0.852 / 0.855).
+    whitening_shrinkage: float = 0.3
 
     def validate(self) -> None:
         _check(self.new_task_features in NEW_TASK_FEATURES,
                f"unknown new_task_features {self.new_task_features!r}; choose from {NEW_TASK_FEATURES}")
-        _check(self.whitening_dim >= 1, f"whitening_dim must be >= 1, got {self.whitening_dim}")
+        _check(self.whitening in WHITENING_METHODS,
+               f"unknown whitening {self.whitening!r}; choose from {tuple(WHITENING_METHODS)}")
+        _check(self.whitening_dim is None or self.whitening_dim >= 1,
+               f"whitening_dim must be >= 1, got {self.whitening_dim}")
+        _check(0 <= self.whitening_shrinkage <= 1,
+               f"whitening_shrinkage must be in [0, 1], got {self.whitening_shrinkage}")
 
 
 @dataclass

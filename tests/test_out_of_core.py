@@ -240,7 +240,7 @@ def in_memory_embed(run: Path, catalogue, batch_size: int) -> tuple[np.ndarray, 
         new_task_embeddings,
         pretrained_photo_features,
     )
-    from gallery_core.search.whitening import fit_sample, fit_whitening
+    from gallery_core.search.whitening import fit_retrieval_whitening
     from gallery_core.training.data import prepare_data
     from gallery_core.vectors import l2_normalise
 
@@ -257,8 +257,8 @@ def in_memory_embed(run: Path, catalogue, batch_size: int) -> tuple[np.ndarray, 
                                   listing_index, len(sizes))
     # The retrieval space: whitening fitted on the training listings' photos, as embed fits it.
     is_train = ~data.catalogue.listings["listing_id"].isin(set(checkpoint["val_listing_ids"])).to_numpy()
-    whitening = fit_whitening(photos[fit_sample(np.flatnonzero(np.repeat(is_train, sizes)), config.train.seed)],
-                              config.embed.whitening_dim)
+    whitening = fit_retrieval_whitening(photos, np.repeat(is_train, sizes), listing_index, config.train.seed,
+                                        config.embed)
     return photos, l2_normalise(whitening.transform(learned)), \
         new_task_embeddings(learned, pretrained, config.embed.new_task_features)
 
@@ -288,7 +288,8 @@ def fake_ray_engine(trunk_source: Path, key: str, require=None) -> types.ModuleT
     module.RayOptions = lambda **options: types.SimpleNamespace(**options)
     module.seen = {}
 
-    def ray_photo_embeddings(checkpoint_path, paths, image_size, out_dir, options, with_pretrained, progress=True):
+    def ray_photo_embeddings(checkpoint_path, paths, image_size, out_dir, options, with_pretrained, progress=True,
+                             chunk_size=None):
         module.seen.update(address=options.address, n_paths=len(paths))
         model, checkpoint = load_checkpoint(checkpoint_path, device="cpu")
         features, bad = cached_trunk_features(trunk_source, key, model.encoder.backbone, paths, image_size,

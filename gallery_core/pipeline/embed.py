@@ -44,7 +44,7 @@ from gallery_core.engine.features import (
 )
 from gallery_core.models.checkpoint import load_checkpoint
 from gallery_core.models.device import pick_device
-from gallery_core.search.whitening import Whitening, fit_sample, fit_whitening
+from gallery_core.search.whitening import Whitening, fit_retrieval_whitening
 from gallery_core.training.data import prepare_data
 from gallery_core.vectors import group_mean, group_sum, l2_normalise
 
@@ -96,7 +96,8 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
     Streams: photos are embedded a chunk at a time (from the trunk cache file, or by the Ray
     engine), photo embeddings are appended to their file and listing sums accumulated as chunks pass, so
     memory holds the tables, one chunk and the (L, D) listing outputs, never all photos. An interrupted
-    local embed resumes after its last complete chunk (``cache/embed-work/progress.json``).
+    embed resumes after its last complete chunk (``cache/embed-work/progress.json``); with the Ray engine,
+    also the photo embeddings resume from the chunks Ray completed (``engine.ray_outputs.ChunkFiles``).
     ``embed_config``: default the one the model was trained with (the build passes its current one).
     """
     execution = (execution or Execution()).validate()
@@ -111,7 +112,6 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
     dims = (model.encoder.embed_dim, None)
 
     if execution.engine == "ray":
-        shutil.rmtree(work, ignore_errors=True)  # the Ray engine writes whole files: nothing to resume from
         catalogue, embeddings_file, pretrained_file = _ray_photo_files(
             catalogue, paths, config.model.image_size, work, execution, with_pretrained, progress)
         photo_embeddings = NpyRows(embeddings_file)  # (P, D)
@@ -120,7 +120,9 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
 
         def chunk(start: int, end: int) -> tuple[np.ndarray, np.ndarray | None]:
             return photo_embeddings[start:end], None if photo_pretrained is None else photo_pretrained[start:end]
-        source = "ray"
+        # the Ray settings that change the embeddings' last bits (its chunks check them too): listing sums of
+        # an interrupted run are resumed only over the same photo embeddings
+        source = {"engine": "ray", "batch_size": execution.ray_batch_size, "gpus": execution.ray_gpus_per_actor}
     else:
         data = prepare_data(catalogue, model, config.model, paths.cache_dir, checkpoint["trunk_cache_key"],
                             use_cache=True, device=dev, progress=progress, in_memory=False)
@@ -157,8 +159,8 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
     photo_file = embeddings_file if execution.engine == "ray" else work / "photo-embeddings.npy"
     val_ids = set(checkpoint["val_listing_ids"])
     is_train = ~catalogue.listings["listing_id"].isin(val_ids).to_numpy()
-    whitening = fit_retrieval_whitening(photo_file, np.repeat(is_train, sizes), config.train.seed,
-                                        config.embed.whitening_dim)
+    whitening = fit_retrieval_whitening(NpyRows(photo_file), np.repeat(is_train, sizes),
+                                        np.repeat(np.arange(len(sizes)), sizes), config.train.seed, config.embed)
     write_listing_outputs(learned_sums, pretrained_sums, sizes, whitening, config.embed.new_task_features,
                           paths.listing_embeddings, paths.new_task_embeddings)
 
@@ -209,15 +211,6 @@ def write_listing_outputs(learned_sums: Path, pretrained_sums: Path | None, size
     finally:
         listing_writer.close()
         new_task_writer.close()
-
-
-def fit_retrieval_whitening(photo_file: Path, is_train_photo: np.ndarray, seed: int, dim: int) -> Whitening:
-    """The retrieval space's whitening, fitted on (a seeded sample of) the training listings' raw photo
-    embeddings, read from ``photo_file`` (P, D); on every photo when the training listings have fewer than 3."""
-    rows = np.flatnonzero(is_train_photo)
-    if len(rows) < 3:
-        rows = np.arange(len(is_train_photo))
-    return fit_whitening(NpyRows(photo_file)[fit_sample(rows, seed)], dim)
 
 
 def stream_listing_sums(chunk: ChunkFunction, offsets: np.ndarray, dims: tuple[int, int | None], work: Path,
@@ -320,7 +313,7 @@ def _ray_photo_files(catalogue: Catalogue, paths: RunPaths, image_size: int, wor
     options = execution.ray_options()  # says how to install Ray where it is missing
     embeddings_file, pretrained_file, bad = ray_engine.ray_photo_embeddings(
         paths.checkpoint, catalogue.photos["path"].tolist(), image_size, work / "ray",
-        options, with_pretrained, progress)
+        options, with_pretrained, progress, chunk_size=execution.chunk_size)
     if bad:
         catalogue = catalogue.without_photos(bad)
     return catalogue, Path(embeddings_file), None if pretrained_file is None else Path(pretrained_file)

@@ -37,7 +37,7 @@ from gallery_core.evaluation.report import (
 )
 from gallery_core.evaluation.sections.base import Section
 from gallery_core.search.index import exact_search, query_index
-from gallery_core.search.whitening import fit_sample, fit_whitening
+from gallery_core.search.whitening import fit_retrieval_whitening
 from gallery_core.vectors import l2_normalise
 
 FIGURE = "retrieval.png"
@@ -57,7 +57,8 @@ def evaluate_retrieval(ctx: Context, config: EvaluationConfig) -> dict[str, Any]
     # Both spaces whitened as retrieval uses them (search/whitening.py), each fitted on its own training photos:
     # the run's from its artifact, ImageNet's here the same way; the raw run embedding is kept for completion.
     is_train_photo = (listings["split"] == "train").to_numpy()[listing_index]
-    imagenet_white = fit_whitening(ctx.imagenet.photos[fit_sample(np.flatnonzero(is_train_photo), config.seed)])
+    imagenet_white = fit_retrieval_whitening(ctx.imagenet.photos, is_train_photo, listing_index, config.seed,
+                                             run.config.embed)
     imagenet_photos = imagenet_white.transform(ctx.imagenet.photos)
     spaces = {"mtl": (run.retrieval_vectors(run.photo_embeddings), np.array(run.listing_embeddings)),
               "imagenet": (imagenet_photos, l2_normalise(imagenet_white.transform(ctx.imagenet.listings)))}
