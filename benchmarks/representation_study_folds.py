@@ -156,7 +156,11 @@ def fold_completion(ctx: Context, trained, data, order: np.ndarray, dev, seed: i
     n = len(run.listings)
     in_query = split_galleries(listing_index, n, seed=seed)
     eligible = np.flatnonzero(np.bincount(listing_index, minlength=n) >= 2)
-    white = fit_retrieval_whitening(photos, ~ctx.is_val[listing_index], listing_index, seed, run.config.embed)
+    # PCA at the run's dimensions over every listing, as every row of the study so far measured it (a whitening
+    # learned from the training listings, the product's default since, must be scored on validation queries only:
+    # the evaluation's retrieval section does that).
+    pca = replace(run.config.embed, whitening="pca", whitening_dim=run.config.embed.whitening_dim or 512)
+    white = fit_retrieval_whitening(photos, ~ctx.is_val[listing_index], listing_index, seed, pca)
     return {name: hit_rate_at_k(gallery_completion_ranks(x, listing_index, n, in_query, eligible), 10)
             for name, x in (("raw", photos), ("whitened", white.transform(photos)))}
 

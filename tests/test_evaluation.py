@@ -68,6 +68,11 @@ def test_smoke_evaluate_on_the_tiny_run(tiny_run, tmp_path):
 
     retrieval = sections["retrieval"]
     assert 0 <= retrieval["gallery_completion"]["mtl"]["top1"] <= retrieval["gallery_completion"]["mtl"]["top10"]
+    # queried: the validation listings alone (the retrieval whitening was learned from the training ones)
+    n_val = int(((run_listings := open_run(tiny_run).listings)["split"] == "val").sum())
+    assert retrieval["gallery_completion"]["queries"] == "validation listings"
+    assert retrieval["gallery_completion"]["n_queries"] <= n_val < len(run_listings)
+    assert retrieval["gallery_completion"]["n_candidates"] == len(run_listings)
     assert 0 <= retrieval["ann"]["recall"] <= 1
 
     # The audit counts every known flip of a binary task (the tiny catalogue flips a few), per task and pooled.
