@@ -13,7 +13,13 @@ ships), and with two re-rankings on top of that space (Radenovic et al. 2018):
 The same for the pretrained backbone's features (ImageNet transfer), so a gain can be told apart from a
 property of the backbone. Every transform is affine, so it commutes with the gallery mean.
 
+``--choose``: how the product's whitening was chosen, on the training listings alone: they are dealt into 5 folds,
+each whitening is fitted on four folds' photos and scored by gallery completion of the fifth fold's listings among
+themselves: raw, PCA (256, 512) and the listings whitening (``search/whitening.py``) over a grid of dimensions and
+shrinkages.
+
     python benchmarks/bench_retrieval_whitening.py --run artifacts/demo
+    python benchmarks/bench_retrieval_whitening.py --run artifacts/demo --choose
     python benchmarks/bench_retrieval_whitening.py --run RUN --quick     # smoke run: fewer transforms
 """
 
@@ -29,7 +35,13 @@ from sklearn.decomposition import PCA
 
 from gallery_core.artifacts.run import open_run
 from gallery_core.evaluation.context import Context
-from gallery_core.evaluation.metrics import completion_ranks, hit_rate_at_k, split_galleries
+from gallery_core.evaluation.metrics import (
+    completion_ranks,
+    gallery_completion_ranks,
+    hit_rate_at_k,
+    split_galleries,
+)
+from gallery_core.search.whitening import fit_listing_whitening, fit_whitening
 from gallery_core.vectors import group_mean, l2_normalise, top_k
 
 REPO = Path(__file__).resolve().parent.parent
@@ -44,6 +56,38 @@ def transforms(fit: np.ndarray, seed: int, quick: bool) -> dict[str, Callable[[n
             pca = PCA(n_components=k, whiten=True, random_state=seed).fit(fit)
             out[f"pca-whitened {k}"] = pca.transform
     return out
+
+
+def completion_among(x: np.ndarray, listing_index: np.ndarray, listings: np.ndarray, seed: int) -> float:
+    """Gallery completion recall@10 of ``listings`` among themselves (their photos' rows of ``x`` only)."""
+    rows = np.isin(listing_index, listings)
+    local = np.searchsorted(listings, listing_index[rows])  # listings sorted: -> 0 .. len(listings) - 1
+    in_query = split_galleries(local, len(listings), seed=seed)
+    eligible = np.flatnonzero(np.bincount(local, minlength=len(listings)) >= 2)
+    return hit_rate_at_k(gallery_completion_ranks(x[rows], local, len(listings), in_query, eligible), 10)
+
+
+def choose(x: np.ndarray, listing_index: np.ndarray, train_listings: np.ndarray, seed: int, quick: bool) -> None:
+    """Print each whitening's completion recall@10 over 5 folds of the training listings (fit on 4, score the 5th)."""
+    rng = np.random.default_rng(seed)
+    folds = np.array_split(rng.permutation(train_listings), 2 if quick else 5)
+    grid = [(64, 0.3), (128, 0.3)] if quick else [(d, s) for d in (64, 128, 256, 512) for s in (0.03, 0.1, 0.3, 0.5, 1.0)]
+    scores: dict[str, list[float]] = {}
+    for held in folds:
+        held = np.sort(held)
+        fit_rows = np.isin(listing_index, np.setdiff1d(train_listings, held))
+        fit_x, fit_groups = x[fit_rows], listing_index[fit_rows]
+        spaces = {"raw": x, **{f"pca {d}": fit_whitening(fit_x, d).transform(x) for d in (256, 512)}}
+        for name, space in spaces.items():
+            scores.setdefault(name, []).append(completion_among(space, listing_index, held, seed))
+        for d, s in grid:
+            space = fit_listing_whitening(fit_x, fit_groups, d, s).transform(x)
+            scores.setdefault(f"listings {d}, shrinkage {s}", []).append(completion_among(space, listing_index, held,
+                                                                                          seed))
+    print(f"gallery completion recall@10 over {len(folds)} folds of {len(train_listings)} training listings "
+          "(fitted on the others; each fold's listings among themselves)")
+    for name, values in scores.items():
+        print(f"{name:<32}{np.mean(values):>8.3f}   " + " ".join(f"{v:.3f}" for v in values))
 
 
 def expand(vectors: np.ndarray, database: np.ndarray, n: int, alpha: float, exclude: np.ndarray | None = None,
@@ -85,9 +129,17 @@ def main() -> None:
     parser.add_argument("--run", type=Path, default=REPO / "artifacts" / "demo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--fit-every", type=int, default=4, help="fit on every n-th training photo (default 4)")
-    parser.add_argument("--quick", action="store_true", help="smoke run: no PCA transforms")
+    parser.add_argument("--quick", action="store_true", help="smoke run: no PCA transforms, and --choose's on a small grid")
+    parser.add_argument("--choose", action="store_true", help="the whitening's choice on 5 folds of the training "
+                                                              "listings, then stop")
     args = parser.parse_args()
     run = open_run(args.run)
+    if args.choose or args.quick:  # the smoke run goes through both parts
+        train = np.flatnonzero((run.listings["split"] == "train").to_numpy())
+        choose(np.array(run.photo_embeddings, dtype=np.float32), np.array(run.photos["listing_index"], np.int64),
+               train, args.seed, args.quick)
+        if args.choose:
+            return
     ctx = Context(run=run, work_dir=REPO / ".tmp" / "bench-whitening", report_dir=REPO / ".tmp", progress=False)
     listing_index = np.array(run.photos["listing_index"], dtype=np.int64)
     n = len(run.listings)

@@ -210,18 +210,18 @@ class EmbedConfig:
     # (+0.039 at 100% of the labels; learned alone +0.040).
     new_task_features: str = "pretrained+learned"
     # How the retrieval space is whitened (gallery_core/search/whitening.py: "pca" or "listings"). "listings" by
-    # gallery completion recall@10 on the demo's *training* listings alone (5 folds of them: whitening fitted on
-    # four, completion among the fifth's 360 listings; docs/representation_study.md, "whitening learned from
-    # listings"): PCA 512: 0.801; listings 128 / 256 / 512 dims at shrinkage 0.3: 0.855 / 0.851 / 0.841, higher in
-    # each of the 5 folds.
+    # gallery completion recall@10 on the demo's *training* listings alone (`benchmarks/bench_retrieval_whitening.py
+    # --choose`: 5 folds of them, the whitening fitted on four, completion among the fifth's 360 listings;
+    # docs/representation_study.md, "a retrieval whitening learned from the listings"): PCA 512: 0.801; listings 64 /
+    # 128 / 256 / 512 dims at shrinkage 0.1: 0.848 / 0.853 / 0.849 / 0.839, 128 above PCA in each of the 5 folds.
     whitening: str = "listings"
     # Dimensions kept (at most the embedding's); None: the method's default, 512 for PCA (completion recall@10 on
     # the training listings, 2026-12-07: 128: 0.420, 256: 0.458, 512: 0.483, 1280: 0.481) and 128 for listings
     # (above).
     whitening_dim: int | None = None
-    # The listings whitening's shrinkage of the within-listing covariance toward a multiple of the identity (0.3
-    # by the same folds: 0.03 / 0.1 / 0.3 at 128 dims: 0.831 / 0.852 / 0.855).
-    whitening_shrinkage: float = 0.3
+    # The listings whitening's shrinkage of the within-listing covariance toward a multiple of the identity (the
+    # same folds at 128 dims: 0.03 / 0.1 / 0.3 / 0.5 / 1.0: 0.833 / 0.853 / 0.849 / 0.827 / 0.624).
+    whitening_shrinkage: float = 0.1
 
     def validate(self) -> None:
         _check(self.new_task_features in NEW_TASK_FEATURES,

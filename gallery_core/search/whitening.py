@@ -42,8 +42,9 @@ logger = logging.getLogger(__name__)
 # or the fitting sample is smaller.
 DEFAULT_DIM = WHITENING_METHODS["pca"]
 # The listings method's within-listing covariance is shrunk toward (its mean eigenvalue) x identity by this
-# fraction (Ledoit-Wolf-style): a few thousand listings' photos estimate a 1280-d covariance poorly.
-DEFAULT_SHRINKAGE = 0.3
+# fraction (Ledoit-Wolf-style): a few thousand listings' photos estimate a 1280-d covariance poorly. The same
+# value as EmbedConfig.whitening_shrinkage, which says why.
+DEFAULT_SHRINKAGE = 0.1
 # Eigenvalues are floored at this fraction of the largest before the square root: axes with no variance in the
 # training photos (numerical noise) would otherwise be blown up into the retrieval space.
 EIGEN_FLOOR = 1e-6
