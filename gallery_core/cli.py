@@ -106,8 +106,8 @@ def _add_execution_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--ray-gpus-per-actor", type=float, default=None,
                        help="GPUs each Ray actor takes (default: 1 where the cluster has GPUs, else 0)")
     group.add_argument("--chunk-size", type=int, default=default.chunk_size, help="photos per chunk of the local "
-                       f"trunk pass and embed: the unit of progress and of resume after an interruption "
-                       f"(default {default.chunk_size})")
+                       "trunk pass and of embed (either engine): the unit of progress and of resume after an "
+                       f"interruption (default {default.chunk_size})")
     group.add_argument("--cpu-runtime", choices=CPU_RUNTIMES, default=None,
                        help="what runs the frozen trunk and embed's encoder on the CPU: ONNX Runtime (onnx; the "
                             "'onnx' extra, ~3x faster), PyTorch (torch) or onnx when installed (auto, default; "

@@ -14,7 +14,7 @@ import torch
 from gallery_core.cli import main
 from gallery_core.config import BuildConfig
 from gallery_core.data.photos import compute_trunk_features
-from gallery_core.engine import ray_engine
+from gallery_core.engine import ray_engine, ray_outputs
 from gallery_core.engine.cpu_runtime import row_cosines
 from gallery_core.engine.ray_engine import RayOptions, ray_photo_embeddings, ray_trunk_features
 from gallery_core.errors import UsageError
@@ -206,9 +206,9 @@ def test_compaction_keeps_the_good_rows_in_order(tmp_path, monkeypatch):
     del rows
     is_good = np.ones(1000, dtype=bool)
     is_good[[0, 5, 6, 999]] = False
-    monkeypatch.setattr(ray_engine, "COMPACT_CHUNK_BYTES", 7 * 12)  # 7 rows a chunk: moves cross chunks
+    monkeypatch.setattr(ray_outputs, "COPY_CHUNK_BYTES", 7 * 12)  # 7 rows a chunk: moves cross chunks
 
-    ray_engine._compact(path, is_good)
+    ray_outputs.compact(path, is_good)
 
     got = np.load(path, mmap_mode="r")
     assert got.shape == (996, 3, 2)
@@ -241,3 +241,61 @@ def test_the_training_trunk_cache_by_the_ray_engine(local_ray, tiny_catalogue, t
     got = np.asarray(data.trunk_features, dtype=np.float32)
     assert len(data.catalogue.photos) == len(catalogue.photos) - len(bad) == len(got)
     np.testing.assert_allclose(got, expected.astype(np.float32), rtol=2 ** -9, atol=1e-3)
+
+
+class _Stopped(RuntimeError):
+    """Stands for a kill in the middle of a run."""
+
+
+def test_an_interrupted_ray_embed_resumes_from_its_chunks(local_ray, tiny_run, tiny_catalogue, tmp_path,
+                                                         monkeypatch):
+    """Stopped right after Ray's second complete chunk (its record written, as the crash-resume tests stop
+    right after an atomic write), the embed resumes: Ray computes only the photos of the other chunks, and the
+    run ends with the files of an uninterrupted Ray embed, byte for byte."""
+    import shutil
+
+    from gallery_core.data.catalogue import load_catalogue
+    from gallery_core.engine.execution import Execution
+    from gallery_core.pipeline.embed import embed
+
+    catalogue = load_catalogue(tiny_catalogue)
+    whole, resumed = (Path(shutil.copytree(tiny_run, tmp_path / name)) for name in ("whole", "resumed"))
+    chunk = 10  # not whole Ray batches: the resumed run's batches are cut elsewhere (see _PhotoEmbedder.compute)
+    options = {"device": "cpu", "progress": False, "batch_size": 8,
+               "execution": Execution(engine="ray", ray_batch_size=8, chunk_size=chunk)}
+    n_chunks = -(-len(catalogue.photos) // chunk)
+    assert n_chunks >= 4
+    embed(catalogue, whole, **options)
+
+    computed: list[np.ndarray] = []  # the photo positions each run hands to Ray
+    compute = ray_engine._compute
+
+    def recording(stage, stage_kwargs, paths, sink, *args):
+        computed.append(sink.todo.copy())
+        return compute(stage, stage_kwargs, paths, sink, *args)
+
+    monkeypatch.setattr(ray_engine, "_compute", recording)
+    write_json, records = ray_outputs.write_json, []
+
+    def write_then_stop(path, data):
+        write_json(path, data)
+        if path.name.startswith("chunk-"):
+            records.append(path)
+            if len(records) == 2:
+                raise _Stopped
+
+    monkeypatch.setattr(ray_outputs, "write_json", write_then_stop)
+    with pytest.raises(_Stopped):
+        embed(catalogue, resumed, **options)
+    chunks = resumed / "cache" / "embed-work" / "ray" / "chunks"
+    done = sorted(int(p.name[6:12]) for p in chunks.glob("chunk-*.json"))
+    assert len(done) == 2 and not list(chunks.glob(".*.tmp"))
+
+    monkeypatch.setattr(ray_outputs, "write_json", write_json)
+    embed(catalogue, resumed, **options)
+    assert len(computed) == 2 and len(computed[0]) == len(catalogue.photos)
+    assert set((computed[1] // chunk).tolist()) == set(range(n_chunks)) - set(done)  # the done chunks: skipped
+    for name in ("photo_embeddings.npy", "listing_embeddings.npy", "new_task_embeddings.npy", "photos.parquet",
+                 "listings.parquet"):
+        assert (resumed / name).read_bytes() == (whole / name).read_bytes(), name
+    assert not (resumed / "cache" / "embed-work").exists()

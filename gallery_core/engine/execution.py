@@ -24,7 +24,8 @@ ENGINES = ("local", "ray")
 class Execution:
     """``engine`` "local" (this process) or "ray" (a Ray Data actor pool); for Ray, the cluster to join
     (None: start a local instance), photos per model batch in an actor, the size of the actor pool and the GPUs
-    each actor takes (None: the engine's defaults from the cluster's resources); photos per chunk (local)."""
+    each actor takes (None: the engine's defaults from the cluster's resources); photos per chunk (the local
+    trunk pass, and embed with either engine: the Ray engine keeps embed's chunks to resume from)."""
 
     engine: str = "local"
     ray_address: str | None = None

@@ -10,13 +10,14 @@ The same numbers as the single-process path (``gallery_core.data.photos.compute_
    (``engine.device_decode``: nvJPEG, the CPU decoder for what it cannot take);
 2. an *actor pool* (``map_batches`` with a callable class: each actor loads the backbone or checkpoint
    once) runs the model on the decoded batches, on a GPU each where the cluster has them;
-3. the driver streams the results back (``iter_batches``) and places each row by its position into a
-   ``.npy`` file with plain writes (``NpyRows``), so the outputs never sit whole in the driver's memory.
+3. the driver streams the results back (``iter_batches``) and places each row by its position into
+   ``.npy`` files with plain writes (``NpyRows``), so the outputs never sit whole in the driver's memory.
 
-Batches arrive in any order, so the file first has a row for every photo; when all have arrived, the rows
-of the good photos are moved up over those of the bad ones and the file is cut to its final shape (numpy
-leaves room in the header for a new first dimension). The file is renamed into place only then
-(``atomic_path``): an error anywhere leaves no partial output.
+Batches arrive in any order; where their rows go is ``engine.ray_outputs``: whole files with a row for every
+photo, compacted over the bad photos and renamed into place when all have arrived (an error anywhere leaves
+no partial output), or, for embed, chunk files that a stopped run keeps and the next one resumes from. The
+photo embedder runs its model on batches of one fixed size (zeros after the last photo), so that a photo's
+embedding does not depend on how Ray batched it: a resumed embed equals an uninterrupted one bit for bit.
 
 Ray is an optional extra (``pip install 'gallery-core[distributed]'``) and is imported lazily, inside the
 functions, so the package imports without it. Every node of a cluster needs gallery-core installed and
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, closing, contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,12 +38,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from gallery_core.artifacts.atomic import atomic_path
-from gallery_core.artifacts.npy_rows import NpyRows
+from gallery_core.artifacts.store import file_checksum
 from gallery_core.config import BuildConfig
 from gallery_core.data.photos import decode_batch
 from gallery_core.engine.device_decode import decode_bytes_on_device, normalise_pixels, read_photo_bytes
 from gallery_core.engine.features import encode_trunk_features, pretrained_backbone, pretrained_photo_features
+from gallery_core.engine.ray_outputs import ChunkFiles, WholeFiles
 from gallery_core.errors import UsageError
 from gallery_core.models.backbones import create_backbone
 from gallery_core.models.checkpoint import load_checkpoint
@@ -61,8 +62,6 @@ BATCHES_PER_BLOCK = 4
 # and, per photo of its batch, a photo decoded at up to ~0.7 MP before its resize (larger JPEGs decode reduced).
 DECODE_TASK_MEMORY = 512 * 2**20
 DECODE_MEMORY_PER_PHOTO = 2 * 2**20
-# Bytes moved at a time when the good rows are compacted at the end.
-COMPACT_CHUNK_BYTES = 64 * 2**20
 
 
 def require_ray() -> Any:
@@ -193,13 +192,21 @@ class _PhotoEmbedder(_ModelStage):
             self.outputs["pretrained"] = ((self.pretrained.feature_dim,), np.dtype(np.float32))
 
     def compute(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        # The model always sees whole batches of batch_size rows (zeros after the last photo): CPU kernels pick
+        # their algorithm by the batch's size, so a photo in a short batch (the last of a block, a batch with
+        # bad photos) would get other last bits than in a full one, and a resumed run, batched otherwise,
+        # would not equal an uninterrupted one. Rows do not mix: the padding changes no other row's numbers.
+        n = len(x)
+        padded = -(-n // self.batch_size) * self.batch_size
+        if padded > n:
+            x = torch.cat([x, x.new_zeros((padded - n, *x.shape[1:]))])
         # Through float16, as the trunk cache stores the features; the top stages read them as float32
         # channels-last (trunk_input), as on the local path.
         trunk = _trunk_batch(self.encoder.backbone, x, self.device)  # (B, C, h, w) float16
-        out = {"embedding": encode_trunk_features(self.encoder, trunk, self.device, self.batch_size)}
+        out = {"embedding": encode_trunk_features(self.encoder, trunk, self.device, self.batch_size)[:n]}
         if self.pretrained is not None:
             out["pretrained"] = pretrained_photo_features(self.config, trunk, self.device, self.batch_size,
-                                                          backbone=self.pretrained)
+                                                          backbone=self.pretrained)[:n]
         return out
 
 
@@ -249,54 +256,43 @@ def _pool_size(ray: Any, options: RayOptions) -> tuple[int, float]:
     return actors, gpus
 
 
-def _empty_npy(path: Path, dtype: np.dtype, shape: tuple[int, ...]) -> NpyRows:
-    """A ``.npy`` file of ``shape`` (sparse until written: its length is set, no row is), to fill by index."""
-    with open(path, "wb") as f:
-        np.lib.format.write_array_header_1_0(f, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
-                                                 "fortran_order": False, "shape": shape})
-        f.truncate(f.tell() + int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
-    return NpyRows(path)
-
-
-def _compact(path: Path, is_good: np.ndarray) -> None:
-    """Move the rows of the good photos of the ``.npy`` file at ``path`` up over the bad ones, in order,
-    and cut the file to (N_good, ...): its header is rewritten in place (numpy pads it for exactly this)."""
-    n_good = int(is_good.sum())
-    rows = NpyRows(path)  # (N, ...)
-    row_bytes = rows.nbytes // max(len(rows), 1)
-    step = max(1, COMPACT_CHUNK_BYTES // max(row_bytes, 1))
-    written = 0
-    for start in range(0, len(rows), step):
-        keep = rows[start:start + step][is_good[start:start + step]]  # a copy: safe to write over its source
-        rows[written:written + len(keep)] = keep  # written <= start: never over rows still to be read
-        written += len(keep)
-    shape, dtype, offset = rows.shape, rows.dtype, rows.header_bytes
-    with open(path, "r+b") as f:
-        version = np.lib.format.read_magic(f)
-        header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-                  "shape": (n_good, *shape[1:])}
-        f.seek(0)
-        write_header = {(1, 0): np.lib.format.write_array_header_1_0, (2, 0): np.lib.format.write_array_header_2_0}
-        write_header[version](f, header)
-        if f.tell() != offset:
-            raise RuntimeError(f"{path}: the new .npy header does not fit the old one")
-        f.truncate(offset + n_good * row_bytes)
-
-
 def _run(stage: type, stage_kwargs: dict[str, Any], paths: list[str], image_size: int,
-         outputs: dict[str, Path], options: RayOptions, progress: bool) -> dict[int, str]:
+         outputs: dict[str, Path], options: RayOptions, progress: bool, chunk_size: int | None = None,
+         identity: dict[str, Any] | None = None) -> dict[int, str]:
     """Decode ``paths`` in Ray tasks, run ``stage`` in an actor pool and write each of its ``outputs``
     columns to its file: rows in ``paths`` order without the bad photos, renamed into place only when all
-    are complete. Returns {position in paths: reason} of the bad photos."""
+    are complete. With ``chunk_size``, through chunk files (``ray_outputs.ChunkFiles``: ``identity`` says what
+    besides the photos decides the numbers): the photos of the chunks a stopped run completed are not computed
+    again, and nothing at all when the outputs are already complete. Returns {position in paths: reason} of
+    the bad photos."""
     if not paths:
         raise UsageError("no photos to embed: the list of photo paths is empty")
+    sink = WholeFiles(outputs, len(paths)) if chunk_size is None else \
+        ChunkFiles(outputs, paths, chunk_size, identity or {})
+    with sink:
+        if len(sink.todo) < len(paths):
+            logger.info("Ray: %d of %d photos done by an earlier run, %d to compute",
+                        len(paths) - len(sink.todo), len(paths), len(sink.todo))
+        if len(sink.todo):
+            _compute(stage, stage_kwargs, paths, sink, image_size, options, progress)
+        bad = sink.finish()
+    if bad:
+        logger.warning("%d of %d photos could not be decoded and were left out", len(bad), len(paths))
+    return bad
+
+
+def _compute(stage: type, stage_kwargs: dict[str, Any], paths: list[str], sink: WholeFiles | ChunkFiles,
+             image_size: int, options: RayOptions, progress: bool) -> None:
+    """The Ray pipeline over the photos ``sink.todo`` names (positions in ``paths``), its rows put into ``sink``."""
     import pyarrow as pa
 
+    todo = sink.todo
     with _ray_session(options, progress) as ray:
         actors, gpus = _pool_size(ray, options)
         block_rows = options.batch_size * BATCHES_PER_BLOCK
-        table = pa.table({"index": pa.array(np.arange(len(paths), dtype=np.int64)), "path": pa.array(paths)})
-        blocks = ray.data.from_arrow([table.slice(s, block_rows) for s in range(0, len(paths), block_rows)])
+        names = paths if len(todo) == len(paths) else [paths[i] for i in todo]
+        table = pa.table({"index": pa.array(todo), "path": pa.array(names)})
+        blocks = ray.data.from_arrow([table.slice(s, block_rows) for s in range(0, len(todo), block_rows)])
         bytes_to_actors = options.bytes_to_actors if options.bytes_to_actors is not None else gpus > 0
         if bytes_to_actors:  # the actors decode on their device: the tasks only read the files
             read = blocks.map_batches(_read_rows, batch_size=options.batch_size, num_cpus=1, memory=DECODE_TASK_MEMORY)
@@ -309,35 +305,12 @@ def _run(stage: type, stage_kwargs: dict[str, Any], paths: list[str], image_size
         dataset = read.map_batches(stage, batch_size=options.batch_size, compute=ray.data.ActorPoolStrategy(size=actors),
                                    num_gpus=gpus if gpus > 0 else None,
                                    fn_constructor_kwargs=stage_kwargs | {"gpus": gpus, "image_size": image_size})
-        seen = np.zeros(len(paths), dtype=bool)  # (N,)
-        bad: dict[int, str] = {}
-        with ExitStack() as stack:
-            tmp = {name: stack.enter_context(atomic_path(path)) for name, path in outputs.items()}
-            files: dict[str, NpyRows] = {}
-            bar = stack.enter_context(tqdm(total=len(paths), desc="ray embed", unit="photo", disable=not progress))
-            # Closed on the way out, so that after an error or a stop the pipeline ends at once.
-            batches = stack.enter_context(closing(iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))))
+        # Closed on the way out, so that after an error or a stop the pipeline ends at once.
+        with tqdm(total=len(todo), desc="ray embed", unit="photo", disable=not progress) as bar, \
+                closing(iter(dataset.iter_batches(batch_size=None, batch_format="numpy"))) as batches:
             for batch in batches:
-                index = np.asarray(batch["index"], dtype=np.int64)  # (B,)
-                for name in outputs:
-                    column = batch[name]  # (B, ...)
-                    if name not in files:  # the first batch tells the row shape
-                        files[name] = _empty_npy(tmp[name], column.dtype, (len(paths), *column.shape[1:]))
-                    files[name][index] = column
-                bad.update({int(i): str(r) for i, r in zip(index, batch["reason"], strict=True) if r})
-                seen[index] = True
-                bar.update(len(index))
-            if not seen.all():
-                raise RuntimeError(f"Ray returned {int(seen.sum())} of {len(paths)} photos")
-            is_good = np.ones(len(paths), dtype=bool)
-            is_good[list(bad)] = False
-            files.clear()
-            if bad:
-                for name in outputs:
-                    _compact(tmp[name], is_good)
-    if bad:
-        logger.warning("%d of %d photos could not be decoded and were left out", len(bad), len(paths))
-    return bad
+                sink.put(batch)
+                bar.update(len(batch["index"]))
 
 
 def ray_trunk_features(backbone_name: str, trainable_stages: int, weights_path: str | None, paths: list[str],
@@ -351,14 +324,16 @@ def ray_trunk_features(backbone_name: str, trainable_stages: int, weights_path: 
 
 def ray_photo_embeddings(checkpoint_path: Path, paths: list[str], image_size: int, out_dir: Path,
                          options: RayOptions, with_pretrained: bool, progress: bool = True,
-                         ) -> tuple[Path, Path | None, dict[int, str]]:
+                         chunk_size: int | None = None) -> tuple[Path, Path | None, dict[int, str]]:
     """Decode -> frozen trunk -> round to float16 (as the trunk cache stores it) -> back to float32, channels-last
     (gallery_core.engine.features.trunk_input) -> the trained encoder's photo embedding (and, if with_pretrained, the
     pretrained backbone's pooled features, as gallery_core.engine.features.pretrained_photo_features computes them),
     run in a Ray Data actor pool. Writes ``out_dir/photo_embeddings.npy`` float32 (N_good, D) and, if asked,
     ``out_dir/photo_pretrained.npy`` float32 (N_good, F), rows in ``paths`` order without the bad photos, each
     written chunk by chunk (``NpyRows``: rows placed by index as batches arrive, with plain writes: never all in
-    driver memory) and renamed into place only when complete. Returns (embeddings path, pretrained path or None, bad)."""
+    driver memory) and renamed into place only when complete. ``chunk_size``: resumable, by chunks of that many
+    photos kept in ``out_dir/chunks`` (``ray_outputs.ChunkFiles``). Returns (embeddings path, pretrained path or
+    None, bad)."""
     checkpoint_path = Path(checkpoint_path).resolve()
     if not checkpoint_path.is_file():
         raise UsageError(f"{checkpoint_path}: no such checkpoint")
@@ -368,6 +343,11 @@ def ray_photo_embeddings(checkpoint_path: Path, paths: list[str], image_size: in
         outputs["pretrained"] = out_dir / PHOTO_PRETRAINED_FILE
     kwargs = {"checkpoint_path": str(checkpoint_path), "with_pretrained": with_pretrained,
               "batch_size": options.batch_size}
-    bad = _run(_PhotoEmbedder, kwargs, list(paths), image_size, outputs, options, progress)
+    # What besides the photos decides the numbers: the model, the size, the batch (see compute) and where
+    # the photos are decoded and the model runs (the CPU or a GPU, as far as the options say).
+    identity = {"checkpoint": file_checksum(checkpoint_path), "image_size": image_size,
+                "batch_size": options.batch_size, "gpus_per_actor": options.gpus_per_actor,
+                "bytes_to_actors": options.bytes_to_actors} if chunk_size is not None else None
+    bad = _run(_PhotoEmbedder, kwargs, list(paths), image_size, outputs, options, progress, chunk_size, identity)
     return outputs["embedding"], outputs.get("pretrained"), bad
 
