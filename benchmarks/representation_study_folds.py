@@ -88,6 +88,7 @@ DESIGNS: dict[str, dict[str, dict[str, object]]] = {
     "projector": {"model": {"head_projector": 512}},
     "completion": {"train": {"completion_weight": 1.0}},
     "spread": {"train": {"completion_weight": 1.0, "spread_weight": 1.0}},  # on top of completion (the default)
+    "spread10": {"train": {"completion_weight": 1.0, "spread_weight": 10.0}},  # the same, ten times the weight
 }
 
 
