@@ -113,7 +113,7 @@ def _add_execution_flags(parser: argparse.ArgumentParser) -> None:
                             "'onnx' extra, ~3x faster), PyTorch (torch) or onnx when installed (auto, default; "
                             "$GALLERY_CORE_CPU_RUNTIME sets the default)")
     group.add_argument("--compile", dest="compile_model", action="store_true",
-                       help="torch.compile the networks embed runs, on a CUDA device (off by default: the first "
+                       help="torch.compile the trunk pass's and embed's networks, on a CUDA device (off by default: the first "
                             "batch compiles, and the log says how long that warm-up took); on a CPU device it is "
                             "ignored with a warning, so one command runs on either (--cpu-runtime speeds the CPU)")
 

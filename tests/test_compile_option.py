@@ -118,3 +118,25 @@ def test_the_product_benchmark_reports_the_warm_up_it_logs():
     assert list(warmups.seconds) == ["trunk-x"]
     assert bench._warmup_columns(warmups) == {"compile warm-up s": f"trunk-x {warmups.seconds['trunk-x']}"}
     assert bench._warmup_columns(bench.CompileWarmups()) == {}
+
+
+def test_build_and_train_pass_the_flag_to_the_trunk_pass(tiny_catalogue, tmp_path, monkeypatch):
+    from gallery_core.data.catalogue import load_catalogue
+    from gallery_core.models.checkpoint import build_model
+    from gallery_core.training import data as training_data
+    from tests.conftest import tiny_config
+
+    seen = {}
+    real = training_data.cached_trunk_features
+
+    def recording(*args, **kwargs):
+        seen["compile_model"] = kwargs.get("compile_model")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(training_data, "cached_trunk_features", recording)
+    config, catalogue = tiny_config(), load_catalogue(tiny_catalogue)
+    model = build_model(config.model, catalogue.tasks)
+    for flag in (True, False):
+        training_data.prepare_data(catalogue, model, config.model, tmp_path / f"cache-{flag}", "key", True, CPU,
+                                   progress=False, execution=Execution(compile_model=flag))
+        assert seen["compile_model"] is flag

@@ -109,7 +109,8 @@ def prepare_data(catalogue: Catalogue, model: GalleryModel, config: ModelConfig,
         features, bad = cached_trunk_features(cache_dir, cache_key, model.encoder.backbone,
                                               catalogue.photos["path"].tolist(), config.image_size, device, progress,
                                               chunk_size=execution.chunk_size if execution else TRUNK_CHUNK_SIZE,
-                                              engine=engine, runtime=execution.cpu_runtime if execution else None)
+                                              engine=engine, runtime=execution.cpu_runtime if execution else None,
+                                              compile_model=execution.compile_model if execution else False)
         catalogue = catalogue.without_photos(bad)
         if in_memory is None:
             in_memory = features.nbytes <= TRUNK_IN_MEMORY_MAX_BYTES
