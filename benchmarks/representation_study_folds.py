@@ -68,7 +68,7 @@ from gallery_core.evaluation.tasks import holdout_task
 from gallery_core.evaluation.transfer import held_out_tasks
 from gallery_core.models.device import pick_device
 from gallery_core.pipeline.embed import encode_trunk_features, new_task_embeddings
-from gallery_core.search.whitening import fit_retrieval_whitening
+from gallery_core.search.whitening import WHITENING_METHODS, fit_retrieval_whitening
 from gallery_core.training.data import prepare_data
 from gallery_core.training.wise import mix_encoder, pooled_embeddings
 
@@ -160,7 +160,8 @@ def fold_completion(ctx: Context, trained, data, order: np.ndarray, dev, seed: i
     # PCA at the run's dimensions over every listing, as every row of the study so far measured it (a whitening
     # learned from the training listings, the product's default since, must be scored on validation queries only:
     # the evaluation's retrieval section does that).
-    pca = replace(run.config.embed, whitening="pca", whitening_dim=run.config.embed.whitening_dim or 512)
+    pca = replace(run.config.embed, whitening="pca",
+                  whitening_dim=run.config.embed.whitening_dim or WHITENING_METHODS["pca"])
     white = fit_retrieval_whitening(photos, ~ctx.is_val[listing_index], listing_index, seed, pca)
     return {name: hit_rate_at_k(gallery_completion_ranks(x, listing_index, n, in_query, eligible), 10)
             for name, x in (("raw", photos), ("whitened", white.transform(photos)))}
