@@ -35,6 +35,7 @@ import numpy as np
 
 from gallery_core.artifacts.store import atomic_path
 from gallery_core.config import WHITENING_METHODS, EmbedConfig
+from gallery_core.vectors import group_mean
 
 logger = logging.getLogger(__name__)
 
@@ -42,9 +43,9 @@ logger = logging.getLogger(__name__)
 # or the fitting sample is smaller.
 DEFAULT_DIM = WHITENING_METHODS["pca"]
 # The listings method's within-listing covariance is shrunk toward (its mean eigenvalue) x identity by this
-# fraction (Ledoit-Wolf-style): a few thousand listings' photos estimate a 1280-d covariance poorly. The same
-# value as EmbedConfig.whitening_shrinkage, which says why.
-DEFAULT_SHRINKAGE = 0.1
+# fraction (Ledoit-Wolf-style): a few thousand listings' photos estimate a 1280-d covariance poorly. The config's
+# default, which cites the measurement.
+DEFAULT_SHRINKAGE = EmbedConfig.whitening_shrinkage
 # Eigenvalues are floored at this fraction of the largest before the square root: axes with no variance in the
 # training photos (numerical noise) would otherwise be blown up into the retrieval space.
 EIGEN_FLOOR = 1e-6
@@ -112,16 +113,14 @@ def fit_listing_whitening(x: np.ndarray, groups: np.ndarray, dim: int = WHITENIN
         raise ValueError(f"{len(x)} photos but {len(groups)} listing ids")
     if not 0 <= shrinkage <= 1:
         raise ValueError(f"shrinkage must be in [0, 1], got {shrinkage}")
+    if not can_learn_from_listings(groups):
+        raise ValueError(f"the listings whitening needs 3 listings or more, some with several photos; got "
+                         f"{len(x)} photos of {len(np.unique(groups))} listings")
     _, group = np.unique(groups, return_inverse=True)
-    n, d, n_groups = len(x), x.shape[1], int(group.max()) + 1 if len(group) else 0
-    if n_groups < 3 or n - n_groups < 2:
-        raise ValueError(f"the listings whitening needs 3 listings or more, some with several photos; got {n} "
-                         f"photos of {n_groups} listings")
+    n, d, n_groups = len(x), x.shape[1], int(group.max()) + 1
     k = max(1, min(dim, d, n_groups - 1))
     mean = x.mean(axis=0)
-    means = np.zeros((n_groups, d))
-    np.add.at(means, group, x)
-    means /= np.bincount(group, minlength=n_groups)[:, None]
+    means = group_mean(x, group, n_groups)  # (L, D)
     within = x - means[group]
     within_cov = within.T @ within / (n - n_groups)  # (D, D): how one listing's photos differ
     target = np.trace(within_cov) / d
@@ -133,6 +132,13 @@ def fit_listing_whitening(x: np.ndarray, groups: np.ndarray, dim: int = WHITENIN
     return _whitening(mean, vectors[:, order].T, ratios[order], n, "listings")
 
 
+def can_learn_from_listings(groups: np.ndarray) -> bool:
+    """Whether photos of the listings ``groups`` (n,) can fit the listings whitening: 3 listings or more, and
+    at least 2 more photos than listings (otherwise no listing's photos vary)."""
+    n_groups = len(np.unique(groups))
+    return n_groups >= 3 and len(groups) - n_groups >= 2
+
+
 def fit_method(x: np.ndarray, groups: np.ndarray, method: str = "listings", dim: int | None = None,
                shrinkage: float = DEFAULT_SHRINKAGE) -> Whitening:
     """The retrieval whitening ``method`` (``WHITENING_METHODS``) fitted on photo embeddings ``x`` (n, D) of the
@@ -141,13 +147,11 @@ def fit_method(x: np.ndarray, groups: np.ndarray, method: str = "listings", dim:
     if method not in WHITENING_METHODS:
         raise ValueError(f"unknown whitening {method!r}; choose from {tuple(WHITENING_METHODS)}")
     if method == "listings":
-        try:
+        if can_learn_from_listings(groups):
             return fit_listing_whitening(x, groups, dim or WHITENING_METHODS["listings"], shrinkage)
-        except ValueError as err:
-            if "needs 3 listings" not in str(err):
-                raise
-            logger.warning(f"{err}: the retrieval space is PCA-whitened instead")
-            method = "pca"
+        logger.warning(f"the listings whitening needs 3 listings or more, some with several photos; got {len(x)} "
+                       f"photos of {len(np.unique(groups))} listings: the retrieval space is PCA-whitened instead")
+        method = "pca"
     return fit_whitening(x, dim or WHITENING_METHODS[method])
 
 

@@ -2,9 +2,10 @@
 pretrained backbone, and augmentation.
 
 All are optional (``TrainConfig.triplet_weight``, ``vae_weight``, ``completion_weight``, ``distill_weight``,
-``augment``); gallery completion alone is on by default (config.py says why): ``Objectives`` holds what they need, and ``objectives_batch`` runs one batch
-with them, returning their losses for ``run_epoch`` to add to the weighting as further named tasks
-("triplet", "vae", "completion", "distill"). The self-supervised ones live in ``training/self_supervised.py``.
+``spread_weight``, ``augment``); gallery completion alone is on by default (config.py says why). ``Objectives``
+holds what they need, and ``objectives_batch`` runs one batch with them, returning their losses for ``run_epoch`` to
+add to the weighting as further named tasks ("triplet", "vae", "completion", "distill", "spread"). The
+self-supervised ones live in ``training/self_supervised.py``.
 """
 
 from __future__ import annotations
