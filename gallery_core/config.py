@@ -161,7 +161,10 @@ class TrainConfig:
     completion_weight: float = 1.0
     completion_temperature: float = 0.1
     # Spread (training/self_supervised.py): log(largest / actual participation ratio) of each batch's listing
-    # embeddings scored with the epoch's last spread_memory ones, a further named task "spread"; 0 = off.
+    # embeddings scored with the epoch's last spread_memory ones, a further named task "spread"; 0 = off. Off by
+    # measurement (docs/representation_study.md, "a spread objective for the effective rank": task folds, seed 0):
+    # weight 1 moved the learned embedding's participation ratio 19.4 -> 19.9 only; weight 10 to 25.0 (new-task
+    # embedding 30.4) but lowered the choice rule's worst side-by-side margin -0.003 -> -0.015.
     spread_weight: float = 0.0
     spread_memory: int = 504
 
