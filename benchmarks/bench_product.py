@@ -2,7 +2,7 @@
 run: ``python benchmarks/bench_gpu.py --parts product`` (this module is its ``product`` part).
 
 - **trunk**: the build's frozen-trunk pass (``data.photos.write_trunk_features``, decoding included) over a
-  generated catalogue of JPEG files (640x480, ~100 KB): *today* PIL decoding on CPU threads and PyTorch eager;
+  generated catalogue of JPEG files (640x480, ~100 KB): *today* PIL decoding and resizing on CPU threads and PyTorch eager;
   *adopted* what the product now does by default: on a GPU, JPEGs decoded in batches on it
   (``engine.device_decode``), on the CPU, the trunk in ONNX Runtime (``engine.cpu_runtime``, when the ``onnx``
   extra is installed). The two arms' features are compared (cosine per photo) beside their speed.
@@ -65,6 +65,24 @@ def write_catalogue(folder: Path, n_photos: int) -> Path:
                                                                                      index=False)
     (folder / "tasks.yaml").write_text("tasks:\n  - {column: sea_view, kind: binary}\n")
     return folder
+
+
+@contextmanager
+def todays_resize(today: bool) -> Iterator[None]:
+    """While ``today``: the decoder resizes with PIL's ``resize(BILINEAR)``, as the product did before it took
+    PyTorch's uint8 kernel (``data.decode.resize_square``), so the 'today' arm times today's whole path."""
+    from gallery_core.data import decode
+
+    def pil_resize(image: Image.Image, size: int) -> np.ndarray:
+        same = image.size == (size, size)
+        return np.asarray(image if same else image.resize((size, size), Image.Resampling.BILINEAR), np.uint8)
+
+    product = decode.resize_square
+    decode.resize_square = pil_resize if today else product
+    try:
+        yield
+    finally:
+        decode.resize_square = product
 
 
 def _cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -143,7 +161,7 @@ def bench_product(device: torch.device, n_photos: int, image_sizes: list[int], b
                 trunk_arms.append(("adopted + torch.compile", None, None, True, Path(tmp) / f"compiled-{size}.npy"))
             for arm, runtime, on_device, compile_arm, out in trunk_arms:
                 started = time.perf_counter()
-                with CompileWarmups().attached() as warmups:
+                with CompileWarmups().attached() as warmups, todays_resize(arm == trunk_arms[0][0]):
                     bad = write_trunk_features(backbone, paths, size, out, batch_size=batch, device=device,
                                                progress=False, index_path=out.with_suffix(".json"), runtime=runtime,
                                                decode_on_device=on_device, compile_model=compile_arm)

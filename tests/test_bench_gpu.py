@@ -45,3 +45,27 @@ def test_jpegs_are_photos_the_product_decodes(bench):
 def test_ray_part_needs_a_checkpoint(bench, capsys):
     assert bench.main(["--quick", "--device", "cpu", "--parts", "ray"]) == {}
     assert "give --ray-checkpoint" in capsys.readouterr().out
+
+
+def test_the_product_benchmarks_today_arm_resizes_as_the_product_did():
+    """The 'today' arm decodes with PIL's resize (before resize_square); the product's own comes back after."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from gallery_core.data import decode
+
+    spec = importlib.util.spec_from_file_location("bench_product", BENCH.with_name("bench_product.py"))
+    product = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(product)
+    jpeg = product.make_jpegs(1, unique=1)[0]
+    with Image.open(io.BytesIO(jpeg)) as img:
+        pil = np.asarray(img.convert("RGB").resize((128, 128), Image.Resampling.BILINEAR))
+    ours = decode.load_photo(jpeg, 128)
+    assert not np.array_equal(ours, pil)  # the two resizes differ by a grey level here and there
+    with product.todays_resize(True):
+        assert np.array_equal(decode.load_photo(jpeg, 128), pil)
+    with product.todays_resize(False):
+        assert np.array_equal(decode.load_photo(jpeg, 128), ours)
+    assert decode.resize_square.__module__ == "gallery_core.data.decode"

