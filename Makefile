@@ -42,7 +42,7 @@ install: $(RUNTIME)
 lock: | $(BIN)/python
 	$(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml $(LOCK_FLAGS) -o requirements/runtime.lock
-	$(BIN)/uv pip compile pyproject.toml --extra test --extra lint --extra distributed --extra onnx --extra auth -c requirements/runtime.lock $(LOCK_FLAGS) -o requirements/dev.lock
+	$(BIN)/uv pip compile pyproject.toml --extra test --extra lint --extra distributed --extra onnx --extra openvino --extra auth -c requirements/runtime.lock $(LOCK_FLAGS) -o requirements/dev.lock
 	$(BIN)/uv pip compile pyproject.toml --extra bench -c requirements/runtime.lock $(LOCK_FLAGS) -o requirements/bench.lock
 
 # Debian's Chromium for the real-browser test (Playwright drives it; it never downloads a browser).

@@ -348,6 +348,8 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
     parser.add_argument("--product", action="store_true", help="only the product part (same as --parts product)")
     parser.add_argument("--product-photos", type=int, default=None, help="photos of its catalogue (default 50,000)")
     parser.add_argument("--product-sizes", type=int, nargs="+", default=None, help="image sizes (default 224)")
+    parser.add_argument("--product-repeats", type=int, default=1,
+                        help="runs of each trunk arm, taking turns; the rows give the median (default 1)")
     args = parser.parse_args(argv)
     if args.product:
         args.parts = ["product"]
@@ -378,7 +380,8 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
         tables["product"] = bench_product(device, args.product_photos or (48 if quick else 50_000),
                                           args.product_sizes or ([32] if quick else [IMAGE_SIZE]), 16 if quick else 256,
                                           ray=device.type == "cuda" and not quick,
-                                          compile_model=not args.no_compile and not quick)
+                                          compile_model=not args.no_compile and not quick,
+                                          repeats=args.product_repeats)
     env = environment(device)
     for part, table in tables.items():
         print(f"\n== {part} ==\n{table.to_string(index=False)}")

@@ -8,6 +8,8 @@ run: ``python benchmarks/bench_gpu.py --parts product`` (this module is its ``pr
   extra is installed). The two arms' features are compared (cosine per photo) beside their speed.
 - **embed**: the embed step (``pipeline.embed.embed``) of a run trained one epoch on that catalogue (from the
   trunk cache the adopted arm wrote), with its encoder in PyTorch vs the default runtime.
+- **opt-in: OpenVINO** (the CPU, where the ``openvino`` extra is installed): both parts with ``--cpu-runtime
+  openvino``, bfloat16 where the CPU has it.
 - **+ torch.compile** (a GPU, unless ``--no-compile``): the adopted arm of each part again with ``--compile``
   (``engine.compiled``); its rows give the warm-up, the first batch's seconds with compiling, as the product logs it.
 - **ray** (a GPU and the ``distributed`` extra): ``ray_photo_embeddings`` with one GPU actor, decode tasks sending
@@ -16,6 +18,7 @@ run: ``python benchmarks/bench_gpu.py --parts product`` (this module is its ``pr
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import logging
 import shutil
@@ -130,9 +133,10 @@ def _warmup_columns(warmups: CompileWarmups) -> dict[str, object]:
 
 
 def bench_product(device: torch.device, n_photos: int, image_sizes: list[int], batch: int, epochs: int = 1,
-                  ray: bool = False, compile_model: bool = False) -> pd.DataFrame:
+                  ray: bool = False, compile_model: bool = False, repeats: int = 1) -> pd.DataFrame:
     """The rows of the trunk, embed (and ray) parts at each image size (see the module docstring);
-    ``compile_model``: the torch.compile arms too, on a GPU."""
+    ``compile_model``: the torch.compile arms too, on a GPU; ``repeats``: the trunk arms run that many times,
+    taking turns, and their rows give the median (and each run's seconds)."""
     from gallery_core.config import BuildConfig, ModelConfig, TrainConfig
     from gallery_core.data.catalogue import load_catalogue
     from gallery_core.data.photos import trunk_cache_key, write_trunk_features
@@ -143,6 +147,7 @@ def bench_product(device: torch.device, n_photos: int, image_sizes: list[int], b
 
     rows: list[dict[str, object]] = []
     compiled = compile_model and device.type == "cuda"  # on the CPU the product ignores --compile
+    openvino = device.type == "cpu" and importlib.util.find_spec("openvino") is not None  # --cpu-runtime openvino
     with tempfile.TemporaryDirectory(prefix="bench-product-") as tmp:
         catalogue_dir = write_catalogue(Path(tmp) / "catalogue", n_photos)
         catalogue = load_catalogue(catalogue_dir)
@@ -159,25 +164,40 @@ def bench_product(device: torch.device, n_photos: int, image_sizes: list[int], b
                           ("adopted: default", None, None, False, run / "cache" / f"trunk-{key}.npy")]
             if compiled:
                 trunk_arms.append(("adopted + torch.compile", None, None, True, Path(tmp) / f"compiled-{size}.npy"))
-            for arm, runtime, on_device, compile_arm, out in trunk_arms:
-                started = time.perf_counter()
-                with CompileWarmups().attached() as warmups, todays_resize(arm == trunk_arms[0][0]):
-                    bad = write_trunk_features(backbone, paths, size, out, batch_size=batch, device=device,
-                                               progress=False, index_path=out.with_suffix(".json"), runtime=runtime,
-                                               decode_on_device=on_device, compile_model=compile_arm)
-                seconds = time.perf_counter() - started  # an ONNX export or a compile, when one is needed, included
-                assert not bad, bad
-                features[arm] = np.load(out, mmap_mode="r")
-                rows.append(_row("trunk", arm, size, len(paths), seconds, **_warmup_columns(warmups)))
-                if arm != trunk_arms[0][0]:
-                    cosine = _cosines(*(f.reshape(len(f), -1)[:2048] for f in (features[trunk_arms[0][0]],
-                                                                                features[arm])))
+            if openvino:
+                trunk_arms.append(("opt-in: OpenVINO", "openvino", None, False, Path(tmp) / f"openvino-{size}.npy"))
+            seconds: dict[str, list[float]] = {arm: [] for arm, *_ in trunk_arms}
+            warmup_columns: dict[str, dict[str, object]] = {}
+            for repeat in range(repeats):  # the arms take turns, so a slow spell of a shared machine hits each alike
+                for arm, runtime, on_device, compile_arm, out in trunk_arms:
+                    for leftover in (out, out.with_suffix(".json")):
+                        leftover.unlink(missing_ok=True)  # each repeat decodes every photo again
+                    started = time.perf_counter()
+                    with CompileWarmups().attached() as warmups, todays_resize(arm == trunk_arms[0][0]):
+                        bad = write_trunk_features(backbone, paths, size, out, batch_size=batch, device=device,
+                                                   progress=False, index_path=out.with_suffix(".json"),
+                                                   runtime=runtime, decode_on_device=on_device,
+                                                   compile_model=compile_arm)
+                    seconds[arm].append(time.perf_counter() - started)  # an ONNX export or a compile included
+                    assert not bad, bad
+                    if repeat == 0:
+                        features[arm] = np.load(out, mmap_mode="r")
+                        warmup_columns[arm] = _warmup_columns(warmups)
+            today = trunk_arms[0][0]
+            for arm, *_ in trunk_arms:
+                rows.append(_row("trunk", arm, size, len(paths), float(np.median(seconds[arm])), **warmup_columns[arm]))
+                if repeats > 1:
+                    rows[-1]["runs s"] = " ".join(f"{s:.1f}" for s in seconds[arm])
+                if arm != today:
+                    cosine = _cosines(*(f.reshape(len(f), -1)[:2048] for f in (features[today], features[arm])))
                     rows[-1] |= {"cosine to today (min)": round(float(cosine.min()), 5)}
             run_steps(run, ["train"], catalogue_dir, config=config, device=str(device), progress=False)
             embedded = {}
             embed_arms = [("today: PyTorch", Execution(cpu_runtime="torch")), ("adopted: default", Execution())]
             if compiled:
                 embed_arms.append(("adopted + torch.compile", Execution(compile_model=True)))
+            if openvino:
+                embed_arms.append(("opt-in: OpenVINO", Execution(cpu_runtime="openvino")))
             for arm, execution in embed_arms:
                 started = time.perf_counter()
                 with CompileWarmups().attached() as warmups:

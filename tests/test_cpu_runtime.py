@@ -25,6 +25,7 @@ def onnx_cache(tmp_path, monkeypatch):
     pytest.importorskip("onnxruntime")
     monkeypatch.setenv(cpu_runtime.CACHE_ENV, str(tmp_path / "onnx"))
     cpu_runtime._session.cache_clear()
+    cpu_runtime._openvino_model.cache_clear()
     return tmp_path / "onnx"
 
 
@@ -74,7 +75,7 @@ def test_without_onnx_runtime_the_module_runs_in_pytorch_and_the_log_says_how_to
     with caplog.at_level(logging.INFO, logger="gallery_core"):
         assert cpu_runner(module, torch.rand(4, 3, 8, 8), "small", CPU, "auto") is module
     assert cpu_runtime.INSTALL_HINT in caplog.text
-    with pytest.raises(UsageError, match="needs ONNX Runtime"):
+    with pytest.raises(UsageError, match="needs onnxruntime and onnx"):
         cpu_runner(module, torch.rand(4, 3, 8, 8), "small", CPU, "onnx")
     assert cpu_runner(module, torch.rand(4, 3, 8, 8), "small", torch.device("meta"), "onnx") is module  # no CPU
 
@@ -90,9 +91,24 @@ def test_a_graph_that_disagrees_with_pytorch_is_not_used(onnx_cache, monkeypatch
     assert "disagrees with PyTorch" in caplog.text and not list(onnx_cache.glob("small-*.onnx"))
 
 
+def test_the_trunk_pass_through_openvino_stays_within_the_feature_bound(tiny_catalogue, onnx_cache, caplog):
+    """OpenVINO runs the same cached graph, in bfloat16 where the CPU has it: within MIN_COSINE_REDUCED of PyTorch."""
+    pytest.importorskip("openvino")
+    paths = load_catalogue(tiny_catalogue).photos["path"].tolist()[:16]
+    backbone = create_backbone("efficientnet_lite0", 2, pretrained=True).eval()
+    with caplog.at_level(logging.INFO, logger="gallery_core"):
+        ours, _ = compute_trunk_features(backbone, paths, 32, batch_size=8, progress=False, runtime="openvino")
+    reference, _ = compute_trunk_features(backbone, paths, 32, batch_size=8, progress=False, runtime="torch")
+    cosine = row_cosines(torch.from_numpy(ours.astype(np.float32)), torch.from_numpy(reference.astype(np.float32)))
+    assert float(cosine.min()) >= cpu_runtime.MIN_COSINE_REDUCED
+    assert "trunk-efficientnet_lite0-32px: OpenVINO on the CPU" in caplog.text
+    assert len(list(onnx_cache.glob("trunk-efficientnet_lite0-32px-*.onnx"))) == 1  # the graph ONNX Runtime reads
+
+
 def test_the_runtime_is_read_from_the_environment_and_checked(monkeypatch):
     monkeypatch.setenv(cpu_runtime.RUNTIME_ENV, "torch")
     assert cpu_runtime.resolve_runtime(None) == "torch" and cpu_runtime.resolve_runtime("onnx") == "onnx"
+    assert cpu_runtime.resolve_runtime("openvino") == "openvino"
     monkeypatch.delenv(cpu_runtime.RUNTIME_ENV)
     assert cpu_runtime.resolve_runtime(None) == "auto"
     with pytest.raises(UsageError, match="unknown CPU runtime"):

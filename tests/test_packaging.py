@@ -38,8 +38,8 @@ def _imported_modules(folder: Path, module_level_only: bool = False) -> set[str]
 
 # Extras of the package itself that gallery_core imports lazily (inside functions, for one feature), so that
 # the base install works without them: `distributed` (Ray, for --engine ray), `onnx` (ONNX Runtime, the CPU
-# path of the trunk pass and embed). The dev lock includes them.
-RUNTIME_EXTRAS = ("distributed", "onnx")
+# path of the trunk pass and embed), `openvino` (its opt-in bfloat16 alternative). The dev lock includes them.
+RUNTIME_EXTRAS = ("distributed", "onnx", "openvino")
 
 
 def _third_party(modules: set[str], declared: set[str]) -> dict[str, list[str] | None]:
