@@ -44,7 +44,7 @@ import torch
 
 from gallery_core.config import ModelConfig
 from gallery_core.data.decode import load_photo
-from gallery_core.data.photos import to_model_input
+from gallery_core.data.photos import TRUNK_BATCH_SIZE, to_model_input
 from gallery_core.data.tasks import TaskSpec
 from gallery_core.models.backbones import create_backbone
 from gallery_core.models.checkpoint import build_model
@@ -378,7 +378,8 @@ def main(argv: list[str] | None = None) -> dict[str, pd.DataFrame]:
                                       cpus=2 if quick else min(os.cpu_count() or 1, 16))
     if "product" in args.parts:
         tables["product"] = bench_product(device, args.product_photos or (48 if quick else 50_000),
-                                          args.product_sizes or ([32] if quick else [IMAGE_SIZE]), 16 if quick else 256,
+                                          args.product_sizes or ([32] if quick else [IMAGE_SIZE]),
+                                          16 if quick else TRUNK_BATCH_SIZE,  # the product's own batch
                                           ray=device.type == "cuda" and not quick,
                                           compile_model=not args.no_compile and not quick,
                                           repeats=args.product_repeats)

@@ -97,6 +97,7 @@ def batch_spans(n_photos: int, first_chunk: int, chunk_size: int, batch_size: in
 
 
 TRUNK_CHUNK_SIZE = 8192  # photos per chunk of the trunk pass: the unit of progress, and what a resume redoes at most
+TRUNK_BATCH_SIZE = 64  # photos per model batch of the trunk pass (what build and train use)
 
 
 def _progress_path(out_npy: Path) -> Path:
@@ -105,7 +106,8 @@ def _progress_path(out_npy: Path) -> Path:
 
 @torch.no_grad()
 def write_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, out_npy: Path,
-                         batch_size: int = 64, chunk_size: int = TRUNK_CHUNK_SIZE, device: torch.device | None = None,
+                         batch_size: int = TRUNK_BATCH_SIZE, chunk_size: int = TRUNK_CHUNK_SIZE,
+                         device: torch.device | None = None,
                          progress: bool = True, index_path: Path | None = None, runtime: str | None = None,
                          decode_on_device: bool | None = None, compile_model: bool = False) -> dict[int, str]:
     """Frozen-trunk features of every photo written to ``out_npy`` as float16 (N_good, C, h, w), rows in
@@ -211,7 +213,8 @@ def write_trunk_index(index_path: Path, paths: Sequence[str], bad: dict[int, str
                             "bad": {paths[i]: reason for i, reason in bad.items()}})
 
 
-def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int, batch_size: int = 64,
+def compute_trunk_features(backbone: Backbone, paths: Sequence[str], image_size: int,
+                           batch_size: int = TRUNK_BATCH_SIZE,
                            device: torch.device | None = None, progress: bool = True, runtime: str | None = None,
                            decode_on_device: bool | None = None, compile_model: bool = False,
                            ) -> tuple[np.ndarray, dict[int, str]]:
@@ -245,7 +248,8 @@ TrunkPass = Callable[[list[str], Path], dict[int, str]]
 
 
 def cached_trunk_features(cache_dir: Path, key: str, backbone: Backbone, paths: Sequence[str], image_size: int,
-                          device: torch.device | None = None, progress: bool = True, batch_size: int = 64,
+                          device: torch.device | None = None, progress: bool = True,
+                          batch_size: int = TRUNK_BATCH_SIZE,
                           chunk_size: int = TRUNK_CHUNK_SIZE, engine: TrunkPass | None = None,
                           runtime: str | None = None, compile_model: bool = False,
                           ) -> tuple[np.ndarray | NpyRows, dict[int, str]]:
