@@ -106,6 +106,22 @@ def test_listings_whitening_makes_one_listings_photos_vary_by_unit_variance_alon
         fit_listing_whitening(x, groups, shrinkage=2.0)
 
 
+def test_both_fits_sum_their_covariance_a_block_at_a_time_as_in_one_pass(monkeypatch):
+    """The (D, D) scatter is summed FIT_BLOCK_ROWS photos at a time (memory), giving the one-pass covariances."""
+    from gallery_core.search import whitening
+
+    x, groups = _listings()
+    x = x.astype(np.float32)
+    whole = {"pca": fit_whitening(x, dim=4), "listings": fit_listing_whitening(x, groups, dim=4, shrinkage=0.0)}
+    monkeypatch.setattr(whitening, "FIT_BLOCK_ROWS", 7)  # blocks that cut listings in two
+    for method, fitted in (("pca", fit_whitening(x, dim=4)),
+                           ("listings", fit_listing_whitening(x, groups, dim=4, shrinkage=0.0))):
+        np.testing.assert_allclose(fitted.components_, whole[method].components_, rtol=1e-4, atol=1e-5)
+    centred = x.astype(np.float64) - x.mean(0, dtype=np.float64)
+    np.testing.assert_allclose(whitening._scatter(x, lambda rows: x.mean(0, dtype=np.float64)) / (len(x) - 1),
+                               np.cov(centred, rowvar=False), rtol=1e-9, atol=1e-12)
+
+
 def test_listings_whitening_finds_a_listings_other_half_where_pca_whitening_is_led_by_the_nuisance():
     x, groups = _listings()
     test_x, test_groups = _listings(seed=1)  # other listings: the whitening is fitted on the first ones only
