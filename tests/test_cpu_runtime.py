@@ -80,6 +80,13 @@ def test_without_onnx_runtime_the_module_runs_in_pytorch_and_the_log_says_how_to
     assert cpu_runner(module, torch.rand(4, 3, 8, 8), "small", torch.device("meta"), "onnx") is module  # no CPU
 
 
+def test_asking_for_openvino_without_it_is_a_usage_error_naming_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    with pytest.raises(UsageError, match=r"--cpu-runtime openvino needs openvino and onnx: .*gallery-core\[openvino\]"):
+        cpu_runner(small_module(), torch.rand(4, 3, 8, 8), "small", CPU, "openvino")
+    assert cpu_runtime.graph_runner(small_module(), torch.rand(4, 3, 8, 8), "small", "openvino") is None
+
+
 def test_a_graph_that_disagrees_with_pytorch_is_not_used(onnx_cache, monkeypatch, caplog):
     module, x = small_module(), torch.rand(4, 3, 8, 8)
     runner = cpu_runner(module, x, "small", CPU, "onnx")
