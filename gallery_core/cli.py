@@ -111,7 +111,7 @@ def _add_execution_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--cpu-runtime", choices=CPU_RUNTIMES, default=None,
                        help="what runs the frozen trunk and embed's encoder on the CPU: ONNX Runtime (onnx; the "
                             "'onnx' extra, ~3x faster), OpenVINO (openvino; the 'openvino' extra, bfloat16 where the "
-                            "CPU has it: ~1.6x faster again, features to cosine 0.9996), PyTorch (torch) or onnx "
+                            "CPU has it: ~1.6x faster again, features to cosine ~0.998), PyTorch (torch) or onnx "
                             "when installed (auto, default; $GALLERY_CORE_CPU_RUNTIME sets the default)")
     group.add_argument("--compile", dest="compile_model", action="store_true",
                        help="torch.compile the trunk pass's and embed's networks, on a CUDA device (off by default: the first "

@@ -339,9 +339,9 @@ def resize_square(image: Image.Image, size: int) -> np.ndarray:
     """An RGB image -> uint8 (size, size, 3), bilinear with antialiasing as in the paper.
 
     PyTorch's uint8 kernel rather than PIL's ``resize(BILINEAR)``: the same filter (antialiased when it shrinks;
-    within two grey levels of PIL's result, at most a quarter of one on average, tested), at about a third of the cost on a 640x480 photo (1.2-1.6 ms
-    -> 0.5 ms a photo, one thread), which is a third of the CPU trunk pass's decoding time. The GPU path
-    (``engine.device_decode.resize_on_device``) resizes with the same function, in float.
+    within two grey levels of PIL's result, at most a quarter of one on average, tested), at about a third of the
+    cost on a 640x480 photo (1.2-1.6 ms -> 0.5 ms, one thread). The GPU path
+    (``engine.device_decode.resize_on_device``) uses the same PyTorch filter, in float.
     """
     if image.size == (size, size):
         return np.asarray(image, dtype=np.uint8)

@@ -184,7 +184,7 @@ def embed(catalogue: Catalogue, run_dir: str | Path, device: str | None = None, 
 
 # Listings per block of the listing outputs, whatever L is. A block's means, whitened vectors and new-task
 # embedding (1280-d learned + 1280-d pretrained) and their temporaries took +3.34 GB at 65,536 listings, +0.85 GB at
-# 16,384 (measured, 200k listings; the rows a block reads are sequential either way, so its speed is the same).
+# 16,384 (measured, 200k listings; the rows are read in order either way; the speed was not measured apart).
 LISTING_BLOCK_ROWS = 16_384
 
 
