@@ -95,3 +95,17 @@ def test_each_fold_model_never_sees_its_tasks(tiny_run, tmp_path):
         assert probed == set(fold) | set(run.holdout)  # its tasks and the hold-out column, from that model
     assert {r["method"] for r in result["rows"]} == {"product", "learned", "imagenet", "imagenet_pca", "learned_copy"}
     assert all(np.isfinite(r["score"]) for r in result["rows"])
+
+
+@pytest.mark.parametrize("probes", [("linear",), ("mlp", "linear")])
+def test_the_section_names_only_the_probes_it_ran(probes):
+    from gallery_core.evaluation.sections.task_folds import fold_markdown, fold_verdicts
+
+    rows = [_row(s, m, "a", 0.7 + 0.01 * s, probe=p) for s in range(2) for m in ("product", "imagenet") for p in probes]
+    summary = summarise_folds(rows)
+    t = {"rule": "a rule", "folds": [["a"]], "seeds": [0, 1], "fractions": [1.0], "epoch_budget": 1,
+         "holdout_columns": [], "new_task_features": "pretrained+learned", "effective_rank": {},
+         "models": [{"seconds": 1.0}], **summary, "targets": fold_targets(summary)}
+    text = "\n".join(fold_markdown(t, fold_verdicts(t))[0])
+    assert ("2-layer MLP probe" in text) == ("mlp" in probes)
+    assert "a linear probe (logistic / ridge regression)" in text

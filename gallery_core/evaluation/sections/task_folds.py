@@ -71,18 +71,26 @@ def fold_verdicts(t: dict[str, Any]) -> list[str]:
     return out
 
 
+PROBE_TEXT = {"mlp": "a 2-layer MLP probe", "linear": "a linear probe (logistic / ridge regression)"}
+
+
+def _probes_text(probes: list[str]) -> str:
+    """The probes the section ran, as the report's sentence names them (only those: --fold-probes may drop one)."""
+    return " and ".join(PROBE_TEXT.get(p, f"the {p} probe") for p in probes)
+
+
 def fold_markdown(t: dict[str, Any], verdicts: list[str]) -> list[list[str]]:
+    probes = sorted({r["probe"] for r in t["per_fraction"]})
     folds = "; ".join(f"{i + 1}: " + ", ".join(f"`{n}`" for n in f) for i, f in enumerate(t["folds"]))
     lines = [f"Every training task is held out once. The rule: {t['rule']}. Folds: {folds}. For each seed in "
              f"{t['seeds']} and each fold, the MTL model is retrained on the run's training listings without the "
              f"fold's tasks (at most {t['epoch_budget']} epochs); the fold's tasks and the hold-out column(s) "
              f"{', '.join(f'`{c}`' for c in t['holdout_columns']) or '(none)'} (probed from every fold's model, "
-             "averaged over folds) are probed on the run's validation listings with a 2-layer MLP probe and a linear "
-             "one (logistic / ridge regression). Score: accuracy, or R^2 for a regression task; mean over seeds with "
-             f"a 95% Student-t interval. The product's embedding for new tasks is `{t['new_task_features']}`.", ""]
+             f"averaged over folds) are probed on the run's validation listings with {_probes_text(probes)}. Score: "
+             "accuracy, or R^2 for a regression task; mean over seeds with a 95% Student-t interval. The product's "
+             f"embedding for new tasks is `{t['new_task_features']}`.", ""]
     methods = [m for m in LABELS if any(r["method"] == m for r in t["per_fraction"])]
     by = {(r["probe"], r["method"], r["fraction"]): r for r in t["per_fraction"]}
-    probes = sorted({r["probe"] for r in t["per_fraction"]})
     rows = [[probe, f"{100 * f:.0f}%"] + [_ci(by[probe, m, f]) if (probe, m, f) in by else "–" for m in methods]
             for probe in probes for f in t["fractions"]]
     lines += ["Mean over every held-out task:", ""] + table(["probe", "labels", *[LABELS[m] for m in methods]], rows)
