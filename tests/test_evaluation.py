@@ -122,9 +122,9 @@ def test_cli_flags_make_the_config():
 def test_quick_is_a_short_setting_that_explicit_flags_override():
     config = config_from_args(_parse("--quick"))
     assert config.fractions == (0.2, 1.0) and config.transfer_end_to_end_fractions == ()
-    assert set(config.skip) == {"holdout", "quality", "robustness"} and len(config.transfer_seeds) >= 3
+    assert set(config.skip) == {"holdout", "quality", "robustness", "task_folds"} and len(config.transfer_seeds) >= 3
     config = config_from_args(_parse("--quick", "--fractions", "0.5", "1", "--skip", "audit"))
-    assert config.fractions == (0.5, 1.0) and set(config.skip) == {"audit", "holdout", "quality", "robustness"}
+    assert config.fractions == (0.5, 1.0) and set(config.skip) == {"audit", "holdout", "quality", "robustness", "task_folds"}
 
 
 @pytest.mark.parametrize("argv, message", [
