@@ -17,7 +17,8 @@ Which runtime: ``runtime`` "auto" (ONNX Runtime when installed), "onnx" (an erro
 bfloat16 where the CPU has it (AVX-512 BF16, AMX), as the GPU path's autocast does, float32 elsewhere. It is
 opt-in, not "auto"'s choice: on the 2-core machine it ran the frozen trunk 1.6x faster than ONNX Runtime (1,010 /
 321 against 587 / 201 photos/s at 128 / 224 px, batch 64) but its trunk features agree with PyTorch's to a cosine
-of ~0.998 (docs/benchmarks/scale.md), not ~1e-6, and a run's steps are keyed as if every runtime gave the same features (``engine.execution``).
+of ~0.998 (docs/benchmarks/scale.md), not ~1e-6, and a run's steps are keyed as if every runtime gave the same
+features (``engine.execution``).
 Its check against PyTorch uses the bound every feature path is held to, ``MIN_COSINE_REDUCED``.
 """
 
@@ -53,8 +54,8 @@ VERIFY_ROWS = 8
 # Per-row cosine of the flattened outputs: float32 kernels that sum in another order agree to ~1e-6; a wrong
 # graph (an unsupported op exported wrongly, a stale file) is far below.
 MIN_COSINE = 0.999
-# OpenVINO's bfloat16 kernels (8 bits of mantissa) agree to ~0.998 on the trunk pass; 0.99 is the bound every path's photo features
-# are held to (the GPU's decoding and bf16 autocast against the CPU's).
+# OpenVINO's bfloat16 kernels (8 bits of mantissa) agree to ~0.998 on the trunk pass; 0.99 is the bound every
+# path's photo features are held to (the GPU's decoding and bf16 autocast against the CPU's).
 MIN_COSINE_REDUCED = 0.99
 
 # (B, ...) float32 batch -> (B, ...) output, on the CPU

@@ -58,7 +58,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     p.add_argument("--quick", action="store_true",
                    help="under 15 minutes on the demo (2-core CPU): fractions 0.2 and 1.0, no end-to-end models in "
                         "the leave-tasks-out section, and skip holdout, quality, robustness and the task folds (15 "
-                        "models: 47 min on the demo); explicit flags win")
+                        "models); explicit flags win")
     p.add_argument("--single-task-tasks", nargs="*", default=None, metavar="TASK",
                    help="tasks that get a single-task model (default: a spread of --n-single-task binary tasks over "
                         "class balance, the largest multiclass task and one regression task; none: pass no names)")

@@ -76,7 +76,7 @@ PROBE_TEXT = {"mlp": "a 2-layer MLP probe", "linear": "a linear probe (logistic 
 
 def _probes_text(probes: list[str]) -> str:
     """The probes the section ran, as the report's sentence names them (only those: --fold-probes may drop one)."""
-    return " and ".join(PROBE_TEXT.get(p, f"the {p} probe") for p in probes)
+    return " and ".join(PROBE_TEXT[p] for p in probes)
 
 
 def fold_markdown(t: dict[str, Any], verdicts: list[str]) -> list[list[str]]:
