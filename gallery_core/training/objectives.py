@@ -10,7 +10,7 @@ self-supervised ones live in ``training/self_supervised.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -77,6 +77,14 @@ def objective_weights(config: TrainConfig) -> dict[str, float]:
     if config.spread_weight > 0:
         weights["spread"] = config.spread_weight
     return weights
+
+
+def attributes_only(config: TrainConfig) -> TrainConfig:
+    """``config`` with every extra objective off: the attribute heads alone (augmentation, a data transform,
+    stays). What a model trained on one task gets (the evaluation's end-to-end and single-task baselines): the
+    extra objectives' weights are set against a whole catalogue's attribute objective (the demo's 21 tasks sum to
+    ~20 at the start), and against one task's loss (~1) they would outweigh it."""
+    return replace(config, **{f"{name}_weight": 0.0 for name in objective_weights(config)})
 
 
 def prepare_objectives(config: BuildConfig, data: GalleryData, train_idx: np.ndarray, val_idx: np.ndarray,

@@ -173,8 +173,9 @@ def transfer_markdown(t: dict[str, Any], verdicts: list[str]) -> list[list[str]]
     lines = [f"Held out: {held}. The rule: {t['rule']}. For each of the seeds {t['seeds']} the MTL model is "
              f"retrained without them on the run's training listings (at most {t['epoch_budget']} epochs) and each "
              "held-out task is probed from each embedding with the same 2-layer probe, at nested fractions of its "
-             "labelled training listings; the end-to-end model trains the run's architecture on the task alone "
-             f"(at {', '.join(f'{100 * f:.0f}%' for f in t['end_to_end_fractions']) or 'no fraction'}). Score: "
+             "labelled training listings; the end-to-end model trains the run's architecture on the task alone, "
+             "on its attribute loss only (the run's extra objectives are weighted for a whole catalogue's tasks), "
+             f"at {', '.join(f'{100 * f:.0f}%' for f in t['end_to_end_fractions']) or 'no fraction'}. Score: "
              "accuracy, or R^2 for a regression task; mean over seeds with a 95% Student-t interval over seeds. "
              f"The product's embedding for new tasks is `{t['new_task_features']}`. Dimensions: {dims}.", ""]
     by = {(r["method"], r["fraction"]): r for r in t["per_fraction"]}
