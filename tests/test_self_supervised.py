@@ -181,3 +181,29 @@ def test_training_with_every_design_logs_its_objectives_and_reloads(tiny_catalog
     model, checkpoint = load_checkpoint(result.checkpoint_path)
     assert checkpoint["config"]["model"]["head_projector"] == 8
     assert model.heads.project(torch.zeros(1, model.encoder.embed_dim)).shape == (1, 8)
+
+
+def test_extra_objective_weights_shrink_with_fewer_attribute_tasks_than_they_were_set_for():
+    from gallery_core.config import OBJECTIVE_REFERENCE_TASKS
+    from gallery_core.training.objectives import attributes_only, objective_weights
+
+    train_config = tiny_config(completion_weight=1.0, distill_weight=4.0).train
+    assert objective_weights(train_config) == {"completion": 1.0, "distill": 4.0}  # as configured
+    assert objective_weights(train_config, n_tasks=OBJECTIVE_REFERENCE_TASKS + 5) == {"completion": 1.0, "distill": 4.0}
+    assert objective_weights(train_config, n_tasks=OBJECTIVE_REFERENCE_TASKS // 4) == {"completion": 0.25, "distill": 1.0}
+    assert objective_weights(attributes_only(train_config), n_tasks=1) == {}
+
+
+def test_a_catalogue_of_few_tasks_trains_with_the_extra_objective_scaled_down(tiny_catalogue, tmp_path):
+    # One task's loss (~1) against the completion objective at its full weight (~2 at the start) would let the
+    # objective outweigh the task: a model of one task scored 0.485 with it, 0.582 without (the demo, 20% labels).
+    from dataclasses import replace
+
+    from gallery_core.config import OBJECTIVE_REFERENCE_TASKS
+
+    catalogue = load_catalogue(tiny_catalogue)
+    few = replace(catalogue, tasks=catalogue.tasks[:2])
+    train(few, tiny_config(max_epochs=1, completion_weight=1.0), tmp_path / "run", progress=False)
+    log = [json.loads(line) for line in (tmp_path / "run" / "train_log.jsonl").read_text().splitlines()]
+    assert log[0]["task_weights"]["completion"] == pytest.approx(2 / OBJECTIVE_REFERENCE_TASKS)
+    assert np.isfinite(log[0]["train_task_losses"]["completion"])

@@ -250,7 +250,7 @@ def train(catalogue: Catalogue, config: BuildConfig, run_dir: str | Path, resume
     for name, (mean, var) in stats.items():
         model.heads.set_label_scale(name, mean, math.sqrt(var))
     variances = {name: var for name, (_, var) in stats.items()}
-    extra = objective_weights(config.train)
+    extra = objective_weights(config.train, n_tasks=len(catalogue.tasks))
     objectives = prepare_objectives(config, data, train_idx, val_idx, cache_dir)
     weighting = create_weighting(config.train.weighting, catalogue.tasks, variances, extra).to(dev)
     scale = PseudoUniformWeighting(catalogue.tasks, variances, extra)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gallery_core.config import BuildConfig, TrainConfig
+from gallery_core.config import OBJECTIVE_REFERENCE_TASKS, BuildConfig, TrainConfig
 from gallery_core.data.photos import to_model_input
 from gallery_core.engine.features import pretrained_backbone
 from gallery_core.models.backbones import Backbone
@@ -63,27 +63,22 @@ class Objectives:
             (["spread"] if self.memory is not None else [])
 
 
-def objective_weights(config: TrainConfig) -> dict[str, float]:
-    """The extra objectives a config turns on -> their weight in the loss weighting."""
-    weights = {}
-    if config.triplet_weight > 0:
-        weights["triplet"] = config.triplet_weight
-    if config.vae_weight > 0:
-        weights["vae"] = config.vae_weight
-    if config.completion_weight > 0:
-        weights["completion"] = config.completion_weight
-    if config.distill_weight > 0:
-        weights["distill"] = config.distill_weight
-    if config.spread_weight > 0:
-        weights["spread"] = config.spread_weight
-    return weights
+EXTRA_OBJECTIVES = ("triplet", "vae", "completion", "distill", "spread")  # each weighted by TrainConfig.<name>_weight
+
+
+def objective_weights(config: TrainConfig, n_tasks: int | None = None) -> dict[str, float]:
+    """The extra objectives a config turns on -> their weight in the loss weighting. ``n_tasks``: the attribute
+    tasks they train beside; below ``OBJECTIVE_REFERENCE_TASKS`` every weight shrinks in proportion, since the
+    weights were set against the attribute objective (a sum over tasks) of that many (None: as configured)."""
+    scale = 1.0 if n_tasks is None else min(1.0, n_tasks / OBJECTIVE_REFERENCE_TASKS)
+    configured = {name: getattr(config, f"{name}_weight") for name in EXTRA_OBJECTIVES}
+    return {name: weight * scale for name, weight in configured.items() if weight > 0}
 
 
 def attributes_only(config: TrainConfig) -> TrainConfig:
     """``config`` with every extra objective off: the attribute heads alone (augmentation, a data transform,
-    stays). What a model trained on one task gets (the evaluation's end-to-end and single-task baselines): the
-    extra objectives' weights are set against a whole catalogue's attribute objective (the demo's 21 tasks sum to
-    ~20 at the start), and against one task's loss (~1) they would outweigh it."""
+    stays). What the evaluation's models of one task train (its end-to-end and single-task baselines), as the
+    paper's end-to-end baseline does: the task alone."""
     return replace(config, **{f"{name}_weight": 0.0 for name in objective_weights(config)})
 
 
