@@ -198,3 +198,44 @@ def test_busy_and_usable_cores_come_from_the_standard_library(monkeypatch):
     assert module.busy_cores() is None
     monkeypatch.setattr(module.os, "sched_getaffinity", lambda pid: {0, 3}, raising=False)
     assert module.usable_cores() == 2  # the cores this process may use, not the machine's
+
+
+def test_update_reruns_the_named_sections_into_the_report_and_keeps_the_others(run_copy):
+    from gallery_core.errors import UsageError
+    from gallery_core.evaluation.sections import section_names
+
+    def only(*names: str) -> tuple[str, ...]:
+        return tuple(n for n in section_names() if n not in names)
+
+    folder = run_copy / "evaluation"
+    with pytest.raises(UsageError, match="no report to update"):
+        evaluate(run_copy, EvaluationConfig(skip=only("audit"), update=True), progress=False)
+    evaluate(run_copy, EvaluationConfig(skip=only("retrieval", "audit"), ann_queries=10), progress=False,
+             command="gallery-core evaluate --first")
+    before = json.loads((folder / "report.json").read_text())
+    evaluate(run_copy, EvaluationConfig(skip=only("audit"), audit_ks=(5,), update=True), progress=False,
+             command="gallery-core evaluate --update audit")
+    after = json.loads((folder / "report.json").read_text())
+    assert after["sections"]["retrieval"] == before["sections"]["retrieval"]  # kept as it was
+    assert after["sections"]["audit"]["ks"] == [5] and before["sections"]["audit"]["ks"] != [5]  # re-made
+    assert after["command"] == "gallery-core evaluate --first"
+    assert [u["sections"] for u in after["updates"]] == [["audit"]]
+    assert after["updates"][0]["config"]["audit_ks"] == [5]
+    markdown = (folder / "report.md").read_text()
+    assert "re-made by `gallery-core evaluate --update audit`" in markdown
+    assert "](retrieval.png)" in markdown and (folder / "retrieval.png").is_file()  # the kept section's figure too
+    # A report of another model is refused before any section runs, and left as it was.
+    after["run"]["model_checksum"] = "0" * 32
+    (folder / "report.json").write_text(json.dumps(after))
+    with pytest.raises(UsageError, match="model_checksum"):
+        evaluate(run_copy, EvaluationConfig(skip=only("audit"), update=True), progress=False)
+    assert json.loads((folder / "report.json").read_text()) == after
+
+
+def test_update_on_the_command_line_runs_only_its_sections():
+    from gallery_core.errors import UsageError
+
+    config = config_from_args(_parse("--update", "transfer"))
+    assert config.update and "transfer" not in config.skip and {"holdout", "task_folds", "audit"} <= set(config.skip)
+    with pytest.raises(UsageError, match="--update"):
+        config_from_args(_parse("--update", "transfer", "--skip", "audit"))

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from gallery_core.config import DEMO_RUN_NAME, artifacts_root
+from gallery_core.errors import UsageError
 from gallery_core.evaluation.config import DEFAULT_MAX_EPOCHS, EvaluationConfig, ProbeConfig
 from gallery_core.evaluation.sections import section_names
 from gallery_core.names import CLI
@@ -88,6 +89,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     sections = section_names()  # the registry's, read now: a section registered later is a choice too
     p.add_argument("--skip", nargs="+", default=[], choices=sections, metavar="SECTION",
                    help=f"sections to leave out: {', '.join(sections)}")
+    p.add_argument("--update", nargs="+", default=None, choices=sections, metavar="SECTION",
+                   help="rerun only these sections and put them into the report already in --out (same model and "
+                        "catalogue, checked), keeping its other sections; e.g. --update transfer after a fix to that "
+                        "section, instead of the whole evaluation again")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of every split and model (default 0)")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     p.add_argument("--threads", type=int, default=None,
@@ -104,6 +109,10 @@ QUICK = {"fractions": [0.2, 1.0], "transfer_end_to_end_fractions": [],
 
 
 def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
+    if getattr(args, "update", None):
+        if args.skip or getattr(args, "quick", False):
+            raise UsageError("--update names the sections to run; leave out --skip and --quick")
+        args.skip = [name for name in section_names() if name not in args.update]
     if getattr(args, "quick", False):
         defaults = EvaluationConfig()
         for name, value in QUICK.items():
@@ -124,7 +133,8 @@ def config_from_args(args: argparse.Namespace) -> EvaluationConfig:
         precision_k=args.precision_k, ann_queries=args.ann_queries,
         robustness_queries=args.robustness_queries,
         ablation_path=str(args.ablation) if args.ablation is not None else None, audit_ks=tuple(args.audit_k),
-        truth_dir=str(args.truth) if args.truth is not None else None, skip=tuple(args.skip), seed=args.seed,
+        truth_dir=str(args.truth) if args.truth is not None else None, skip=tuple(args.skip),
+        update=bool(getattr(args, "update", None)), seed=args.seed,
         probe=ProbeConfig(max_epochs=args.probe_epochs)).validate()
 
 

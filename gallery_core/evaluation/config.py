@@ -85,6 +85,9 @@ class EvaluationConfig:
     audit_ks: tuple[int, ...] = (10, 25, 50, 100)
     truth_dir: str | None = None  # default: <catalogue>/truth
     skip: tuple[str, ...] = ()
+    # True: the sections run (those not in ``skip``) replace theirs in the report already in the report folder (of
+    # the same model and catalogue, checked), which keeps its others; False: a new report.
+    update: bool = False
     seed: int = 0
     probe: ProbeConfig = field(default_factory=ProbeConfig)
 

@@ -135,6 +135,50 @@ def section_verdicts(sections: dict[str, Any]) -> dict[str, list[str]]:
             for name, result in sections.items() if "error" not in result}
 
 
+# What must match for a report's sections to be updated in place: the same model of the same catalogue. A report
+# made before model_checksum was recorded is matched on the rest.
+SAME_RUN = ("catalogue_fingerprint", "n_listings", "n_photos", "config", "model_checksum")
+
+
+def check_same_run(previous: dict[str, Any], run: dict[str, Any]) -> None:
+    """Raises ValueError, naming what differs, when the report ``previous`` is not of the run described by ``run``
+    (a report's ``run`` entry)."""
+    now = clean_for_json(run)
+    differ = [k for k in SAME_RUN if k in previous["run"] and previous["run"][k] != now.get(k)]
+    if differ:
+        raise ValueError(f"it evaluates another model or catalogue ({', '.join(differ)} differ)")
+
+
+def merge_update(report: dict[str, Any], previous: dict[str, Any]) -> dict[str, Any]:
+    """``evaluate --update``: ``report``'s sections (just run) replace theirs in ``previous``, which keeps the
+    others, its header and settings; the update is listed under ``updates`` with its own command, time, settings
+    and machine. Raises ValueError, naming what differs, when ``previous`` evaluates another model or catalogue."""
+    check_same_run(previous, report["run"])
+    names = [n for n in section_names() if n in report["sections"] or n in previous["sections"]]
+    sections = {n: report["sections"][n] if n in report["sections"] else previous["sections"][n] for n in names}
+    seconds = {n: (report if n in report["sections"] else previous)["seconds"].get(n) for n in names}
+    update = {"command": report["command"], "generated_at": report["generated_at"], "sections": list(report["sections"]),
+              "seconds": report["seconds"]["total"], "config": report["config"], "environment": report["environment"]}
+    return {**previous, "run": report["run"], "sections": sections,
+            "seconds": {**seconds, "total": previous["seconds"]["total"]}, "verdicts": section_verdicts(sections),
+            "updates": [*previous.get("updates", []), update]}
+
+
+def _shared(env: dict[str, Any]) -> bool:
+    """Whether other work shared the machine: a load average above its number of cores."""
+    loads = [x for x in (env.get("load_average_at_start"), env.get("load_average_at_end")) if is_finite(x)]
+    return bool(loads) and max(loads) > (env.get("cpu_count") or 1)
+
+
+def _machine(env: dict[str, Any]) -> str:
+    """Where a report (or an update of it) ran, and whether other work shared the machine."""
+    return (f"{env['device']}, {env['cpu_count']} CPU cores, {env['torch_threads']} torch "
+            f"thread{'' if env['torch_threads'] == 1 else 's'}; load average "
+            f"{fmt(env.get('load_average_at_start'), 1)} at the start, {fmt(env.get('load_average_at_end'), 1)} at "
+            "the end: " + ("above the number of cores, other work shared the machine and every time is inflated"
+                           if _shared(env) else "at most the number of cores: the evaluation had the machine to itself"))
+
+
 def _registered() -> list[tuple[Section, int]]:
     """Every registered section with the number of its first heading: numbers follow the registry, run
     or not, so a section keeps its number from one report to the next."""
@@ -159,16 +203,13 @@ def _section_markdown(section: Section, number: int, result: dict[str, Any], ver
 def render_markdown(report: dict[str, Any]) -> str:
     sections, verdicts = report["sections"], report["verdicts"]
     env = report["environment"]
-    loads = [x for x in (env.get("load_average_at_start"), env.get("load_average_at_end")) if is_finite(x)]
-    shared = bool(loads) and max(loads) > (env.get("cpu_count") or 1)
-    machine = ("above the number of cores, other work shared the machine and every time is inflated" if shared else
-               "at most the number of cores: the evaluation had the machine to itself")
+    updates = "".join(f" Section{'s' if len(u['sections']) > 1 else ''} {', '.join(u['sections'])} re-made by "
+                      f"`{u['command']}` on {u['generated_at']} in {u['seconds'] / 60:.1f} min ({_machine(u['environment'])})."
+                      for u in report.get("updates", []))
+    shared = any(_shared(e) for e in [env, *(u["environment"] for u in report.get("updates", []))])
     lines = [f"# Evaluation of run `{report['run']['name']}`", "",
              f"Made by `{report['command']}` on {report['generated_at']} in {report['seconds']['total'] / 60:.1f} min "
-             f"({env['device']}, {env['cpu_count']} CPU cores, {env['torch_threads']} torch "
-             f"thread{'' if env['torch_threads'] == 1 else 's'}; load average "
-             f"{fmt(env.get('load_average_at_start'), 1)} at the start, {fmt(env.get('load_average_at_end'), 1)} at "
-             f"the end: {machine}). Run: "
+             f"({_machine(env)}).{updates} Run: "
              f"{report['run']['n_listings']} listings, {report['run']['n_photos']} photos, backbone "
              f"`{report['run']['backbone']}`, `{report['run']['weighting']}` weighting. Every number below comes from "
              "this run and the models trained for this report (all in `report.json`); the sentences comparing "
@@ -185,7 +226,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += ["## Settings and timings", "", "Section wall times: " + ", ".join(
         f"{k} {v:.0f} s" for k, v in report["seconds"].items() if k != "total") + ".", "",
         "Settings (all of them, and every model's epochs, are in `report.json`): `" + compact_json(report["config"])
-        + "`", ""]
+        + "`", ""] + [f"Settings of the update of {', '.join(u['sections'])}: `{compact_json(u['config'])}`"
+                      for u in report.get("updates", [])] + ([""] if report.get("updates") else [])
     return "\n".join(lines)
 
 

@@ -8,6 +8,7 @@ learns of the failure from ``EvaluationResult.failed``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -20,11 +21,11 @@ from typing import Any
 import torch
 
 from gallery_core.artifacts.run import open_run
-from gallery_core.artifacts.store import EVALUATION_DIR
-from gallery_core.errors import ConfigError
+from gallery_core.artifacts.store import EVALUATION_DIR, REPORT_JSON
+from gallery_core.errors import ConfigError, UsageError
 from gallery_core.evaluation.config import EvaluationConfig
 from gallery_core.evaluation.context import Context
-from gallery_core.evaluation.report import section_verdicts, write_report
+from gallery_core.evaluation.report import check_same_run, merge_update, section_verdicts, write_report
 from gallery_core.evaluation.sections import load_section, section_names
 from gallery_core.models.device import pick_device
 from gallery_core.names import CLI
@@ -90,6 +91,19 @@ def planned_work(config: EvaluationConfig, n_holdout_columns: int) -> str:
             if parts else "plan: no section trains a model")
 
 
+def previous_report(out: Path, run_info: dict[str, Any]) -> dict[str, Any]:
+    """``--update``: the report already in ``out``, checked to be of this run's model and catalogue."""
+    path = out / REPORT_JSON
+    if not path.is_file():
+        raise UsageError(f"--update: no report to update in {out}; run evaluate without --update first")
+    previous = json.loads(path.read_text())
+    try:
+        check_same_run(previous, run_info)
+    except ValueError as err:
+        raise UsageError(f"--update: {path}: {err}; run evaluate without --update for a new report") from None
+    return previous
+
+
 @dataclass
 class EvaluationResult:
     report: dict[str, Any]
@@ -126,6 +140,13 @@ def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path
     work = out / ".work"
     ctx = Context(run=run, work_dir=work, report_dir=out, device=device, progress=progress,
                   catalogue_dir=catalogue_dir)
+    manifest = run.manifest
+    run_info = {"name": run.name, "root": str(run.root), "n_listings": len(run.listings), "n_photos": len(run.photos),
+                "backbone": manifest.get("backbone", {}).get("name", run.config.model.backbone),
+                "weighting": run.config.train.weighting, "catalogue": manifest["catalogue"]["root"],
+                "catalogue_fingerprint": manifest["catalogue"]["fingerprint"], "config": run.config.to_dict(),
+                "model_checksum": manifest["files"].get(run.paths.checkpoint.name, {}).get("checksum")}
+    previous = previous_report(out, run_info) if config.update else None  # refused now, not after an hour
     logger.info(planned_work(config, len(run.holdout)))
     sections: dict[str, Any] = {}
     seconds: dict[str, float] = {}
@@ -150,15 +171,11 @@ def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path
     finally:
         shutil.rmtree(work, ignore_errors=True)
     seconds["total"] = round(time.perf_counter() - started, 2)
-    manifest = run.manifest
     report = {
         "format": "gallery-core-evaluation",
         "command": command,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "run": {"name": run.name, "root": str(run.root), "n_listings": len(run.listings), "n_photos": len(run.photos),
-                "backbone": manifest.get("backbone", {}).get("name", run.config.model.backbone),
-                "weighting": run.config.train.weighting, "catalogue": manifest["catalogue"]["root"],
-                "catalogue_fingerprint": manifest["catalogue"]["fingerprint"], "config": run.config.to_dict()},
+        "run": run_info,
         "config": config.to_dict(),
         "environment": {"device": str(pick_device(device)), "cpu_count": os.cpu_count(),
                         "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -167,6 +184,8 @@ def _evaluate(run_dir: str | Path, config: EvaluationConfig, out_dir: str | Path
         "sections": sections,
         "verdicts": section_verdicts(sections),
     }
+    if previous is not None:
+        report = merge_update(report, previous)
     markdown = write_report(report, out, Path(copy_to) if copy_to is not None else None)
     logger.info(f"evaluation report written to {markdown} in {seconds['total'] / 60:.1f} min")
     return EvaluationResult(report, markdown, failed)
