@@ -216,7 +216,8 @@ def test_update_reruns_the_named_sections_into_the_report_and_keeps_the_others(r
     evaluate(run_copy, EvaluationConfig(skip=only("audit"), audit_ks=(5,), update=True), progress=False,
              command="gallery-core evaluate --update audit")
     after = json.loads((folder / "report.json").read_text())
-    assert after["sections"]["retrieval"] == before["sections"]["retrieval"]  # kept as it was
+    assert after["sections"]["retrieval"] == before["sections"]["retrieval"]  # kept as it was, with its verdicts
+    assert after["verdicts"]["retrieval"] == before["verdicts"]["retrieval"]
     assert after["sections"]["audit"]["ks"] == [5] and before["sections"]["audit"]["ks"] != [5]  # re-made
     assert after["command"] == "gallery-core evaluate --first"
     assert [u["sections"] for u in after["updates"]] == [["audit"]]

@@ -155,12 +155,16 @@ def merge_update(report: dict[str, Any], previous: dict[str, Any]) -> dict[str, 
     and machine. Raises ValueError, naming what differs, when ``previous`` evaluates another model or catalogue."""
     check_same_run(previous, report["run"])
     names = [n for n in section_names() if n in report["sections"] or n in previous["sections"]]
-    sections = {n: report["sections"][n] if n in report["sections"] else previous["sections"][n] for n in names}
-    seconds = {n: (report if n in report["sections"] else previous)["seconds"].get(n) for n in names}
+    source = {n: report if n in report["sections"] else previous for n in names}
+    sections = {n: source[n]["sections"][n] for n in names}
+    seconds = {n: source[n]["seconds"].get(n) for n in names}
+    # Verdicts as each was written from its section's numbers in memory (read back from JSON, a dict keyed by
+    # fraction has string keys, which the verdict functions do not take).
+    verdicts = {n: source[n]["verdicts"].get(n, []) for n in names}
     update = {"command": report["command"], "generated_at": report["generated_at"], "sections": list(report["sections"]),
               "seconds": report["seconds"]["total"], "config": report["config"], "environment": report["environment"]}
     return {**previous, "run": report["run"], "sections": sections,
-            "seconds": {**seconds, "total": previous["seconds"]["total"]}, "verdicts": section_verdicts(sections),
+            "seconds": {**seconds, "total": previous["seconds"]["total"]}, "verdicts": verdicts,
             "updates": [*previous.get("updates", []), update]}
 
 
