@@ -317,5 +317,3 @@ def test_the_end_to_end_baseline_trains_its_task_alone_without_the_extra_objecti
     rows = end_to_end_rows(ctx, held, (1.0,), config, seed=0)
     assert len(rows) == 1 and np.isfinite(rows[0]["score"])
     assert objectives_seen == [{}]  # trained, and on its attribute loss alone
-    single = ctx.baseline_config(1, single_task=True).train
-    assert loop.objective_weights(single) == {} and single.augment == config.train.augment

@@ -192,6 +192,7 @@ def test_extra_objective_weights_shrink_with_fewer_attribute_tasks_than_they_wer
     assert objective_weights(train_config, n_tasks=OBJECTIVE_REFERENCE_TASKS + 5) == {"completion": 1.0, "distill": 4.0}
     assert objective_weights(train_config, n_tasks=OBJECTIVE_REFERENCE_TASKS // 4) == {"completion": 0.25, "distill": 1.0}
     assert objective_weights(attributes_only(train_config), n_tasks=1) == {}
+    assert attributes_only(tiny_config(augment=True, completion_weight=1.0).train).augment  # a transform, kept
 
 
 def test_a_catalogue_of_few_tasks_trains_with_the_extra_objective_scaled_down(tiny_catalogue, tmp_path):

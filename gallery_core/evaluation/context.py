@@ -15,7 +15,6 @@ from gallery_core.artifacts.run import Run
 from gallery_core.config import BuildConfig
 from gallery_core.data.catalogue import Catalogue
 from gallery_core.evaluation.models import imagenet_gallery_features, load_run_catalogue
-from gallery_core.training.objectives import attributes_only
 
 
 @dataclass
@@ -57,15 +56,13 @@ class Context:
     def is_val(self) -> np.ndarray:
         return (self.run.listings["split"] == "val").to_numpy()
 
-    def baseline_config(self, epochs: int, weighting: str | None = None, single_task: bool = False) -> BuildConfig:
-        """The run's config with another epoch budget and/or weighting: same architecture, same seed.
-        ``single_task``: for a model of one task, which trains the attribute objective alone
-        (``training.objectives.attributes_only`` says why)."""
+    def baseline_config(self, epochs: int, weighting: str | None = None) -> BuildConfig:
+        """The run's config with another epoch budget and/or weighting: same architecture, same seed."""
         config = self.run.config
         # An evaluation model always fine-tunes as the run's would, however few listings a fraction leaves it.
         train = replace(config.train, max_epochs=epochs, weighting=weighting or config.train.weighting,
                         min_listings_to_finetune=0)
-        return replace(config, train=attributes_only(train) if single_task else train).validate()
+        return replace(config, train=train).validate()
 
     @cached_property
     def imagenet(self) -> ImagenetFeatures:

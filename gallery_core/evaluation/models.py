@@ -32,6 +32,7 @@ from gallery_core.models.encoder import GalleryModel, TaskHead, task_loss
 from gallery_core.pipeline.embed import mean_per_listing, pretrained_photo_features
 from gallery_core.training.data import prepare_data
 from gallery_core.training.loop import train
+from gallery_core.training.objectives import attributes_only
 
 
 def load_run_catalogue(run: Run, catalogue_dir: str | Path | None = None) -> Catalogue:
@@ -73,13 +74,17 @@ class TrainedModel:
 def train_baseline(catalogue: Catalogue, tasks: tuple[TaskSpec, ...], config: BuildConfig, work_dir: Path,
                    cache_dir: Path, device: str | None = None, progress: bool = True,
                    keep: bool = False) -> TrainedModel:
-    """Train a GalleryModel of the run's architecture on ``tasks`` alone, reusing the run's trunk cache.
+    """Train a GalleryModel of the run's architecture on ``tasks`` alone, reusing the run's trunk cache. A model
+    of one task (the end-to-end and single-task baselines) trains its attribute loss alone, as the paper's
+    end-to-end baseline does (``training.objectives.attributes_only``).
 
     ``work_dir`` is scratch (checkpoints of a few tens of MB each); it is removed afterwards unless
     ``keep``. The core loop splits off its own early-stopping set from the listings it is given.
     """
     if not tasks:
         raise ValueError("a baseline needs at least one task")
+    if len(tasks) == 1:
+        config = replace(config, train=attributes_only(config.train))
     if work_dir.exists():
         shutil.rmtree(work_dir)  # never resume from a stale scratch run
     started = time.perf_counter()

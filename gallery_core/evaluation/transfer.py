@@ -26,7 +26,7 @@ that runs it over seeds and summarises it is ``sections/transfer.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -49,7 +49,6 @@ from gallery_core.evaluation.models import (
 )
 from gallery_core.evaluation.tasks import default_single_task_tasks, holdout_task, nested_subsets
 from gallery_core.pipeline.embed import new_task_embeddings
-from gallery_core.training.objectives import attributes_only
 
 METHODS: dict[str, str] = {
     "product": "Product embedding for new tasks",
@@ -174,9 +173,8 @@ def probe_rows(held: list[HeldOutTask], features: dict[str, np.ndarray], fractio
 
 def end_to_end_rows(ctx: Context, held: list[HeldOutTask], fractions: tuple[float, ...], config: BuildConfig,
                     seed: int, bar: tqdm | None = None) -> list[dict[str, Any]]:
-    """The run's architecture trained end to end on each held-out task alone, at ``fractions``: ``config`` (the
-    leave-tasks-out models' own) with the attribute objective alone (``training.objectives.attributes_only``)."""
-    config = replace(config, train=attributes_only(config.train))
+    """The run's architecture trained end to end on each held-out task alone (``train_baseline``: its attribute
+    loss alone), at ``fractions``."""
     listings = ctx.run.listings
     ids = listings["listing_id"].to_numpy()
     rows = []

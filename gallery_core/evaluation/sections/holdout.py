@@ -98,7 +98,7 @@ def evaluate_holdout(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
             bar.update()
         bar.set_postfix_str(f"{METHODS['end_to_end']} {fraction:.0%}")
         train_ids = listings["listing_id"].to_numpy()[train_rows]
-        trained = train_baseline(ctx.catalogue.subset(train_ids), (task,), ctx.baseline_config(budget, single_task=True),
+        trained = train_baseline(ctx.catalogue.subset(train_ids), (task,), ctx.baseline_config(budget),
                                  ctx.work_dir / f"holdout-{fraction:g}", ctx.cache_dir, ctx.device, progress=False)
         test_ids = listings["listing_id"].to_numpy()[test_rows]
         ids, embeddings = model_gallery_embeddings(trained.model, ctx.catalogue.subset(test_ids), run.config,

@@ -125,7 +125,7 @@ def evaluate_quality(ctx: Context, config: EvaluationConfig) -> dict[str, Any]:
     for name in single:
         bar.set_postfix_str(f"single-task {name}")
         task = run.task(name)
-        trained = train_baseline(ctx.catalogue, (task,), ctx.baseline_config(budget, single_task=True),
+        trained = train_baseline(ctx.catalogue, (task,), ctx.baseline_config(budget),
                                  ctx.work_dir / f"single-{name}", ctx.cache_dir, ctx.device, progress=False)
         single_metrics[name] = model_validation_metrics(ctx, trained)[name]
         trained_info[f"single_{name}"] = trained.summary()
